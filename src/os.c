@@ -1,0 +1,191 @@
+/*
+ * os.c — layer 1: the OS memory states and the system calls that move
+ * memory between them (Go's mem_linux.go).
+ *
+ *   None --reserve--> Reserved --map--> Prepared --used--> Ready
+ *                        ^                  ^ <--unused--'
+ *                        '----decommit------'
+ *   any --free--> None
+ *
+ * Reserved is a PROT_NONE|MAP_NORESERVE mapping: it holds address space and
+ * costs no commit charge, no RLIMIT_DATA and no VmData. map commits with
+ * mprotect(RW) and never by re-mapping: the kernel checks mprotect against
+ * RLIMIT_DATA and charges it under strict overcommit, while an mmap(MAP_FIXED)
+ * over a reservation escapes the RLIMIT_DATA check. unused is
+ * madvise(MADV_DONTNEED): RSS falls, the commit charge does not. decommit
+ * maps PROT_NONE|MAP_NORESERVE over the range, which is the only way short of
+ * munmap to give the commit charge back.
+ *
+ * Invariants: every transition that changes what is committed adds or
+ * subtracts exactly its bytes from the stat its caller names and from
+ * gm_os.committed, and only when the system call succeeded; a failed call
+ * changes nothing and returns -1 with errno set. Nothing here allocates.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+struct gm_os_stats gm_os;
+
+#ifdef GM_TESTING
+static struct {
+    _Atomic uint64_t skip;
+    _Atomic uint64_t count;
+} gm_faults[GM_SYS_KINDS];
+
+void gm_fault_set(enum gm_sys_kind kind, uint64_t skip, uint64_t count)
+{
+    atomic_store(&gm_faults[kind].skip, skip);
+    atomic_store(&gm_faults[kind].count, count);
+}
+
+void gm_fault_clear(void)
+{
+    for (int k = 0; k < GM_SYS_KINDS; k++) gm_fault_set(k, 0, 0);
+}
+
+/* True if this call of kind must fail. */
+static bool gm_fault_now(enum gm_sys_kind kind)
+{
+    if (atomic_load_explicit(&gm_faults[kind].count, memory_order_relaxed) == 0) return false;
+    uint64_t skip = atomic_load(&gm_faults[kind].skip);
+    while (skip > 0) {
+        if (atomic_compare_exchange_weak(&gm_faults[kind].skip, &skip, skip - 1)) return false;
+    }
+    uint64_t count = atomic_load(&gm_faults[kind].count);
+    while (count > 0) {
+        if (atomic_compare_exchange_weak(&gm_faults[kind].count, &count, count - 1)) return true;
+    }
+    return false;
+}
+#else
+static inline bool gm_fault_now(enum gm_sys_kind kind) { return false; }
+#endif
+
+/* Counts the call, and says whether fault injection wants it to fail. */
+static bool gm_sys_begin(enum gm_sys_kind kind)
+{
+    atomic_fetch_add_explicit(&gm_os.calls[kind], 1, memory_order_relaxed);
+    if (GM_UNLIKELY(gm_fault_now(kind))) {
+        atomic_fetch_add_explicit(&gm_os.failures[kind], 1, memory_order_relaxed);
+        errno = ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+static void gm_sys_failed(enum gm_sys_kind kind)
+{
+    atomic_fetch_add_explicit(&gm_os.failures[kind], 1, memory_order_relaxed);
+}
+
+void *gm_sys_reserve(void *hint, size_t n)
+{
+    if (!gm_sys_begin(GM_SYS_RESERVE)) return NULL;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (hint) flags |= MAP_FIXED_NOREPLACE;
+    void *p = mmap(hint, n, PROT_NONE, flags, -1, 0);
+    if (p == MAP_FAILED) {
+        gm_sys_failed(GM_SYS_RESERVE);
+        return NULL;
+    }
+    if (hint && p != hint) { /* an old kernel that ignores NOREPLACE */
+        munmap(p, n);
+        gm_sys_failed(GM_SYS_RESERVE);
+        errno = EEXIST;
+        return NULL;
+    }
+    gm_stat_add(&gm_os.reserved, (int64_t)n);
+    return p;
+}
+
+void *gm_sys_reserve_aligned(void *hint, size_t n, size_t align)
+{
+    if (hint && ((uintptr_t)hint & (align - 1)) == 0) {
+        void *p = gm_sys_reserve(hint, n);
+        if (p) return p;
+    }
+    /* Over-reserve by align and trim both ends. */
+    uint8_t *p = gm_sys_reserve(NULL, n + align);
+    if (!p) return NULL;
+    uintptr_t base = gm_align_up((uintptr_t)p, align);
+    size_t head = base - (uintptr_t)p, tail = align - head;
+    if (head) munmap(p, head);
+    if (tail) munmap((void *)(base + n), tail);
+    gm_stat_add(&gm_os.reserved, -(int64_t)align);
+    return (void *)base;
+}
+
+int gm_sys_map(void *v, size_t n, gm_stat *stat)
+{
+    if (!gm_sys_begin(GM_SYS_MAP)) return -1;
+    if (mprotect(v, n, PROT_READ | PROT_WRITE) != 0) {
+        gm_sys_failed(GM_SYS_MAP);
+        return -1;
+    }
+    gm_stat_add(stat, (int64_t)n);
+    gm_stat_add(&gm_os.committed, (int64_t)n);
+    return 0;
+}
+
+void gm_sys_used(void *v, size_t n)
+{
+    /* Prepared and Ready are the same mapping on Linux; the huge-page policy
+     * (scavenge.c) decides any advice. */
+}
+
+int gm_sys_unused(void *v, size_t n)
+{
+    if (!gm_sys_begin(GM_SYS_UNUSED)) return -1;
+    if (madvise(v, n, MADV_DONTNEED) != 0) {
+        gm_sys_failed(GM_SYS_UNUSED);
+        return -1;
+    }
+    return 0;
+}
+
+int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
+{
+    if (!gm_sys_begin(GM_SYS_DECOMMIT)) return -1;
+    void *p = mmap(v, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        gm_sys_failed(GM_SYS_DECOMMIT);
+        return -1;
+    }
+    gm_stat_add(stat, -(int64_t)n);
+    gm_stat_add(&gm_os.committed, -(int64_t)n);
+    return 0;
+}
+
+int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat)
+{
+    if (!gm_sys_begin(GM_SYS_FREE)) return -1;
+    if (munmap(v, n) != 0) {
+        gm_sys_failed(GM_SYS_FREE);
+        return -1;
+    }
+    gm_stat_add(stat, -(int64_t)committed_bytes);
+    gm_stat_add(&gm_os.committed, -(int64_t)committed_bytes);
+    gm_stat_add(&gm_os.reserved, -(int64_t)n);
+    return 0;
+}
+
+long gm_sys_mapping_count(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[4096];
+    long lines = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < r; i++) lines += buf[i] == '\n';
+    close(fd);
+    return r < 0 ? -1 : lines;
+}

@@ -1,0 +1,36 @@
+/* test.h — the tests' tiny harness: CHECK records a failure with its line and
+ * goes on; test_done() prints the closing line and gives the exit code. */
+#ifndef GM_TEST_H
+#define GM_TEST_H
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_failures, test_checks;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        test_checks++;                                                           \
+        if (!(cond)) {                                                           \
+            test_failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                           \
+    do {                                                                         \
+        unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b); \
+        test_checks++;                                                           \
+        if (va_ != vb_) {                                                        \
+            test_failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %#llx, %s = %#llx\n",  \
+                    __FILE__, __LINE__, #a, va_, #b, vb_);                       \
+        }                                                                        \
+    } while (0)
+
+static inline int test_done(const char *name)
+{
+    printf("%s: %d checks, %d passed, %d failed\n", name, test_checks,
+           test_checks - test_failures, test_failures);
+    return test_failures ? 1 : 0;
+}
+#endif
