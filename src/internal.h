@@ -186,6 +186,8 @@ static inline struct gm_arena *gm_arena_of(uintptr_t p)
  * and create the arena records. Returns the Reserved region and its size
  * in *size, or NULL (nothing reserved, nothing counted). Heap lock held. */
 void *gm_arena_alloc(size_t n, size_t *size) GM_HIDDEN;
+/* Tests: the address the next gm_arena_alloc tries first (0 if no hint). */
+uintptr_t gm_arena_next_hint(void) GM_HIDDEN;
 
 /* Go's linearAlloc: a bump allocator over a reservation that maps memory as
  * it goes only if map_memory (the seed's switch). Caller locks. */
@@ -194,6 +196,7 @@ struct gm_linear {
     uintptr_t mapped; /* end of the mapped prefix */
     uintptr_t end;    /* end of the reservation */
     bool map_memory;
+    size_t map_step;  /* map in multiples of this (0: OS page); set after init */
 };
 void gm_linear_init(struct gm_linear *l, uintptr_t base, size_t size, bool map_memory) GM_HIDDEN;
 /* Returns NULL if the reservation is exhausted or mapping failed (then
@@ -310,6 +313,10 @@ size_t gm_pagealloc_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t 
 size_t gm_pagealloc_free_run_at(struct gm_pagealloc *pa, uintptr_t base, size_t max) GM_HIDDEN;
 struct gm_pallocdata *gm_pagealloc_chunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN; /* NULL if not grown */
 gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx) GM_HIDDEN;
+/* Tests: after bitmaps were written directly (gm_pagealloc_chunk), recompute
+ * every summary over in_use, free_pages and scav_pages, and set search_addr
+ * to the base of the lowest in_use range. */
+void gm_pagealloc_recompute(struct gm_pagealloc *pa) GM_HIDDEN;
 
 /* Summary packing. */
 static inline gm_pallocsum gm_pack_sum(unsigned start, unsigned max, unsigned end)
@@ -343,5 +350,315 @@ void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa) GM_HIDD
 static inline bool gm_pagecache_empty(const struct gm_pagecache *c) { return c->cache == 0; }
 #define GM_PAGECACHE_PAGES 64
 #define GM_PAGECACHE_MAX_SPAN 16 /* spans of fewer pages use the cache */
+
+
+/* ------------------------------------------------------------------------ */
+/* Layer 6a: size classes (sizeclass.c)                                     */
+/* ------------------------------------------------------------------------ */
+/*
+ * Go's size classes up to 32 KiB (sizeclasses.go) without Go's 8- and
+ * 24-byte classes: every class is a multiple of 16, so every small result
+ * is aligned for max_align_t, and every object has room for a free-list
+ * link and a freed-object marker. Class 0 means "large" (a span of its own).
+ */
+#define GM_MAX_SMALL 32768
+/* GM_NUM_CLASSES (public header) = 65 small classes + class 0. */
+extern const uint32_t gm_class_size[GM_NUM_CLASSES] GM_HIDDEN;     /* object bytes */
+extern const uint8_t gm_class_npages[GM_NUM_CLASSES] GM_HIDDEN;    /* pages per span */
+extern const uint16_t gm_class_nelems[GM_NUM_CLASSES] GM_HIDDEN;   /* objects per span */
+/* offset / size == (offset * divmagic) >> 32 for every offset in a span. */
+extern const uint32_t gm_class_divmagic[GM_NUM_CLASSES] GM_HIDDEN;
+/* Lookup tables: sizes 0..1024 by (size + 15) / 16, 1025..32768 by
+ * (size - 1024 + 127) / 128. */
+extern const uint8_t gm_size_to_class16[1024 / 16 + 1] GM_HIDDEN;
+extern const uint8_t gm_size_to_class128[(GM_MAX_SMALL - 1024) / 128 + 1] GM_HIDDEN;
+
+static inline unsigned gm_size_class(size_t size) /* size <= GM_MAX_SMALL */
+{
+    if (size <= 1024) return gm_size_to_class16[(size + 15) >> 4];
+    return gm_size_to_class128[(size - 1024 + 127) >> 7];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layer 4: the heap (heap.c)                                               */
+/* ------------------------------------------------------------------------ */
+
+enum gm_span_state {
+    GM_SPAN_DEAD = 0,  /* not in use: the record is free or being set up */
+    GM_SPAN_SMALL = 1, /* in use, carved into objects of one size class */
+    GM_SPAN_LARGE = 2, /* in use, one large object */
+};
+
+/* thread_free low bits: who must hear about the first remote free. */
+enum {
+    GM_TF_NONE = 0,   /* nobody: just push */
+    GM_TF_NOTIFY = 1, /* the span is in its owner's full list: tell the owner */
+    GM_TF_BUSY = 2,   /* a remote freer is telling the owner right now */
+    GM_TF_ORPHAN = 3, /* full and owned by nobody: the first freer puts it in central */
+    GM_TF_MASK = 3,
+};
+
+struct gm_tcache;
+
+/* Go's mspan. The heap fields are written under the heap lock before the
+ * span is published in its arena's spans[] with a release store; the small
+ * object fields belong to the span's owner (or to the central lock while the
+ * span is unowned), except thread_free, which any thread pushes onto. */
+struct gm_span {
+    /* heap fields */
+    uintptr_t base;
+    uint32_t npages;
+    _Atomic uint8_t state;  /* enum gm_span_state */
+    uint8_t sizeclass;      /* 0 for large spans */
+    uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
+    uint8_t in_full;        /* owner-private: in the owner's full list */
+    /* small-object fields (small.c) */
+    uint32_t elemsize;
+    uint32_t divmagic;
+    uintptr_t limit;        /* base + nelems * elemsize */
+    uint32_t nelems;
+    uint32_t used;          /* objects out of free and local_free (owner) */
+    void *free;             /* allocation list (owner) */
+    void *local_free;       /* the owner's frees (owner) */
+    _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
+    struct gm_tcache *_Atomic owner;      /* NULL while unowned */
+    struct gm_span *next, *prev;          /* tcache or central list */
+    struct gm_span *_Atomic notify_next;  /* owner's notify stack */
+    _Atomic uint8_t notify_pending;       /* on an owner's notify stack */
+    /* large objects */
+    size_t large_size;      /* requested bytes (usable size is npages pages) */
+};
+
+struct gm_heap {
+    pthread_mutex_t lock;
+    struct gm_pagealloc pages;  /* protected by lock */
+    /* curArena: the part of the newest reservation not yet handed to the page
+     * allocator. base is page aligned; pages from base to the end of base's
+     * chunk are marked in use in the page allocator but not yet mapped. */
+    uintptr_t arena_base, arena_end;
+    uint64_t grown;             /* bytes ever handed to the page allocator */
+    struct gm_fixalloc spanalloc; /* protected by lock */
+    gm_stat heap_sys;           /* mapped for the heap */
+    gm_stat heap_inuse;         /* in spans in use */
+    gm_stat heap_released;      /* free and scavenged (incl. page caches) */
+    gm_stat large_alloc;        /* bytes of live large objects (requested) */
+    bool initialized;
+};
+extern struct gm_heap gm_heap GM_HIDDEN;
+
+/* A thread's private stock for lock-free span allocation (Go's per-P page
+ * cache and mspancache): a 64-page window and a few span records. */
+#define GM_SPAN_STASH 16
+struct gm_heap_local {
+    struct gm_pagecache pc;
+    struct gm_span *stash[GM_SPAN_STASH];
+    unsigned nstash;
+};
+
+int gm_heap_init(void) GM_HIDDEN; /* idempotent; -1 if the OS refuses */
+/* Allocate a span of npages for sizeclass (0 = large). hl, if not NULL, is
+ * the calling thread's stock, used without the heap lock for spans of fewer
+ * than GM_PAGECACHE_MAX_SPAN pages. The span is published in the arena index
+ * with state set; small fields are left for small.c. needzero says whether
+ * the memory may hold old data. NULL + errno=ENOMEM on failure, with the
+ * heap unchanged. */
+struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsigned sizeclass) GM_HIDDEN;
+void gm_heap_free_span(struct gm_span *s) GM_HIDDEN;
+/* Try to grow span s (large) in place to npages: true on success. */
+bool gm_heap_grow_span(struct gm_span *s, size_t npages) GM_HIDDEN;
+/* Shrink span s (large) in place to npages (>= 1), freeing the tail. */
+void gm_heap_shrink_span(struct gm_span *s, size_t npages) GM_HIDDEN;
+/* Free the head and tail of large span s so that it keeps exactly
+ * [new_base, new_base + npages pages) (aligned allocation). */
+void gm_heap_trim_span(struct gm_span *s, uintptr_t new_base, size_t npages) GM_HIDDEN;
+/* Give a thread's stock back to the heap (thread exit, trim). */
+void gm_heap_local_flush(struct gm_heap_local *hl) GM_HIDDEN;
+/* Pages marked in use in the page allocator that are not mapped (the rest
+ * of a partly grown chunk); heap lock held. For the slow check. */
+size_t gm_heap_ungrown_pages(void) GM_HIDDEN;
+
+/* The span owning address p, or NULL if p is not in an in-use span. Fast,
+ * lock-free; the caller checks state/ranges it relies on. */
+static inline struct gm_span *gm_span_lookup(uintptr_t p)
+{
+    struct gm_arena *a = gm_arena_of(p);
+    if (GM_UNLIKELY(!a)) return NULL;
+    return atomic_load_explicit(&a->spans[(p >> GM_PAGE_SHIFT) & (GM_PAGES_PER_ARENA - 1)],
+                                memory_order_acquire);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layer 6b: small objects (small.c)                                        */
+/* ------------------------------------------------------------------------ */
+
+struct gm_class_counts {
+    _Atomic uint64_t mallocs, frees; /* written by the owner only */
+};
+
+/* Go's mcache: one per thread, found through gm_tc (initial-exec TLS). */
+struct gm_tcache {
+    struct gm_span *current[GM_NUM_CLASSES]; /* never NULL: gm_empty_span */
+    struct gm_span *partial[GM_NUM_CLASSES]; /* owned, may have free objects */
+    struct gm_span *full[GM_NUM_CLASSES];    /* owned, full when last seen */
+    struct gm_span *_Atomic notify;          /* spans with news for us */
+    struct gm_heap_local hl;
+    struct gm_class_counts counts[GM_NUM_CLASSES]; /* class 0: large */
+    _Atomic uint64_t large_bytes_alloc, large_bytes_freed;
+    struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
+    bool dead;
+};
+extern __thread struct gm_tcache *gm_tc GM_HIDDEN;
+extern struct gm_span gm_empty_span GM_HIDDEN; /* free == NULL, used as current */
+extern uintptr_t gm_free_key GM_HIDDEN;        /* secret for freed-object markers */
+
+struct gm_tcache *gm_tcache_init(void) GM_HIDDEN; /* for this thread; NULL on failure */
+void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
+/* Free p in span s (state SMALL) from a thread that is not its owner, or
+ * from the owner when the span is in its full list. */
+void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
+void gm_tcache_release(struct gm_tcache *tc) GM_HIDDEN; /* thread exit */
+/* Return empty spans held by central lists to the heap (trim). */
+size_t gm_central_trim(void) GM_HIDDEN;
+/* Walk accounting for gm_check: objects in use per class over all spans. */
+void gm_small_count_live(uint64_t live[GM_NUM_CLASSES]) GM_HIDDEN;
+
+/* Calls fn on every tcache, live or dead, under the registry lock. */
+void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg) GM_HIDDEN;
+/* fork: take every small-object lock before, release or reset after. */
+void gm_small_fork_prepare(void) GM_HIDDEN;
+void gm_small_fork_parent(void) GM_HIDDEN;
+void gm_small_fork_child(void) GM_HIDDEN;
+
+/* Never returns: prints "gomalloc: <what>: <ptr>" on one line and aborts. */
+_Noreturn void gm_fatal_ptr(const char *what, const void *p) GM_HIDDEN;
+
+static inline void gm_count_inc(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* The fast paths: a few dozen instructions, thread-local state only. */
+static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_span *s = tc->current[cls];
+    void **p = (void **)s->free;
+    if (GM_LIKELY(p != NULL)) {
+        s->free = p[0];
+        p[1] = NULL; /* clear the freed-object marker */
+        s->used++;
+        gm_count_inc(&tc->counts[cls].mallocs);
+        return p;
+    }
+    return gm_small_alloc_slow(tc, cls);
+}
+
+/* s->state == GM_SPAN_SMALL. Checks that p is the start of an object and
+ * not already free (by the marker, confirmed on the slow path). */
+void gm_small_check_free(struct gm_span *s, void *p) GM_HIDDEN;
+
+static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    uintptr_t a = (uintptr_t)p, off = a - s->base;
+    uintptr_t *o = (uintptr_t *)p;
+    if (GM_UNLIKELY(off >= s->limit - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
+                    o[1] == (gm_free_key ^ a)))
+        gm_small_check_free(s, p); /* aborts unless a false alarm */
+    if (GM_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full)) {
+        o[1] = gm_free_key ^ a;
+        o[0] = (uintptr_t)s->local_free;
+        s->local_free = p;
+        gm_count_inc(&tc->counts[s->sizeclass].frees);
+        if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
+        return;
+    }
+    gm_small_free_slow(tc, s, p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layer 2 hooks for fork (arena.c)                                         */
+/* ------------------------------------------------------------------------ */
+/* Called by malloc.c's pthread_atfork handlers with the heap lock held
+ * (prepare, after it is taken; parent/child, before it is released): take
+ * the persistent allocator's and the arena hints' locks, then release them
+ * (parent) or reinitialize them (child). */
+void gm_arena_fork_prepare(void) GM_HIDDEN;
+void gm_arena_fork_parent(void) GM_HIDDEN;
+void gm_arena_fork_child(void) GM_HIDDEN;
+
+/* ------------------------------------------------------------------------ */
+/* Layers 7-8: large objects and the API (malloc.c, override.c)             */
+/* ------------------------------------------------------------------------ */
+/*
+ * The gm_* names (malloc.c) and the standard names (override.c) share the
+ * inline fast paths below and the hidden gm_api_* bodies, so neither set
+ * calls the other through the PLT. Lock order, outermost first (the fork
+ * handlers take them all in this order): the tcache registry lock, the
+ * central locks, gm_heap.lock, then arena.c's locks.
+ */
+#define GM_MAX_REQUEST ((size_t)PTRDIFF_MAX) /* larger requests: ENOMEM at once */
+#define GM_MAX_ALIGN ((size_t)1 << 30)       /* larger alignments: ENOMEM */
+
+/* Options, from GOMALLOC_* environment variables (read without allocating,
+ * at the first allocation if the environment is set up by then, and again
+ * from the library's constructor). */
+struct gm_options {
+    bool stats; /* GOMALLOC_STATS: statistics report on stderr at exit */
+    bool check; /* GOMALLOC_CHECK: gm_check() at exit */
+};
+extern struct gm_options gm_opt GM_HIDDEN;
+/* The value of an environment variable, scanning environ directly (no
+ * allocation, no locale); NULL if unset or the environment is not set up. */
+const char *gm_getenv(const char *name) GM_HIDDEN;
+
+/* Frees by threads that have no tcache (they never allocated, or are past
+ * their tcache's release at exit), which count nowhere else. Class 0: large
+ * objects; large bytes are whole pages. */
+extern _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES] GM_HIDDEN;
+extern _Atomic uint64_t gm_notc_large_bytes_freed GM_HIDDEN;
+
+void *gm_malloc_slow(size_t size) GM_HIDDEN;
+/* free(p) for everything but the owner's small-object fast path: NULL, large
+ * objects, threads without a tcache, and bad pointers (which abort). s is
+ * gm_span_lookup(p). */
+void gm_free_slow(void *p, struct gm_span *s) GM_HIDDEN;
+void *gm_api_calloc(size_t n, size_t size) GM_HIDDEN;
+void *gm_api_realloc(void *p, size_t size) GM_HIDDEN;
+void *gm_api_reallocarray(void *p, size_t n, size_t size) GM_HIDDEN;
+int gm_api_posix_memalign(void **out, size_t align, size_t size) GM_HIDDEN;
+void *gm_api_aligned_alloc(size_t align, size_t size) GM_HIDDEN;
+void *gm_api_memalign(size_t align, size_t size) GM_HIDDEN;
+void *gm_api_valloc(size_t size) GM_HIDDEN;
+void *gm_api_pvalloc(size_t size) GM_HIDDEN;
+size_t gm_api_usable_size(const void *p) GM_HIDDEN;
+
+static inline __attribute__((always_inline)) void *gm_malloc_fast(size_t size)
+{
+    struct gm_tcache *tc = gm_tc;
+    if (GM_LIKELY(tc != NULL && size <= GM_MAX_SMALL)) return gm_small_alloc(tc, gm_size_class(size));
+    return gm_malloc_slow(size);
+}
+
+static inline __attribute__((always_inline)) void gm_free_fast(void *p)
+{
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    struct gm_tcache *tc = gm_tc;
+    if (GM_LIKELY(s != NULL && tc != NULL &&
+                  atomic_load_explicit(&s->state, memory_order_acquire) == GM_SPAN_SMALL)) {
+        gm_small_free(tc, s, p);
+        return;
+    }
+    gm_free_slow(p, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layer 9: statistics (stats.c)                                            */
+/* ------------------------------------------------------------------------ */
+/* The human-readable report into buf (no allocation, no stdio); returns its
+ * length (truncated to cap - 1, always NUL-terminated). */
+size_t gm_stats_format(char *buf, size_t cap) GM_HIDDEN;
+/* The report written to fd with write(2): safe at exit and in handlers. */
+void gm_stats_print_fd(int fd) GM_HIDDEN;
+/* gm_check, writing its findings to fd with write(2). */
+int gm_check_fd(int fd) GM_HIDDEN;
 
 #endif /* GM_INTERNAL_H */

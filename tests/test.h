@@ -33,4 +33,25 @@ static inline int test_done(const char *name)
            test_checks - test_failures, test_failures);
     return test_failures ? 1 : 0;
 }
+
+
+/* A field of /proc/self/status in KiB (VmData, VmRSS, ...), read with
+ * open/read so that it does not allocate; -1 if absent. */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+static inline long test_status_kb(const char *key)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    size_t klen = strlen(key);
+    for (char *p = buf; (p = strstr(p, key)); p++)
+        if ((p == buf || p[-1] == '\n') && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
+    return -1;
+}
 #endif

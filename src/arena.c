@@ -1,0 +1,377 @@
+/*
+ * arena.c — layer 2: address space for the heap, the arena index, and the
+ * allocators that hold the heap's own metadata (Go's sysAlloc with its arena
+ * hints, linearAlloc, persistentalloc and fixalloc in malloc.go/mfixalloc.go).
+ *
+ * Heap address space comes in arenas: 64 MiB, 64 MiB aligned, reserved
+ * PROT_NONE. gm_arena_alloc places them at a list of hints, the first at
+ * 0x00c000000000 and then one every TiB, so successive reservations usually
+ * extend one contiguous range and large spans may cross arena boundaries.
+ * A hint whose address is taken is dropped; when none is left the region goes
+ * anywhere and hints at both its ends take over. As after Go's seed change, the
+ * region is returned Reserved: the heap commits it 4 MiB at a time, so an
+ * arena costs no commit charge until the heap grows into it.
+ *
+ * Every arena gets a struct gm_arena (its page -> span map), found from any
+ * address through a two-level index: a static L1 covering the 47-bit address
+ * space, and 4 KiB L2 pages created when an arena first lands in their range.
+ *
+ * Metadata comes from gm_persistent_alloc: a bump allocator (gm_linear) over
+ * 1 GiB PROT_NONE reservations that commits 64 KiB at a time, so metadata
+ * costs commit only as it is used and each reservation's committed part is
+ * one contiguous prefix (one mapping). gm_fixalloc keeps free lists of
+ * fixed-size records (spans, thread caches) carved from it.
+ *
+ * Invariants:
+ *  - Arena records are created once, published once, and never freed or
+ *    moved; index entries (L1 and L2) go from NULL to non-NULL only, with
+ *    release stores after the memory they point to is ready, so readers need
+ *    no lock. Arena regions are never given back to the OS.
+ *  - Metadata never comes from libc malloc (we are malloc): only from the
+ *    OS layer, through the allocators here.
+ *  - Every committed byte of metadata is in exactly one gm_meta field: the
+ *    persistent allocator charges what it commits to gm_meta.other (its
+ *    slack) and moves each allocation's bytes to the caller's field. So the
+ *    sum of gm_meta is what the metadata allocators have committed.
+ *  - A failed call changes nothing that is counted: no committed byte, no
+ *    index entry, no hint is lost to it.
+ *
+ * Locks: gm_persistent.lock guards the persistent allocator; gm_arenas.lock
+ * guards the hints and index writes (the heap lock is also held by callers)
+ * and is taken before gm_persistent.lock. gm_linear and gm_fixalloc are
+ * locked by their owners.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct gm_meta_stats gm_meta;
+
+/* ------------------------------------------------------------------------ */
+/* Linear allocator                                                         */
+/* ------------------------------------------------------------------------ */
+
+void gm_linear_init(struct gm_linear *l, uintptr_t base, size_t size, bool map_memory)
+{
+    /* Keep end representable: a range reaching the top of the address space
+     * loses its last byte. base must be OS-page aligned if map_memory. */
+    if (base + size < base) size = (size_t)(UINTPTR_MAX - base);
+    l->next = base;
+    l->mapped = base;
+    l->end = base + size;
+    l->map_memory = map_memory;
+    l->map_step = 0;
+}
+
+/* Whether an allocation of size bytes aligned to align fits in l. */
+static bool gm_linear_fits(const struct gm_linear *l, size_t size, size_t align)
+{
+    uintptr_t p = gm_align_up(l->next, align);
+    return p >= l->next && p <= l->end && size <= l->end - p;
+}
+
+void *gm_linear_alloc(struct gm_linear *l, size_t size, size_t align, gm_stat *stat)
+{
+    if (align == 0) align = 1;
+    if (!gm_linear_fits(l, size, align)) return NULL;
+    uintptr_t p = gm_align_up(l->next, align);
+    uintptr_t next = p + size;
+    if (next > l->mapped) {
+        /* The mapped prefix must cover [p, next): extend it by whole steps
+         * (a power of two, a multiple of the OS page), but not past the
+         * page-rounded reservation. */
+        uintptr_t step = l->map_step ? l->map_step : GM_OS_PAGE;
+        uintptr_t limit = gm_align_up(l->end, GM_OS_PAGE);
+        uintptr_t pend = l->mapped + gm_align_up(next - l->mapped, step);
+        if (pend < next || pend > limit) pend = limit;
+        if (l->map_memory) {
+            if (gm_sys_map((void *)l->mapped, pend - l->mapped, stat) != 0) return NULL;
+            gm_sys_used((void *)l->mapped, pend - l->mapped);
+        }
+        l->mapped = pend;
+    }
+    l->next = next;
+    return (void *)p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Persistent allocator                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define GM_PERSISTENT_REGION ((size_t)1 << 30) /* reserved at a time */
+#define GM_PERSISTENT_STEP ((size_t)64 << 10)  /* committed at a time */
+
+#ifdef GM_TESTING
+/* Tests shrink the reservations to reach the region switch cheaply. */
+size_t gm_persistent_region_bytes GM_HIDDEN = GM_PERSISTENT_REGION;
+#define GM_PERSISTENT_REGION_NOW gm_persistent_region_bytes
+#else
+#define GM_PERSISTENT_REGION_NOW GM_PERSISTENT_REGION
+#endif
+
+static struct {
+    pthread_mutex_t lock;
+    struct gm_linear cur; /* end == 0 until the first reservation */
+} gm_persistent = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Replace the current reservation with a new one that can hold size bytes
+ * aligned to align. Lock held. -1 if the OS refuses (nothing changed). */
+static int gm_persistent_refill(size_t size, size_t align)
+{
+    size_t region = GM_PERSISTENT_REGION_NOW;
+    size_t need = size + align; /* enough for any alignment of the base */
+    if (need < size) return -1;
+    if (need > region) {
+        region = (need / region + 1) * region;
+        if (region < need) return -1;
+    }
+    void *base = gm_sys_reserve(NULL, region);
+    if (!base) return -1;
+    struct gm_linear *l = &gm_persistent.cur;
+    /* Give back the old reservation's uncommitted tail (address space only;
+     * its committed slack stays in gm_meta.other). */
+    if (l->end > l->mapped) gm_sys_free((void *)l->mapped, l->end - l->mapped, 0, NULL);
+    gm_linear_init(l, (uintptr_t)base, region, true);
+    l->map_step = GM_PERSISTENT_STEP;
+    return 0;
+}
+
+void *gm_persistent_alloc(size_t size, size_t align, gm_stat *stat)
+{
+    if (!stat) stat = &gm_meta.other;
+    if (size == 0) size = 1;
+    if (align == 0) align = 8;
+    if (align & (align - 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    pthread_mutex_lock(&gm_persistent.lock);
+    void *p = NULL;
+    if (gm_linear_fits(&gm_persistent.cur, size, align) || gm_persistent_refill(size, align) == 0)
+        p = gm_linear_alloc(&gm_persistent.cur, size, align, &gm_meta.other);
+    if (p && stat != &gm_meta.other) {
+        gm_stat_add(&gm_meta.other, -(int64_t)size);
+        gm_stat_add(stat, (int64_t)size);
+    }
+    pthread_mutex_unlock(&gm_persistent.lock);
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fixed-size allocator                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define GM_FIXALLOC_CHUNK ((size_t)16 << 10)
+
+void gm_fixalloc_init(struct gm_fixalloc *f, size_t size, gm_stat *stat)
+{
+    /* A free record holds the list link in its first word. */
+    if (size < sizeof(void *)) size = sizeof(void *);
+    f->size = gm_align_up(size, sizeof(void *));
+    f->stat = stat;
+    f->free_list = NULL;
+    f->chunk = 0;
+    f->nchunk = 0;
+    f->inuse = 0;
+}
+
+void *gm_fixalloc_alloc(struct gm_fixalloc *f)
+{
+    void *p = f->free_list;
+    if (p) {
+        f->free_list = *(void **)p;
+        memset(p, 0, f->size);
+        f->inuse += f->size;
+        return p;
+    }
+    if (f->nchunk < f->size) {
+        /* The rest of the old chunk (less than a record) is wasted. */
+        size_t chunk = f->size > GM_FIXALLOC_CHUNK ? f->size : GM_FIXALLOC_CHUNK;
+        void *c = gm_persistent_alloc(chunk, 64, f->stat);
+        if (!c) return NULL;
+        f->chunk = (uintptr_t)c;
+        f->nchunk = chunk;
+    }
+    p = (void *)f->chunk; /* fresh persistent memory: already zero */
+    f->chunk += f->size;
+    f->nchunk -= f->size;
+    f->inuse += f->size;
+    return p;
+}
+
+void gm_fixalloc_free(struct gm_fixalloc *f, void *p)
+{
+    *(void **)p = f->free_list;
+    f->free_list = p;
+    f->inuse -= f->size;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arena hints, reservation and index                                       */
+/* ------------------------------------------------------------------------ */
+
+struct gm_arena *_Atomic *_Atomic gm_arena_l1[GM_ARENA_L1_ENTRIES];
+
+#define GM_ARENA_L2_ENTRIES ((size_t)1 << GM_ARENA_L2_BITS)
+#define GM_ARENA_L2_PAGE (GM_ARENA_L2_ENTRIES * sizeof(struct gm_arena *))
+#define GM_NHINTS 128
+
+/* A place to try next: an up-hint grows the heap upward from addr, a
+ * down-hint downward from addr (Go's arenaHint). */
+struct gm_hint {
+    uintptr_t addr;
+    bool down;
+};
+
+/* The hints form a stack: hint[nhints - 1] is tried first. Only an empty or
+ * nearly empty stack is pushed onto, so two spare slots are enough. */
+struct gm_hints {
+    unsigned nhints;
+    struct gm_hint hint[GM_NHINTS + 2];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    bool initialized;
+    struct gm_hints h;
+    struct gm_hints saved; /* to undo a failed gm_arena_alloc */
+} gm_arenas = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void gm_arena_hints_init(void)
+{
+    /* 0x00c000000000, 0x01c000000000, ..., 0x7fc000000000, first on top. */
+    for (unsigned i = 0; i < GM_NHINTS; i++)
+        gm_arenas.h.hint[i] = (struct gm_hint){(uintptr_t)(GM_NHINTS - 1 - i) << 40 | (uintptr_t)0x00c0 << 32, false};
+    gm_arenas.h.nhints = GM_NHINTS;
+    gm_arenas.initialized = true;
+}
+
+uintptr_t gm_arena_next_hint(void)
+{
+    pthread_mutex_lock(&gm_arenas.lock);
+    if (!gm_arenas.initialized) gm_arena_hints_init();
+    uintptr_t a = 0;
+    if (gm_arenas.h.nhints) {
+        struct gm_hint *t = &gm_arenas.h.hint[gm_arenas.h.nhints - 1];
+        a = t->down ? t->addr - GM_ARENA_BYTES : t->addr; /* for one arena */
+    }
+    pthread_mutex_unlock(&gm_arenas.lock);
+    return a;
+}
+
+static _Noreturn void gm_arena_corrupt(void)
+{
+    static const char msg[] = "gomalloc: arena index slot already in use\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    abort();
+}
+
+/* Reserve n bytes (whole arenas) at the hints or anywhere. Lock held. */
+static void *gm_arena_reserve(size_t n)
+{
+    struct gm_hints *h = &gm_arenas.h;
+    bool bad_hint = false;
+    while (h->nhints > 0) {
+        struct gm_hint *t = &h->hint[h->nhints - 1];
+        uintptr_t p = t->down ? t->addr - n : t->addr;
+        bool usable = t->down ? t->addr >= n : p + n > p && p + n <= GM_ADDR_LIMIT;
+        if (usable && p != 0) {
+            void *v = gm_sys_reserve((void *)p, n);
+            if (v) {
+                t->addr = t->down ? p : p + n;
+                return v;
+            }
+            if (errno != EEXIST) {
+                /* Not "address taken": out of memory or mappings, or the
+                 * address is beyond this machine's address space. Trying
+                 * further hints would drop good ones for nothing. */
+                bad_hint = true;
+                break;
+            }
+        }
+        h->nhints--; /* taken or unusable: drop it */
+    }
+    void *v = gm_sys_reserve_aligned(NULL, n, GM_ARENA_BYTES);
+    if (!v) return NULL; /* the hints are kept */
+    uintptr_t end = (uintptr_t)v + n;
+    if (end > GM_ADDR_LIMIT || end < (uintptr_t)v) { /* outside the index */
+        gm_sys_free(v, n, 0, NULL);
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* A hint that failed at a free address was the machine's fault, as the
+     * reservation anywhere just worked: drop it. Then grow from this region
+     * both ways: upward first, and downward, which is where the kernel puts
+     * the next mapping when the space above is taken. */
+    if (bad_hint) h->nhints--;
+    h->hint[h->nhints++] = (struct gm_hint){(uintptr_t)v, true};
+    h->hint[h->nhints++] = (struct gm_hint){end, false};
+    return v;
+}
+
+void *gm_arena_alloc(size_t n, size_t *size)
+{
+    int saved_errno = errno;
+    if (n == 0) n = 1;
+    if (n > GM_ADDR_LIMIT) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    n = gm_align_up(n, GM_ARENA_BYTES);
+
+    pthread_mutex_lock(&gm_arenas.lock);
+    if (!gm_arenas.initialized) gm_arena_hints_init();
+    gm_arenas.saved = gm_arenas.h;
+    uintptr_t v = (uintptr_t)gm_arena_reserve(n);
+    if (!v) goto fail;
+    if (v & (GM_ARENA_BYTES - 1)) gm_arena_corrupt(); /* misaligned: cannot happen */
+
+    /* All metadata in one allocation, so that it is all there or nothing is
+     * counted: the records, then the L2 pages this region needs. */
+    size_t first = v >> GM_ARENA_SHIFT, narenas = n >> GM_ARENA_SHIFT;
+    size_t l1_first = v >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
+    size_t l1_last = (v + n - 1) >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
+    size_t nl2 = 0;
+    for (size_t i = l1_first; i <= l1_last; i++)
+        nl2 += atomic_load_explicit(&gm_arena_l1[i], memory_order_relaxed) == NULL;
+    size_t records = narenas * sizeof(struct gm_arena);
+    uint8_t *meta = gm_persistent_alloc(records + nl2 * GM_ARENA_L2_PAGE, 64, &gm_meta.arenas);
+    if (!meta) {
+        gm_sys_free((void *)v, n, 0, NULL);
+        gm_arenas.h = gm_arenas.saved; /* as if never tried */
+        goto fail;
+    }
+    gm_stat_add(&gm_meta.arenas, -(int64_t)(nl2 * GM_ARENA_L2_PAGE));
+    gm_stat_add(&gm_meta.arena_index, (int64_t)(nl2 * GM_ARENA_L2_PAGE));
+
+    /* Publish: an L2 page (all NULL) before any entry in it, each record
+     * (zero, fresh memory) with a release store. */
+    uint8_t *l2page = meta + records;
+    for (size_t i = 0; i < narenas; i++) {
+        size_t ai = first + i;
+        struct gm_arena *_Atomic *l2 =
+            atomic_load_explicit(&gm_arena_l1[ai >> GM_ARENA_L2_BITS], memory_order_relaxed);
+        if (!l2) {
+            l2 = (struct gm_arena *_Atomic *)l2page;
+            l2page += GM_ARENA_L2_PAGE;
+            atomic_store_explicit(&gm_arena_l1[ai >> GM_ARENA_L2_BITS], l2, memory_order_release);
+        }
+        struct gm_arena *_Atomic *slot = &l2[ai & (GM_ARENA_L2_ENTRIES - 1)];
+        if (atomic_load_explicit(slot, memory_order_relaxed)) gm_arena_corrupt();
+        atomic_store_explicit(slot, (struct gm_arena *)(meta + i * sizeof(struct gm_arena)),
+                              memory_order_release);
+    }
+    pthread_mutex_unlock(&gm_arenas.lock);
+    *size = n;
+    errno = saved_errno;
+    return (void *)v;
+
+fail:
+    pthread_mutex_unlock(&gm_arenas.lock);
+    errno = ENOMEM;
+    return NULL;
+}

@@ -1,0 +1,546 @@
+/*
+ * malloc.c — layers 7 and 8: large objects and the allocation API (Go's
+ * mallocgc and largeAlloc, for a world with explicit free).
+ *
+ * Requests of at most GM_MAX_SMALL bytes go to the thread's tcache (small.c);
+ * anything larger is a span of its own, straight from the page heap: a
+ * thread's page cache first (spans of fewer than GM_PAGECACHE_MAX_SPAN
+ * pages), the page allocator under the heap lock otherwise. A large object
+ * always starts at its span's base, so free() recognizes an interior
+ * pointer, and its usable size is its whole pages.
+ *
+ * Alignment: up to 16 bytes every result is aligned. Beyond, a small size
+ * class whose object size is a multiple of the alignment (spans are page
+ * aligned, so all its objects are aligned) serves alignments up to a page;
+ * larger ones take npages + align/page - 1 pages and give the unused head
+ * and tail back to the heap (gm_heap_trim_span), so nothing beyond the
+ * alignment is wasted, not even transiently beyond one span.
+ *
+ * realloc keeps the object where it is when it can: a small object stays in
+ * its class while the new size fits and is at least half of it (hysteresis
+ * against ping-pong) or still maps to that class; a large one shrinks in
+ * place (the tail goes back) and grows in place when the pages after it are
+ * free, and moves to a size class when it shrinks to a small size. Moves
+ * copy the old object's usable bytes that fit. calloc zeroes only memory
+ * that may hold old data: small objects always, large spans only if their
+ * needzero says so (pages fresh from the OS read as zero).
+ *
+ * Process set-up is lazy and allocation-free, so malloc works from the
+ * first call the dynamic loader or libc makes, before main and before any
+ * constructor: the heap and the calling thread's tcache are initialized on
+ * its first allocation, options are read by scanning environ. The library
+ * constructor (a point where no libc lock is held) registers the fork
+ * handlers and, with GOMALLOC_STATS/GOMALLOC_CHECK, the exit report: doing
+ * that from inside malloc could deadlock when the first allocation comes
+ * from atexit or pthread_atfork themselves.
+ *
+ * fork: prepare takes every lock in the global order (tcache registry,
+ * central lists, heap, arena.c's), so the child's copy of the heap is
+ * consistent; the parent releases them and the child reinitializes them.
+ *
+ * Counters: mallocs and frees per class go to the calling thread's tcache
+ * (owner-written, no atomic RMW); class 0 counts large objects, whose page
+ * bytes go to large_bytes_alloc/freed. A free from a thread without a
+ * tcache counts in the global atomic gm_notc_* counters. gm_heap.large_alloc
+ * holds the requested bytes of live large objects.
+ *
+ * Bad pointers: free, realloc or malloc_usable_size of a pointer the heap
+ * never handed out, of an interior pointer or of a freed object print one
+ * line naming the pointer (gm_fatal_ptr) and abort.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct gm_options gm_opt;
+_Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
+_Atomic uint64_t gm_notc_large_bytes_freed;
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics                                                              */
+/* ------------------------------------------------------------------------ */
+
+static size_t gm_put(char *buf, size_t n, size_t cap, const char *s)
+{
+    while (*s && n < cap) buf[n++] = *s++;
+    return n;
+}
+
+_Noreturn void gm_fatal_ptr(const char *what, const void *p)
+{
+    char buf[256];
+    size_t n = gm_put(buf, 0, sizeof buf - 24, "gomalloc: ");
+    n = gm_put(buf, n, sizeof buf - 24, what);
+    n = gm_put(buf, n, sizeof buf, ": 0x");
+    uintptr_t v = (uintptr_t)p;
+    int shift = 60;
+    while (shift > 0 && ((v >> shift) & 15) == 0) shift -= 4;
+    for (; shift >= 0; shift -= 4) buf[n++] = "0123456789abcdef"[(v >> shift) & 15];
+    buf[n++] = '\n';
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(2, buf + off, n - off);
+        if (w > 0) off += (size_t)w;
+        else if (w < 0 && errno == EINTR) continue;
+        else break;
+    }
+    abort();
+}
+
+enum gm_op { GM_OP_FREE, GM_OP_REALLOC, GM_OP_USABLE };
+enum gm_bad { GM_BAD_FOREIGN, GM_BAD_INTERIOR, GM_BAD_FREED };
+
+static _Noreturn void gm_bad_pointer(enum gm_op op, enum gm_bad bad, const void *p)
+{
+    static const char *const msg[3][3] = {
+        {"free of a pointer gomalloc never allocated", "free of an interior pointer", "double free"},
+        {"realloc of a pointer gomalloc never allocated", "realloc of an interior pointer",
+         "realloc of a freed pointer"},
+        {"malloc_usable_size of a pointer gomalloc never allocated", "malloc_usable_size of an interior pointer",
+         "malloc_usable_size of a freed pointer"},
+    };
+    gm_fatal_ptr(msg[op][bad], p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options and process set-up                                               */
+/* ------------------------------------------------------------------------ */
+
+const char *gm_getenv(const char *name)
+{
+    char **env = environ;
+    if (!env) return NULL;
+    size_t n = strlen(name);
+    for (; *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+    return NULL;
+}
+
+static bool gm_env_bool(const char *name)
+{
+    const char *v = gm_getenv(name);
+    if (!v || !*v) return false;
+    return strcmp(v, "0") != 0 && strcmp(v, "no") != 0 && strcmp(v, "false") != 0 && strcmp(v, "off") != 0;
+}
+
+static _Atomic int gm_options_read; /* 1 once environ has been scanned */
+
+static void gm_options_load(void)
+{
+    if (GM_LIKELY(atomic_load_explicit(&gm_options_read, memory_order_acquire))) return;
+    if (!environ) return; /* too early: the constructor reads them */
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&gm_options_read, &expect, 1)) return;
+    gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
+    gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+}
+
+/* Set up the calling thread (and, the first time, the heap). */
+static struct gm_tcache *gm_thread_init(void)
+{
+    gm_options_load();
+    return gm_tcache_init();
+}
+
+/* arena.c's hooks are weak references so that the layers can land one at a
+ * time; with arena.c's definitions linked in they are always called. */
+#pragma weak gm_arena_fork_prepare
+#pragma weak gm_arena_fork_parent
+#pragma weak gm_arena_fork_child
+
+static void gm_fork_prepare(void)
+{
+    gm_small_fork_prepare();
+    pthread_mutex_lock(&gm_heap.lock);
+    if (gm_arena_fork_prepare) gm_arena_fork_prepare();
+}
+
+static void gm_fork_parent(void)
+{
+    if (gm_arena_fork_parent) gm_arena_fork_parent();
+    pthread_mutex_unlock(&gm_heap.lock);
+    gm_small_fork_parent();
+}
+
+static void gm_fork_child(void)
+{
+    if (gm_arena_fork_child) gm_arena_fork_child();
+    pthread_mutex_init(&gm_heap.lock, NULL);
+    gm_small_fork_child();
+}
+
+/* The exit report's descriptor: a close-on-exec duplicate of stderr taken
+ * at start-up, because programs may close stderr in their own exit handlers
+ * (coreutils' close_stdout does), which run before ours. */
+static int gm_report_fd = 2;
+
+static void gm_at_exit(void)
+{
+    if (gm_opt.stats) gm_stats_print_fd(gm_report_fd);
+    if (gm_opt.check) gm_check_fd(gm_report_fd);
+}
+
+__attribute__((constructor)) static void gm_constructor(void)
+{
+    gm_options_load();
+    pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
+    if (gm_opt.stats || gm_opt.check) {
+        int fd = fcntl(2, F_DUPFD_CLOEXEC, 100); /* out of the way of low descriptors */
+        if (fd >= 0) gm_report_fd = fd;
+        atexit(gm_at_exit);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Large objects                                                            */
+/* ------------------------------------------------------------------------ */
+
+static inline void gm_counter_add(_Atomic uint64_t *c, uint64_t n) /* owner-written */
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+static inline size_t gm_pages_of(size_t size) { return (size + GM_PAGE_SIZE - 1) >> GM_PAGE_SHIFT; }
+
+/* size >= 1: a large span with large_size 0 was not made by this API (the
+ * heap's own tests make such spans), and gm_check leaves it out. */
+static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t size)
+{
+    s->large_size = size;
+    gm_count_inc(&tc->counts[0].mallocs);
+    gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
+    gm_stat_add(&gm_heap.large_alloc, (int64_t)size);
+}
+
+/* A new large span for size bytes (size <= GM_MAX_REQUEST). */
+static struct gm_span *gm_large_alloc_span(struct gm_tcache *tc, size_t size)
+{
+    struct gm_span *s = gm_heap_alloc_span(&tc->hl, gm_pages_of(size), 0);
+    if (GM_UNLIKELY(!s)) return NULL; /* errno is ENOMEM */
+    gm_large_count_alloc(tc, s, size);
+    return s;
+}
+
+static void *gm_large_alloc(struct gm_tcache *tc, size_t size)
+{
+    struct gm_span *s = gm_large_alloc_span(tc, size);
+    return s ? (void *)s->base : NULL;
+}
+
+static void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
+{
+    uint64_t bytes = (uint64_t)s->npages << GM_PAGE_SHIFT;
+    size_t req = s->large_size;
+    gm_heap_free_span(s);
+    if (tc) {
+        gm_count_inc(&tc->counts[0].frees);
+        gm_counter_add(&tc->large_bytes_freed, bytes);
+    } else {
+        atomic_fetch_add_explicit(&gm_notc_frees[0], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gm_notc_large_bytes_freed, bytes, memory_order_relaxed);
+    }
+    gm_stat_add(&gm_heap.large_alloc, -(int64_t)req);
+}
+
+/* A large object changed size in place from old_pages pages / old_size bytes. */
+static void gm_large_count_resize(struct gm_tcache *tc, struct gm_span *s, size_t old_pages, size_t size)
+{
+    if (s->npages > old_pages)
+        gm_counter_add(&tc->large_bytes_alloc, (uint64_t)(s->npages - old_pages) << GM_PAGE_SHIFT);
+    else if (s->npages < old_pages)
+        gm_counter_add(&tc->large_bytes_freed, (uint64_t)(old_pages - s->npages) << GM_PAGE_SHIFT);
+    gm_stat_add(&gm_heap.large_alloc, (int64_t)size - (int64_t)s->large_size);
+    s->large_size = size;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pointer validation                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Is a on the object list starting at head (a list of s's objects that may
+ * be changing under us: stop at anything that is not an object of s)? */
+static bool gm_on_list(const struct gm_span *s, uintptr_t head, uintptr_t a)
+{
+    for (uint32_t i = 0; head && i <= s->nelems; i++) {
+        if (head == a) return true;
+        if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        head = *(const uintptr_t *)head;
+    }
+    return false;
+}
+
+/* p must be a live object of small span s (state SMALL); aborts otherwise.
+ * The freed-object marker is only a hint: confirmed on the span's lists. */
+static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
+{
+    uintptr_t a = (uintptr_t)p, off = a - s->base;
+    if (GM_UNLIKELY(off >= s->limit - s->base)) {
+        /* The tail of the span past its last object, or a stale entry. */
+        bool inside = a >= s->base && off < ((uintptr_t)s->npages << GM_PAGE_SHIFT);
+        gm_bad_pointer(op, inside ? GM_BAD_FOREIGN : GM_BAD_FREED, p);
+    }
+    if (GM_UNLIKELY((uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off))
+        gm_bad_pointer(op, GM_BAD_INTERIOR, p);
+    if (GM_UNLIKELY(((const uintptr_t *)p)[1] == (gm_free_key ^ a))) {
+        if (op == GM_OP_FREE) {
+            gm_small_check_free(s, (void *)p); /* aborts unless a false alarm */
+            return;
+        }
+        if (gm_on_list(s, (uintptr_t)s->free, a) || gm_on_list(s, (uintptr_t)s->local_free, a) ||
+            gm_on_list(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK, a))
+            gm_bad_pointer(op, GM_BAD_FREED, p);
+    }
+}
+
+/* The state of the span holding p (SMALL or LARGE) after checking that p is
+ * a live object's start; aborts otherwise. */
+static unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op)
+{
+    if (GM_UNLIKELY(!s)) gm_bad_pointer(op, GM_BAD_FOREIGN, p);
+    unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == GM_SPAN_SMALL) {
+        gm_small_validate(s, p, op);
+    } else if (st == GM_SPAN_LARGE) {
+        uintptr_t a = (uintptr_t)p;
+        if (GM_UNLIKELY(a != s->base)) {
+            bool inside = a > s->base && a - s->base < ((uintptr_t)s->npages << GM_PAGE_SHIFT);
+            gm_bad_pointer(op, inside ? GM_BAD_INTERIOR : GM_BAD_FREED, p);
+        }
+    } else {
+        /* The page's entry is stale: its span was freed. */
+        gm_bad_pointer(op, GM_BAD_FREED, p);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* malloc and free                                                          */
+/* ------------------------------------------------------------------------ */
+
+void *gm_malloc_slow(size_t size)
+{
+    struct gm_tcache *tc = gm_tc;
+    if (!tc && !(tc = gm_thread_init())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size <= GM_MAX_SMALL) return gm_small_alloc(tc, gm_size_class(size));
+    if (GM_UNLIKELY(size > GM_MAX_REQUEST)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gm_large_alloc(tc, size);
+}
+
+void gm_free_slow(void *p, struct gm_span *s)
+{
+    if (!p) return;
+    unsigned st = gm_validate(s, p, GM_OP_FREE);
+    struct gm_tcache *tc = gm_tc;
+    if (st == GM_SPAN_LARGE) {
+        gm_large_free(tc, s);
+    } else if (tc) {
+        gm_small_free(tc, s, p);
+    } else {
+        unsigned cls = s->sizeclass; /* s may be gone once p is freed */
+        gm_small_free_slow(NULL, s, p);
+        atomic_fetch_add_explicit(&gm_notc_frees[cls], 1, memory_order_relaxed);
+    }
+}
+
+void *gm_malloc(size_t size) { return gm_malloc_fast(size); }
+
+void gm_free(void *p) { gm_free_fast(p); }
+
+/* ------------------------------------------------------------------------ */
+/* calloc, realloc                                                          */
+/* ------------------------------------------------------------------------ */
+
+void *gm_api_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total) || total > GM_MAX_REQUEST)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct gm_tcache *tc = gm_tc;
+    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total <= GM_MAX_SMALL) {
+        void *p = gm_small_alloc(tc, gm_size_class(total));
+        if (GM_LIKELY(p != NULL)) memset(p, 0, total);
+        return p;
+    }
+    struct gm_span *s = gm_large_alloc_span(tc, total);
+    if (!s) return NULL;
+    if (s->needzero) memset((void *)s->base, 0, total);
+    return (void *)s->base;
+}
+
+void *gm_api_realloc(void *p, size_t size)
+{
+    if (!p) return gm_malloc_fast(size);
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    unsigned st = gm_validate(s, p, GM_OP_REALLOC);
+    if (size == 0) { /* glibc's choice: free and return NULL */
+        gm_free_fast(p);
+        return NULL;
+    }
+    if (GM_UNLIKELY(size > GM_MAX_REQUEST)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct gm_tcache *tc = gm_tc;
+    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old;
+    if (st == GM_SPAN_SMALL) {
+        old = s->elemsize;
+        if (size <= old && (size >= old / 2 || gm_size_class(size) == s->sizeclass)) return p;
+    } else {
+        old = (size_t)s->npages << GM_PAGE_SHIFT;
+        if (size > GM_MAX_SMALL) {
+            size_t npages = gm_pages_of(size), old_pages = s->npages;
+            if (npages < old_pages) gm_heap_shrink_span(s, npages);
+            if (npages <= old_pages || gm_heap_grow_span(s, npages)) {
+                gm_large_count_resize(tc, s, old_pages, size);
+                return p;
+            }
+        }
+    }
+    void *q = gm_malloc_fast(size);
+    if (!q) return NULL;
+    memcpy(q, p, old < size ? old : size);
+    gm_free_fast(p);
+    return q;
+}
+
+void *gm_api_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return gm_api_realloc(p, total);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Aligned allocation                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* align is a power of two. */
+static void *gm_aligned(size_t align, size_t size)
+{
+    if (align <= 16) return gm_malloc_fast(size);
+    if (GM_UNLIKELY(size > GM_MAX_REQUEST || align > GM_MAX_ALIGN)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct gm_tcache *tc = gm_tc;
+    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= GM_PAGE_SIZE) {
+        if (size <= GM_MAX_SMALL) {
+            /* The smallest class whose objects are all aligned. */
+            for (unsigned cls = gm_size_class(size); cls < GM_NUM_CLASSES; cls++)
+                if ((gm_class_size[cls] & (align - 1)) == 0) return gm_small_alloc(tc, cls);
+        }
+        return gm_large_alloc(tc, size == 0 ? 1 : size);
+    }
+    /* More than a page: over-allocate by align - page, keep the aligned
+     * part, give the rest back. */
+    size_t npages = gm_pages_of(size == 0 ? 1 : size);
+    size_t extra = (align >> GM_PAGE_SHIFT) - 1;
+    struct gm_span *s = gm_heap_alloc_span(&tc->hl, npages + extra, 0);
+    if (!s) return NULL;
+    uintptr_t base = gm_align_up(s->base, align);
+    if (base != s->base || s->npages != npages) gm_heap_trim_span(s, base, npages);
+    gm_large_count_alloc(tc, s, size == 0 ? 1 : size);
+    return (void *)base;
+}
+
+static inline bool gm_is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+int gm_api_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (!gm_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = gm_aligned(align, size);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *gm_api_aligned_alloc(size_t align, size_t size)
+{
+    if (!gm_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return gm_aligned(align, size);
+}
+
+void *gm_api_memalign(size_t align, size_t size)
+{
+    /* glibc: a non-power-of-two alignment is rounded up to the next one. */
+    if (!gm_is_pow2(align)) {
+        if (align > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
+            errno = EINVAL;
+            return NULL;
+        }
+        size_t a = 1;
+        while (a < align) a <<= 1;
+        align = a;
+    }
+    return gm_aligned(align, size);
+}
+
+void *gm_api_valloc(size_t size) { return gm_aligned(GM_OS_PAGE, size); }
+
+void *gm_api_pvalloc(size_t size)
+{
+    if (size > GM_MAX_REQUEST) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size = size == 0 ? GM_OS_PAGE : gm_align_up(size, GM_OS_PAGE);
+    return gm_aligned(GM_OS_PAGE, size);
+}
+
+size_t gm_api_usable_size(const void *p)
+{
+    if (!p) return 0;
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    unsigned st = gm_validate(s, p, GM_OP_USABLE);
+    if (st == GM_SPAN_SMALL) return s->elemsize;
+    return (size_t)s->npages << GM_PAGE_SHIFT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The gm_ names                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define GM_ALIAS(name, impl) __typeof__(impl) name __attribute__((alias(#impl), visibility("default")))
+
+GM_ALIAS(gm_calloc, gm_api_calloc);
+GM_ALIAS(gm_realloc, gm_api_realloc);
+GM_ALIAS(gm_reallocarray, gm_api_reallocarray);
+GM_ALIAS(gm_posix_memalign, gm_api_posix_memalign);
+GM_ALIAS(gm_aligned_alloc, gm_api_aligned_alloc);
+GM_ALIAS(gm_memalign, gm_api_memalign);
+GM_ALIAS(gm_valloc, gm_api_valloc);
+GM_ALIAS(gm_pvalloc, gm_api_pvalloc);
+GM_ALIAS(gm_malloc_usable_size, gm_api_usable_size);

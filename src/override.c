@@ -1,0 +1,195 @@
+/*
+ * override.c — the standard names: the C and POSIX allocation functions,
+ * glibc's extensions (malloc_trim, mallinfo2, mallinfo, mallopt,
+ * malloc_stats, malloc_info), glibc's __libc_* entry points and C23's
+ * free_sized/free_aligned_sized, all with default visibility so that they
+ * interpose libc's under LD_PRELOAD and replace them when a program links
+ * libgomalloc (dynamically or statically: defining every function of
+ * glibc's malloc.o keeps libc.a's from being pulled in).
+ *
+ * malloc and free contain the inline fast paths themselves; the others jump
+ * to the hidden gm_api_* bodies in malloc.c, never through the PLT. This
+ * file is in libgomalloc.so and libgomalloc.a only: the test build links
+ * with libc's malloc.
+ *
+ * mallinfo2 follows glibc's identities, so that tools that add its fields
+ * get gomalloc's true figures: large objects play glibc's mmapped chunks
+ * (hblks, hblkhd = their whole pages), the rest of the heap its main arena
+ * (arena = heap_sys - hblkhd, uordblks = live small objects at their class
+ * size, fordblks = arena - uordblks); so uordblks + hblkhd = heap_alloc and
+ * arena + hblkhd = heap_sys. ordblks counts free pages, fsmblks the free
+ * bytes inside small-object spans, keepcost the idle bytes not yet returned
+ * to the OS (what a trim could return).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GM_PUBLIC __attribute__((visibility("default")))
+
+GM_PUBLIC void *malloc(size_t size) { return gm_malloc_fast(size); }
+GM_PUBLIC void free(void *p) { gm_free_fast(p); }
+GM_PUBLIC void *calloc(size_t n, size_t size) { return gm_api_calloc(n, size); }
+GM_PUBLIC void *realloc(void *p, size_t size) { return gm_api_realloc(p, size); }
+GM_PUBLIC void *reallocarray(void *p, size_t n, size_t size) { return gm_api_reallocarray(p, n, size); }
+GM_PUBLIC int posix_memalign(void **out, size_t align, size_t size)
+{
+    return gm_api_posix_memalign(out, align, size);
+}
+GM_PUBLIC void *aligned_alloc(size_t align, size_t size) { return gm_api_aligned_alloc(align, size); }
+GM_PUBLIC void *memalign(size_t align, size_t size) { return gm_api_memalign(align, size); }
+GM_PUBLIC void *valloc(size_t size) { return gm_api_valloc(size); }
+GM_PUBLIC void *pvalloc(size_t size) { return gm_api_pvalloc(size); }
+GM_PUBLIC size_t malloc_usable_size(void *p) { return gm_api_usable_size(p); }
+
+/* C23: the size and alignment are hints gomalloc does not need. */
+GM_PUBLIC void free_sized(void *p, size_t size);
+GM_PUBLIC void free_sized(void *p, size_t size) { gm_free_fast(p); }
+GM_PUBLIC void free_aligned_sized(void *p, size_t align, size_t size);
+GM_PUBLIC void free_aligned_sized(void *p, size_t align, size_t size) { gm_free_fast(p); }
+
+/* glibc's internal entry points, which some programs and libraries call
+ * directly. */
+GM_PUBLIC void *__libc_malloc(size_t size);
+GM_PUBLIC void __libc_free(void *p);
+GM_PUBLIC void *__libc_calloc(size_t n, size_t size);
+GM_PUBLIC void *__libc_realloc(void *p, size_t size);
+GM_PUBLIC void *__libc_memalign(size_t align, size_t size);
+GM_PUBLIC void *__libc_valloc(size_t size);
+GM_PUBLIC void *__libc_pvalloc(size_t size);
+void *__libc_malloc(size_t size) { return gm_malloc_fast(size); }
+void __libc_free(void *p) { gm_free_fast(p); }
+void *__libc_calloc(size_t n, size_t size) { return gm_api_calloc(n, size); }
+void *__libc_realloc(void *p, size_t size) { return gm_api_realloc(p, size); }
+void *__libc_memalign(size_t align, size_t size) { return gm_api_memalign(align, size); }
+void *__libc_valloc(size_t size) { return gm_api_valloc(size); }
+void *__libc_pvalloc(size_t size) { return gm_api_pvalloc(size); }
+
+/* ------------------------------------------------------------------------ */
+/* glibc's extensions                                                       */
+/* ------------------------------------------------------------------------ */
+
+GM_PUBLIC int malloc_trim(size_t pad)
+{
+    size_t released = gm_central_trim();
+    return released > 0;
+}
+
+GM_PUBLIC int mallopt(int param, int value)
+{
+    return 1; /* nothing to tune: accepted and ignored, as glibc does for unused options */
+}
+
+struct gm_info {
+    uint64_t arena, free_pages, large_count, large_bytes, small_free, small_live, keep;
+};
+
+static void gm_info_get(struct gm_info *in, struct gm_stats *st)
+{
+    gm_stats_get(st);
+    uint64_t small_live = 0;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
+        if (st->class_mallocs[c] > st->class_frees[c])
+            small_live += (st->class_mallocs[c] - st->class_frees[c]) * st->class_size[c];
+    in->small_live = small_live;
+    in->large_bytes = st->heap_alloc > small_live ? st->heap_alloc - small_live : 0;
+    in->large_count = st->class_mallocs[0] > st->class_frees[0] ? st->class_mallocs[0] - st->class_frees[0] : 0;
+    in->arena = st->heap_sys > in->large_bytes ? st->heap_sys - in->large_bytes : 0;
+    uint64_t small_spans = st->heap_inuse > in->large_bytes ? st->heap_inuse - in->large_bytes : 0;
+    in->small_free = small_spans > small_live ? small_spans - small_live : 0;
+    in->free_pages = st->heap_idle / GM_PAGE_SIZE;
+    in->keep = st->heap_idle > st->heap_released ? st->heap_idle - st->heap_released : 0;
+}
+
+GM_PUBLIC struct mallinfo2 mallinfo2(void)
+{
+    struct gm_stats st;
+    struct gm_info in;
+    gm_info_get(&in, &st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = in.arena;
+    mi.ordblks = in.free_pages;
+    mi.smblks = 0;
+    mi.hblks = in.large_count;
+    mi.hblkhd = in.large_bytes;
+    mi.usmblks = 0;
+    mi.fsmblks = in.small_free;
+    mi.uordblks = in.small_live;
+    mi.fordblks = in.arena - in.small_live;
+    mi.keepcost = in.keep;
+    return mi;
+}
+
+static int gm_clamp_int(uint64_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+/* The old interface (int fields, clamped); declared deprecated by glibc. */
+GM_PUBLIC struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    mi.arena = gm_clamp_int(m2.arena);
+    mi.ordblks = gm_clamp_int(m2.ordblks);
+    mi.smblks = gm_clamp_int(m2.smblks);
+    mi.hblks = gm_clamp_int(m2.hblks);
+    mi.hblkhd = gm_clamp_int(m2.hblkhd);
+    mi.usmblks = gm_clamp_int(m2.usmblks);
+    mi.fsmblks = gm_clamp_int(m2.fsmblks);
+    mi.uordblks = gm_clamp_int(m2.uordblks);
+    mi.fordblks = gm_clamp_int(m2.fordblks);
+    mi.keepcost = gm_clamp_int(m2.keepcost);
+    return mi;
+}
+
+GM_PUBLIC void malloc_stats(void) { gm_stats_print(stderr); }
+
+/* glibc's XML layout (one heap). Where glibc lists its free-chunk bins,
+ * <sizes> lists gomalloc's size classes with their live objects; the totals
+ * say "fast" for nothing, "rest" for free bytes, "mmap" for large objects.
+ * gomalloc keeps no peak, so system "max" repeats the current figure. */
+GM_PUBLIC int malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct gm_stats st;
+    struct gm_info in;
+    gm_info_get(&in, &st);
+    unsigned long long rest = in.arena - in.small_live;
+    fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        uint64_t live = st.class_mallocs[c] > st.class_frees[c] ? st.class_mallocs[c] - st.class_frees[c] : 0;
+        if (!live) continue;
+        fprintf(fp, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
+                (unsigned long long)st.class_size[c - 1] + 1, (unsigned long long)st.class_size[c],
+                (unsigned long long)(live * st.class_size[c]), (unsigned long long)live);
+    }
+    fprintf(fp,
+            "</sizes>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<system type=\"current\" size=\"%llu\"/>\n"
+            "<system type=\"max\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
+            "</heap>\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<system type=\"current\" size=\"%llu\"/>\n"
+            "<system type=\"max\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
+            "</malloc>\n",
+            (unsigned long long)in.free_pages, rest, (unsigned long long)st.sys, (unsigned long long)st.sys,
+            (unsigned long long)st.reserved, (unsigned long long)st.committed, (unsigned long long)in.free_pages,
+            rest, (unsigned long long)in.large_count, (unsigned long long)in.large_bytes,
+            (unsigned long long)st.sys, (unsigned long long)st.sys, (unsigned long long)st.reserved,
+            (unsigned long long)st.committed);
+    return 0;
+}

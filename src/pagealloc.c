@@ -1,0 +1,834 @@
+/*
+ * pagealloc.c — layer 3: Go's page allocator (mpagealloc.go, mpallocbits.go,
+ * mpagecache.go, mranges.go), at 8 KiB pages and 47 address bits.
+ *
+ * The page allocator owns one fact about every 8 KiB page of the heap's
+ * address space: whether it is in use, and, if free, whether its memory has
+ * been released to the OS (scavenged). It does not own the memory: it never
+ * reads or writes a heap page, it only keeps bitmaps and answers "where is
+ * the lowest run of n free pages", which makes it testable at any address.
+ *
+ * Chunks and bitmaps. The address space is cut into chunks of 512 pages
+ * (4 MiB). Each chunk the heap has grown into has a struct gm_pallocdata: an
+ * allocation bitmap (1 = in use) and a scavenged bitmap (1 = released). The
+ * records sit in a sparse array indexed by chunk index (addr >> 22), committed
+ * on growth. Pages of a chunk that the heap has not grown into yet are marked
+ * in use, so that they are never handed out; growing into them frees them.
+ *
+ * Summaries. A summary describes a region of pages by three numbers: start
+ * (free pages at its low end), max (longest free run anywhere in it) and end
+ * (free pages at its high end). With those, runs that straddle regions can be
+ * found without looking inside them. A summary packs into 64 bits, 21 bits a
+ * field: enough for a region of 2^21 - 1 pages. Only a completely free root
+ * region has 2^21 pages, and then start = max = end, so that one value is
+ * bit 63 alone. A completely full region is 0, so full subtrees are skipped
+ * with one compare, and summaries in memory that was mapped but never written
+ * say "full", which is what unheaped address space is.
+ *
+ * The radix tree. Level 4 (the leaves) has one summary per chunk; each level
+ * above has one summary per 8 entries below (level 3: 32 MiB, level 2:
+ * 256 MiB, level 1: 2 GiB); the root has 8192 entries of 16 GiB covering the
+ * 47-bit address space. Each level is a flat array (the tree is implicit: the
+ * children of entry i at level l are entries 8i..8i+7 at level l+1) in a
+ * sparse array reserved up front and committed only where the heap is: a
+ * growth commits, at each level, the entries covering the new range widened
+ * to whole blocks of 8, because a parent is computed from its whole block.
+ * Why radix 8: 8 summaries are 64 bytes, one cache line, so a descent costs
+ * one line per level, and five levels keep the tree shallow while the
+ * committed part stays a few OS pages per level for a small heap.
+ *
+ * update keeps the tree in step with the bitmaps: recompute the leaf
+ * summaries of the changed chunks, then merge blocks of 8 upward, stopping at
+ * the first level where nothing changed.
+ *
+ * Allocation is address-ordered first fit. find walks from the root: in the
+ * current block of entries it tracks a run of free pages across entries; if
+ * the run reaches n pages the answer is known exactly, else if one entry's
+ * max is at least n it descends into that entry, else the run restarts from
+ * the entry's end (or extends, if the entry is all free). At the leaf it
+ * searches the chunk's bitmap. The root scan skips root pages never mapped.
+ *
+ * searchAddr. Invariant: no free page lies below search_addr, and
+ * search_addr is inside a grown (in_use) chunk, or it is GM_SEARCH_NONE
+ * ("the heap is full"). So alloc first tries the chunk of search_addr
+ * directly (the common case: small requests fill memory from the bottom),
+ * and find prunes every subtree below it. Allocation raises it to the first
+ * free page the search saw; free, grow and the page cache's flush lower it;
+ * a failed 1-page allocation proves the heap full and sets GM_SEARCH_NONE.
+ * A candidate that falls into a gap between in_use ranges is moved up to the
+ * next range (as Go does since #40191), so it never points at unmapped
+ * metadata.
+ *
+ * Scavenged bits. Invariant: scav & alloc == 0 in every chunk; the bit only
+ * means something for a free page. Allocating a run clears its bits and
+ * reports how many bytes were scavenged (the caller makes them Ready). Freeing
+ * does not set them: a freed page's memory is still there until the
+ * scavenger releases it. Fresh memory from grow counts as released, as in Go.
+ * free_pages and scav_pages count the free and the free-and-scavenged pages
+ * exactly (pages held by page caches are not free here).
+ *
+ * The page cache. A thread takes a 64-page, 64-page-aligned block under the
+ * lock (alloc_to_cache: the block holding the first free page, all of it
+ * marked in use here), then carves runs from it without any lock. flush gives
+ * the cached free pages back with their scavenged bits.
+ *
+ * Everything but gm_pagecache_alloc runs under the owner's lock.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GM_LEAF (GM_SUMMARY_LEVELS - 1)
+#define GM_BLOCK ((size_t)1 << GM_SUMMARY_LEVEL_BITS) /* entries per block below the root */
+#define GM_ROOT_ENTRIES ((size_t)1 << GM_SUMMARY_L0_BITS)
+#define GM_CHUNK_WORDS (GM_CHUNK_PAGES / 64)
+#define GM_FREE_CHUNK_SUM gm_pack_sum(GM_CHUNK_PAGES, GM_CHUNK_PAGES, GM_CHUNK_PAGES)
+
+/* Address bits below a level's index, and log2 of the pages it summarizes. */
+static inline unsigned gm_level_shift(int l)
+{
+    return GM_CHUNK_SHIFT + (unsigned)(GM_LEAF - l) * GM_SUMMARY_LEVEL_BITS;
+}
+static inline unsigned gm_level_log_pages(int l) { return gm_level_shift(l) - GM_PAGE_SHIFT; }
+static inline size_t gm_level_entries(int l) { return (size_t)1 << (GM_ADDR_BITS - gm_level_shift(l)); }
+
+static inline size_t gm_chunk_index(uintptr_t p) { return p >> GM_CHUNK_SHIFT; }
+static inline uintptr_t gm_chunk_base(size_t ci) { return (uintptr_t)ci << GM_CHUNK_SHIFT; }
+static inline unsigned gm_chunk_page(uintptr_t p) { return (p >> GM_PAGE_SHIFT) & (GM_CHUNK_PAGES - 1); }
+
+static inline gm_pallocsum *gm_sums(struct gm_pagealloc *pa, int l)
+{
+    return (gm_pallocsum *)pa->summary[l].base;
+}
+static inline struct gm_pallocdata *gm_chunk_of(struct gm_pagealloc *pa, size_t ci)
+{
+    return (struct gm_pallocdata *)pa->chunks.base + ci;
+}
+
+static _Noreturn void gm_pagealloc_throw(const char *msg)
+{
+    static const char pre[] = "gomalloc: page allocator: ";
+    (void)!write(2, pre, sizeof pre - 1);
+    (void)!write(2, msg, strlen(msg));
+    (void)!write(2, "\n", 1);
+    abort();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bitmaps                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static inline unsigned gm_ctz(uint64_t x) { return x ? (unsigned)__builtin_ctzll(x) : 64; }
+static inline unsigned gm_clz(uint64_t x) { return x ? (unsigned)__builtin_clzll(x) : 64; }
+static inline unsigned gm_popcount(uint64_t x) { return (unsigned)__builtin_popcountll(x); }
+
+/* Bits [lo, lo+n) of a word, 0 <= lo < 64, 1 <= n <= 64 - lo. */
+static inline uint64_t gm_word_mask(unsigned lo, unsigned n)
+{
+    return (n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << lo;
+}
+
+/* Set bits [i, i+n); returns how many were clear before. */
+static unsigned gm_bits_set(struct gm_pallocbits *b, unsigned i, unsigned n)
+{
+    unsigned was_clear = 0;
+    while (n > 0) {
+        unsigned o = i % 64, k = 64 - o < n ? 64 - o : n;
+        uint64_t m = gm_word_mask(o, k);
+        was_clear += gm_popcount(~b->w[i / 64] & m);
+        b->w[i / 64] |= m;
+        i += k;
+        n -= k;
+    }
+    return was_clear;
+}
+
+/* Clear bits [i, i+n); returns how many were set before. */
+static unsigned gm_bits_clear(struct gm_pallocbits *b, unsigned i, unsigned n)
+{
+    unsigned was_set = 0;
+    while (n > 0) {
+        unsigned o = i % 64, k = 64 - o < n ? 64 - o : n;
+        uint64_t m = gm_word_mask(o, k);
+        was_set += gm_popcount(b->w[i / 64] & m);
+        b->w[i / 64] &= ~m;
+        i += k;
+        n -= k;
+    }
+    return was_set;
+}
+
+/* Bit i is set in the result iff bits [i, i+n) of x are all set (n >= 1):
+ * each pass ANDs in a shifted copy, doubling the run length it proves, until
+ * n is reached; shifts never exceed the length already proved, so no run is
+ * bridged across a gap. */
+static inline uint64_t gm_runs_of(uint64_t x, unsigned n)
+{
+    unsigned have = 1; /* every set bit starts a run of at least `have` */
+    while (have < n && x) {
+        unsigned s = n - have < have ? n - have : have;
+        x &= x >> s;
+        have += s;
+    }
+    return x;
+}
+
+unsigned gm_find_bit_range64(uint64_t ones, unsigned n)
+{
+    if (n == 0) return 0;
+    if (n > 64) return 64;
+    return gm_ctz(gm_runs_of(ones, n));
+}
+
+gm_pallocsum gm_pallocbits_summarize(const struct gm_pallocbits *b)
+{
+    unsigned start = 0, max = 0, cur = 0; /* cur: the free run reaching the current bit */
+    bool seen_used = false;
+    for (unsigned i = 0; i < GM_CHUNK_WORDS; i++) {
+        uint64_t x = b->w[i];
+        if (x == 0) {
+            cur += 64;
+            continue;
+        }
+        unsigned lo = gm_ctz(x), hi = gm_clz(x);
+        cur += lo; /* the run below this word ends at its lowest used page */
+        if (!seen_used) {
+            start = cur;
+            seen_used = true;
+        }
+        if (cur > max) max = cur;
+        /* Free runs strictly inside the word (between its lowest and highest
+         * used pages) are at most 62 long: look only if one could win. */
+        if (lo + hi < 63 && max < 62) {
+            uint64_t inner = ~x & ((~(uint64_t)0 << (lo + 1)) & (~(uint64_t)0 >> (hi + 1)));
+            for (uint64_t r = gm_runs_of(inner, max + 1); r; r &= r >> 1) max++;
+        }
+        cur = hi;
+    }
+    if (!seen_used) return GM_FREE_CHUNK_SUM;
+    if (cur > max) max = cur;
+    return gm_pack_sum(start, max, cur);
+}
+
+/* Word i of b with the bits below bit `from` (in word from/64) forced to 1. */
+static inline uint64_t gm_word_from(const struct gm_pallocbits *b, unsigned i, unsigned from)
+{
+    uint64_t x = b->w[i];
+    if (i == from / 64) x |= ((uint64_t)1 << (from % 64)) - 1;
+    return x;
+}
+
+unsigned gm_pallocbits_find(const struct gm_pallocbits *b, unsigned npages, unsigned search_idx,
+                            unsigned *new_search)
+{
+    unsigned none = ~0u, first_free = ~0u;
+    if (npages == 0 || npages > GM_CHUNK_PAGES || search_idx >= GM_CHUNK_PAGES) {
+        if (new_search) *new_search = none;
+        return none;
+    }
+    unsigned found = none;
+    if (npages == 1) {
+        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
+            uint64_t x = gm_word_from(b, i, search_idx);
+            if (x != ~(uint64_t)0) {
+                found = first_free = i * 64 + gm_ctz(~x);
+                break;
+            }
+        }
+    } else if (npages <= 64) {
+        /* A run of at most 64 crosses at most one word boundary: it is either
+         * the previous word's high free bits plus this word's low ones, or
+         * inside this word. */
+        unsigned tail = 0; /* free bits at the top of the previous word */
+        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
+            uint64_t x = gm_word_from(b, i, search_idx);
+            if (x == ~(uint64_t)0) {
+                tail = 0;
+                continue;
+            }
+            if (first_free == none) first_free = i * 64 + gm_ctz(~x);
+            if (tail + gm_ctz(x) >= npages) {
+                found = i * 64 - tail;
+                break;
+            }
+            unsigned j = gm_find_bit_range64(~x, npages);
+            if (j < 64) {
+                found = i * 64 + j;
+                break;
+            }
+            tail = gm_clz(x);
+        }
+    } else {
+        /* Longer runs cross word boundaries: track the current run's start
+         * and length, extending it by whole free words. */
+        unsigned run_start = 0, run = 0;
+        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
+            uint64_t x = gm_word_from(b, i, search_idx);
+            if (x == ~(uint64_t)0) {
+                run = 0;
+                continue;
+            }
+            if (first_free == none) first_free = i * 64 + gm_ctz(~x);
+            if (run > 0 && run + gm_ctz(x) >= npages) {
+                found = run_start;
+                break;
+            }
+            if (run > 0 && x == 0) {
+                run += 64;
+                continue;
+            }
+            run = gm_clz(x); /* a new run begins at this word's top */
+            run_start = i * 64 + 64 - run;
+        }
+        if (found == none && run >= npages) found = run_start;
+    }
+    if (new_search) *new_search = first_free;
+    return found;
+}
+
+/* Consecutive clear bits of b from bit i, at most max. */
+static unsigned gm_bits_clear_run(const struct gm_pallocbits *b, unsigned i, size_t max)
+{
+    unsigned n = 0;
+    while (i < GM_CHUNK_PAGES && n < max) {
+        uint64_t x = b->w[i / 64] >> (i % 64);
+        unsigned avail = 64 - i % 64;
+        unsigned z = gm_ctz(x);
+        if (z > avail) z = avail;
+        n += z;
+        i += z;
+        if (z < avail) break;
+    }
+    return n < max ? n : (unsigned)max;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Summaries                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* The summary of a block of 8 entries whose regions are 2^log_child pages. */
+static gm_pallocsum gm_merge(const gm_pallocsum *c, unsigned log_child)
+{
+    const unsigned full = 1u << log_child;
+    unsigned start = 0, max = 0, end = 0;
+    bool all_free = true;
+    for (size_t k = 0; k < GM_BLOCK; k++) {
+        unsigned s = gm_sum_start(c[k]), m = gm_sum_max(c[k]), e = gm_sum_end(c[k]);
+        if (all_free) start += s;
+        if (end + s > max) max = end + s; /* a run across the boundary */
+        if (m > max) max = m;
+        if (s == full) {
+            end += full;
+        } else {
+            end = e;
+            all_free = false;
+        }
+    }
+    return gm_pack_sum(start, max, end);
+}
+
+/* Bring the summaries over [base, base + npages pages) up to date after
+ * their bitmaps changed. contig: the change was one run over the whole range
+ * (so chunks strictly inside are entirely allocated or free, per alloc). */
+static void gm_update(struct gm_pagealloc *pa, uintptr_t base, size_t npages, bool contig, bool alloc)
+{
+    uintptr_t last = base + (npages << GM_PAGE_SHIFT) - 1; /* inclusive */
+    size_t sc = gm_chunk_index(base), ec = gm_chunk_index(last);
+    gm_pallocsum *leaf = gm_sums(pa, GM_LEAF);
+    if (sc == ec) {
+        gm_pallocsum y = gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc);
+        if (leaf[sc] == y) return;
+        leaf[sc] = y;
+    } else if (contig) {
+        leaf[sc] = gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc);
+        gm_pallocsum mid = alloc ? 0 : GM_FREE_CHUNK_SUM;
+        for (size_t c = sc + 1; c < ec; c++) leaf[c] = mid;
+        leaf[ec] = gm_pallocbits_summarize(&gm_chunk_of(pa, ec)->alloc);
+    } else {
+        for (size_t c = sc; c <= ec; c++) leaf[c] = gm_pallocbits_summarize(&gm_chunk_of(pa, c)->alloc);
+    }
+    for (int l = GM_LEAF - 1; l >= 0; l--) {
+        bool changed = false;
+        gm_pallocsum *sums = gm_sums(pa, l), *below = gm_sums(pa, l + 1);
+        unsigned log_child = gm_level_log_pages(l + 1);
+        for (size_t i = base >> gm_level_shift(l); i <= last >> gm_level_shift(l); i++) {
+            gm_pallocsum s = gm_merge(&below[i * GM_BLOCK], log_child);
+            if (s != sums[i]) {
+                sums[i] = s;
+                changed = true;
+            }
+        }
+        if (!changed) break;
+    }
+}
+
+gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx)
+{
+    if (level < 0 || level > GM_LEAF || idx >= gm_level_entries(level)) return 0;
+    if (!gm_sparse_is_mapped(&pa->summary[level], idx * sizeof(gm_pallocsum))) return 0;
+    return gm_sums(pa, level)[idx];
+}
+
+/* ------------------------------------------------------------------------ */
+/* In-use address ranges                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define GM_RANGES_INIT_CAP 16
+
+/* Index of the first range whose limit is above addr (len if none). */
+static size_t gm_ranges_succ(const struct gm_addr_ranges *r, uintptr_t addr)
+{
+    size_t lo = 0, hi = r->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->ranges[mid].limit > addr)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static bool gm_ranges_contains(const struct gm_addr_ranges *r, uintptr_t addr)
+{
+    size_t i = gm_ranges_succ(r, addr);
+    return i < r->len && r->ranges[i].base <= addr;
+}
+
+/* The lowest in-use address >= addr, or GM_SEARCH_NONE. */
+static uintptr_t gm_ranges_addr_ge(const struct gm_addr_ranges *r, uintptr_t addr)
+{
+    size_t i = gm_ranges_succ(r, addr);
+    if (i == r->len) return GM_SEARCH_NONE;
+    return r->ranges[i].base > addr ? r->ranges[i].base : addr;
+}
+
+/* Make room for one more range (persistent memory; the old array is
+ * abandoned, as it cannot be freed). */
+static int gm_ranges_reserve(struct gm_addr_ranges *r, gm_stat *stat)
+{
+    if (r->len < r->cap) return 0;
+    size_t cap = r->cap ? r->cap * 2 : GM_RANGES_INIT_CAP;
+    struct gm_addr_range *a = gm_persistent_alloc(cap * sizeof *a, 64, stat);
+    if (!a) return -1;
+    if (r->len) memcpy(a, r->ranges, r->len * sizeof *a);
+    r->ranges = a;
+    r->cap = cap;
+    return 0;
+}
+
+/* Add [base, limit), merging with every range it overlaps or touches. Room
+ * for one more range must have been reserved. */
+static void gm_ranges_add(struct gm_addr_ranges *r, uintptr_t base, uintptr_t limit)
+{
+    size_t k = gm_ranges_succ(r, base == 0 ? 0 : base - 1); /* first with limit >= base */
+    size_t m = k;                                           /* one past the last with base <= limit */
+    while (m < r->len && r->ranges[m].base <= limit) m++;
+    if (m > k) {
+        if (r->ranges[k].base < base) base = r->ranges[k].base;
+        if (r->ranges[m - 1].limit > limit) limit = r->ranges[m - 1].limit;
+        for (size_t i = k; i < m; i++) r->total_bytes -= r->ranges[i].limit - r->ranges[i].base;
+        memmove(&r->ranges[k + 1], &r->ranges[m], (r->len - m) * sizeof r->ranges[0]);
+        r->len -= m - k - 1;
+    } else {
+        memmove(&r->ranges[k + 1], &r->ranges[k], (r->len - k) * sizeof r->ranges[0]);
+        r->len++;
+    }
+    r->ranges[k].base = base;
+    r->ranges[k].limit = limit;
+    r->total_bytes += limit - base;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup and growth                                                         */
+/* ------------------------------------------------------------------------ */
+
+int gm_pagealloc_init(struct gm_pagealloc *pa, gm_stat *meta_stat)
+{
+    memset(pa, 0, sizeof *pa);
+    pa->meta_stat = meta_stat;
+    pa->search_addr = GM_SEARCH_NONE;
+    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
+        if (gm_sparse_init(&pa->summary[l], gm_level_entries(l) * sizeof(gm_pallocsum), meta_stat) != 0)
+            goto fail;
+    }
+    if (gm_sparse_init(&pa->chunks, GM_MAX_CHUNKS * sizeof(struct gm_pallocdata), meta_stat) != 0) goto fail;
+    return 0;
+fail:
+    gm_pagealloc_destroy(pa);
+    return -1;
+}
+
+void gm_pagealloc_destroy(struct gm_pagealloc *pa)
+{
+    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) gm_sparse_destroy(&pa->summary[l]);
+    gm_sparse_destroy(&pa->chunks);
+    /* The range arrays (16, 32, ... cap entries) stay behind as slack. */
+    if (pa->in_use.cap) {
+        int64_t bytes = (int64_t)((2 * pa->in_use.cap - GM_RANGES_INIT_CAP) * sizeof(struct gm_addr_range));
+        gm_stat_add(pa->meta_stat, -bytes);
+        gm_stat_add(&gm_meta.other, bytes);
+    }
+    gm_stat *stat = pa->meta_stat;
+    memset(pa, 0, sizeof *pa);
+    pa->meta_stat = stat;
+    pa->search_addr = GM_SEARCH_NONE;
+}
+
+/* Commit the summaries and chunk records for chunks [sc, ec). Each level's
+ * range is widened to whole blocks of 8 because update merges whole blocks;
+ * since an OS page holds 512 summaries, blocks never straddle a page, so the
+ * widening costs nothing extra but keeps the rule independent of page size. */
+static int gm_pagealloc_map(struct gm_pagealloc *pa, size_t sc, size_t ec)
+{
+    uintptr_t base = gm_chunk_base(sc), last = gm_chunk_base(ec) - 1;
+    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
+        size_t lo = gm_align_down(base >> gm_level_shift(l), GM_BLOCK);
+        size_t hi = gm_align_up((last >> gm_level_shift(l)) + 1, GM_BLOCK);
+        if (gm_sparse_ensure(&pa->summary[l], lo * sizeof(gm_pallocsum), (hi - lo) * sizeof(gm_pallocsum)) != 0)
+            return -1;
+    }
+    return gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata),
+                            (ec - sc) * sizeof(struct gm_pallocdata));
+}
+
+/* Walks [base, base + npages pages) one chunk piece at a time: ci is the
+ * chunk, pi the first page in it, pn the pages of the range in it. */
+struct gm_chunk_walk {
+    uintptr_t at, end;
+    size_t ci;
+    unsigned pi, pn;
+};
+static inline struct gm_chunk_walk gm_walk_start(uintptr_t base, size_t npages)
+{
+    return (struct gm_chunk_walk){.at = base, .end = base + ((uintptr_t)npages << GM_PAGE_SHIFT)};
+}
+static inline bool gm_walk_next(struct gm_chunk_walk *w)
+{
+    if (w->at >= w->end) return false;
+    w->ci = gm_chunk_index(w->at);
+    uintptr_t next = gm_chunk_base(w->ci + 1);
+    if (next > w->end) next = w->end;
+    w->pi = gm_chunk_page(w->at);
+    w->pn = (unsigned)((next - w->at) >> GM_PAGE_SHIFT);
+    w->at = next;
+    return true;
+}
+
+/* Mark pages free and scavenged, keeping the counters exact (bitmaps only). */
+static void gm_mark_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+{
+    for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);) {
+        struct gm_pallocdata *c = gm_chunk_of(pa, w.ci);
+        unsigned was_used = gm_bits_clear(&c->alloc, w.pi, w.pn);
+        unsigned was_scav = gm_bits_set(&c->scav, w.pi, w.pn); /* newly scavenged */
+        pa->free_pages += was_used;
+        pa->scav_pages += was_scav;
+    }
+}
+
+int gm_pagealloc_grow(struct gm_pagealloc *pa, uintptr_t base, size_t size)
+{
+    if (size == 0) return 0;
+    uintptr_t limit = base + size;
+    if ((base | size) & (GM_PAGE_SIZE - 1) || limit < base || limit > GM_ADDR_LIMIT || base == 0)
+        return -1;
+    size_t sc = gm_chunk_index(base), ec = gm_chunk_index(gm_align_up(limit, GM_CHUNK_BYTES));
+    /* Everything that can fail comes first. */
+    if (gm_ranges_reserve(&pa->in_use, pa->meta_stat) != 0) return -1;
+    if (gm_pagealloc_map(pa, sc, ec) != 0) return -1;
+
+    /* Chunks seen for the first time start out entirely in use. */
+    for (size_t ci = sc; ci < ec; ci++) {
+        if (gm_ranges_contains(&pa->in_use, gm_chunk_base(ci))) continue;
+        struct gm_pallocdata *c = gm_chunk_of(pa, ci);
+        memset(c->alloc.w, 0xff, sizeof c->alloc.w);
+        memset(c->scav.w, 0, sizeof c->scav.w);
+    }
+    gm_ranges_add(&pa->in_use, gm_chunk_base(sc), gm_chunk_base(ec));
+    if (pa->end == 0) {
+        pa->start = sc;
+        pa->end = ec;
+    } else {
+        if (sc < pa->start) pa->start = sc;
+        if (ec > pa->end) pa->end = ec;
+    }
+    size_t npages = size >> GM_PAGE_SHIFT;
+    gm_mark_free_scavenged(pa, base, npages);
+    if (base < pa->search_addr) pa->search_addr = base;
+    /* Every chunk of [sc, ec) is touched by the range, so its leaf is
+     * recomputed; the ones strictly inside are entirely free. */
+    gm_update(pa, base, npages, true, false);
+    return 0;
+}
+
+struct gm_pallocdata *gm_pagealloc_chunk(struct gm_pagealloc *pa, size_t ci)
+{
+    if (ci < pa->start || ci >= pa->end || !gm_ranges_contains(&pa->in_use, gm_chunk_base(ci))) return NULL;
+    return gm_chunk_of(pa, ci);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Mark [base, base + npages pages) in use; returns its scavenged bytes. */
+static size_t gm_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+{
+    size_t scav = 0;
+    for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);) {
+        struct gm_pallocdata *c = gm_chunk_of(pa, w.ci);
+        unsigned was_free = gm_bits_set(&c->alloc, w.pi, w.pn);
+        unsigned s = gm_bits_clear(&c->scav, w.pi, w.pn);
+        pa->free_pages -= was_free;
+        pa->scav_pages -= s;
+        scav += s;
+    }
+    gm_update(pa, base, npages, true, true);
+    return scav << GM_PAGE_SHIFT;
+}
+
+size_t gm_pagealloc_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+{
+    if (npages == 0) return 0;
+    return gm_alloc_range(pa, base, npages);
+}
+
+/* The first free run of npages by a walk from the root; 0 if none. *cand
+ * gets the lowest address that may hold a free page (a new search_addr). */
+static uintptr_t gm_find(struct gm_pagealloc *pa, size_t npages, uintptr_t *cand)
+{
+    size_t i = 0; /* first entry of the block searched at this level */
+    /* [ff_base, ff_last]: the narrowest region known to hold the first free
+     * page. It narrows while the walk descends into the first entry with free
+     * pages, and stops narrowing once the walk passes over such an entry. */
+    uintptr_t ff_base = 0, ff_last = GM_ADDR_LIMIT - 1;
+    /* Root entries past the last grown chunk are all full. */
+    size_t root_end = ((pa->end - 1) >> (gm_level_shift(0) - GM_CHUNK_SHIFT)) + 1;
+    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
+        unsigned shift = gm_level_shift(l), log_pages = gm_level_log_pages(l);
+        size_t nentries = l == 0 ? GM_ROOT_ENTRIES : GM_BLOCK;
+        size_t stop = l == 0 ? root_end : nentries;
+        if (l > 0) i *= GM_BLOCK;
+        const gm_pallocsum *sums = gm_sums(pa, l);
+        size_t j0 = 0, sidx = pa->search_addr >> shift;
+        if ((sidx & ~(nentries - 1)) == i) j0 = sidx & (nentries - 1);
+        size_t run_base = 0, run = 0; /* in pages, relative to entry i */
+        bool descend = false;
+        for (size_t j = j0; j < stop; j++) {
+            if (l == 0 && (j == j0 || j % (GM_OS_PAGE / sizeof(gm_pallocsum)) == 0) &&
+                !gm_sparse_is_mapped(&pa->summary[0], j * sizeof(gm_pallocsum))) {
+                /* A root page never mapped: 16 GiB x 512 of unheaped space. */
+                run = 0;
+                j = gm_align_up(j + 1, GM_OS_PAGE / sizeof(gm_pallocsum)) - 1;
+                continue;
+            }
+            gm_pallocsum sum = sums[i + j];
+            if (sum == 0) {
+                run = 0;
+                continue;
+            }
+            uintptr_t ebase = (uintptr_t)(i + j) << shift, ebytes = (uintptr_t)1 << shift;
+            if (ff_base <= ebase && ebase + ebytes - 1 <= ff_last) {
+                ff_base = ebase;
+                ff_last = ebase + ebytes - 1;
+            }
+            size_t s = gm_sum_start(sum);
+            if (run + s >= npages) {
+                if (run == 0) run_base = j << log_pages;
+                run += s;
+                break;
+            }
+            if (gm_sum_max(sum) >= npages) {
+                i += j;
+                descend = true;
+                break;
+            }
+            if (run == 0 || s < ((size_t)1 << log_pages)) {
+                run = gm_sum_end(sum);
+                run_base = ((j + 1) << log_pages) - run;
+            } else {
+                run += (size_t)1 << log_pages;
+            }
+        }
+        if (descend) continue;
+        if (run >= npages) {
+            *cand = ff_base;
+            return ((uintptr_t)i << shift) + ((uintptr_t)run_base << GM_PAGE_SHIFT);
+        }
+        if (l == 0) return 0;
+        gm_pagealloc_throw("bad summary data (find)");
+    }
+    /* i is now the chunk holding a fit. */
+    unsigned first_free;
+    unsigned j = gm_pallocbits_find(&gm_chunk_of(pa, i)->alloc, (unsigned)npages, 0, &first_free);
+    if (j == ~0u) gm_pagealloc_throw("bad summary data (chunk)");
+    uintptr_t ff = gm_chunk_base(i) + ((uintptr_t)first_free << GM_PAGE_SHIFT);
+    if (ff_base <= ff && gm_chunk_base(i + 1) - 1 <= ff_last) ff_base = ff;
+    *cand = ff_base;
+    return gm_chunk_base(i) + ((uintptr_t)j << GM_PAGE_SHIFT);
+}
+
+uintptr_t gm_pagealloc_alloc(struct gm_pagealloc *pa, size_t npages, size_t *scav)
+{
+    if (scav) *scav = 0;
+    if (npages == 0 || gm_chunk_index(pa->search_addr) >= pa->end) return 0;
+    uintptr_t addr = 0, cand = 0;
+    size_t ci = gm_chunk_index(pa->search_addr);
+    unsigned pi = gm_chunk_page(pa->search_addr);
+    if (GM_CHUNK_PAGES - pi >= npages && gm_sum_max(gm_sums(pa, GM_LEAF)[ci]) >= npages) {
+        /* Fast path: the fit is in search_addr's own chunk. */
+        unsigned first_free;
+        unsigned j = gm_pallocbits_find(&gm_chunk_of(pa, ci)->alloc, (unsigned)npages, pi, &first_free);
+        if (j == ~0u) gm_pagealloc_throw("bad summary data (search_addr)");
+        addr = gm_chunk_base(ci) + ((uintptr_t)j << GM_PAGE_SHIFT);
+        cand = gm_chunk_base(ci) + ((uintptr_t)first_free << GM_PAGE_SHIFT);
+    } else {
+        addr = gm_find(pa, npages, &cand);
+        if (addr == 0) {
+            if (npages == 1) pa->search_addr = GM_SEARCH_NONE; /* not one free page */
+            return 0;
+        }
+        cand = gm_ranges_addr_ge(&pa->in_use, cand); /* never into a gap */
+    }
+    size_t s = gm_alloc_range(pa, addr, npages);
+    if (scav) *scav = s;
+    if (cand > pa->search_addr) pa->search_addr = cand;
+    return addr;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Free                                                                     */
+/* ------------------------------------------------------------------------ */
+
+void gm_pagealloc_free(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+{
+    if (npages == 0) return;
+    if (base < pa->search_addr) pa->search_addr = base;
+    for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);)
+        pa->free_pages += gm_bits_clear(&gm_chunk_of(pa, w.ci)->alloc, w.pi, w.pn);
+    gm_update(pa, base, npages, true, false);
+}
+
+void gm_pagealloc_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+{
+    if (npages == 0) return;
+    if (base < pa->search_addr) pa->search_addr = base;
+    gm_mark_free_scavenged(pa, base, npages);
+    gm_update(pa, base, npages, true, false);
+}
+
+size_t gm_pagealloc_free_run_at(struct gm_pagealloc *pa, uintptr_t base, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        uintptr_t a = base + (n << GM_PAGE_SHIFT);
+        if (a >= GM_ADDR_LIMIT || a < base) break;
+        struct gm_pallocdata *c = gm_pagealloc_chunk(pa, gm_chunk_index(a));
+        if (!c) break;
+        unsigned pi = gm_chunk_page(a);
+        unsigned r = gm_bits_clear_run(&c->alloc, pi, max - n);
+        n += r;
+        if (pi + r < GM_CHUNK_PAGES) break; /* the run stopped inside this chunk */
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The page cache                                                           */
+/* ------------------------------------------------------------------------ */
+
+struct gm_pagecache gm_pagealloc_alloc_to_cache(struct gm_pagealloc *pa)
+{
+    struct gm_pagecache c = {0, 0, 0};
+    if (gm_chunk_index(pa->search_addr) >= pa->end) return c;
+    size_t ci = gm_chunk_index(pa->search_addr);
+    unsigned j = ~0u;
+    if (gm_sums(pa, GM_LEAF)[ci] != 0)
+        j = gm_pallocbits_find(&gm_chunk_of(pa, ci)->alloc, 1, gm_chunk_page(pa->search_addr), NULL);
+    if (j == ~0u) {
+        /* Nothing at or after search_addr in its chunk: search the tree. */
+        uintptr_t cand, addr = gm_find(pa, 1, &cand);
+        if (addr == 0) {
+            pa->search_addr = GM_SEARCH_NONE;
+            return c;
+        }
+        ci = gm_chunk_index(addr);
+        j = gm_chunk_page(addr);
+    }
+    struct gm_pallocdata *d = gm_chunk_of(pa, ci);
+    unsigned w = j / 64;
+    c.base = gm_chunk_base(ci) + ((uintptr_t)w * 64 << GM_PAGE_SHIFT);
+    c.cache = ~d->alloc.w[w];
+    c.scav = d->scav.w[w];
+    d->alloc.w[w] = ~(uint64_t)0;
+    d->scav.w[w] = 0;
+    pa->free_pages -= gm_popcount(c.cache);
+    pa->scav_pages -= gm_popcount(c.scav);
+    gm_update(pa, c.base, GM_PAGECACHE_PAGES, false, true);
+    /* Everything below the block is in use, and so is the block now; its
+     * last page (not one past it, which may be outside the heap) is a safe
+     * new search_addr. */
+    pa->search_addr = c.base + ((uintptr_t)(GM_PAGECACHE_PAGES - 1) << GM_PAGE_SHIFT);
+    return c;
+}
+
+uintptr_t gm_pagecache_alloc(struct gm_pagecache *c, size_t npages, size_t *scav)
+{
+    if (scav) *scav = 0;
+    if (c->cache == 0 || npages == 0 || npages > GM_PAGECACHE_PAGES) return 0;
+    unsigned i = gm_find_bit_range64(c->cache, (unsigned)npages);
+    if (i >= 64) return 0;
+    uint64_t m = gm_word_mask(i, (unsigned)npages);
+    if (scav) *scav = (size_t)gm_popcount(c->scav & m) << GM_PAGE_SHIFT;
+    c->cache &= ~m;
+    c->scav &= ~m;
+    return c->base + ((uintptr_t)i << GM_PAGE_SHIFT);
+}
+
+void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa)
+{
+    if (c->base == 0) return;
+    if (c->cache != 0) {
+        struct gm_pallocdata *d = gm_chunk_of(pa, gm_chunk_index(c->base));
+        unsigned w = gm_chunk_page(c->base) / 64;
+        d->alloc.w[w] &= ~c->cache;
+        d->scav.w[w] |= c->scav & c->cache;
+        pa->free_pages += gm_popcount(c->cache);
+        pa->scav_pages += gm_popcount(c->scav & c->cache);
+        if (c->base < pa->search_addr) pa->search_addr = c->base;
+        gm_update(pa, c->base, GM_PAGECACHE_PAGES, false, false);
+    }
+    c->base = 0;
+    c->cache = 0;
+    c->scav = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rebuilding from the bitmaps                                              */
+/* ------------------------------------------------------------------------ */
+
+void gm_pagealloc_recompute(struct gm_pagealloc *pa)
+{
+    pa->free_pages = pa->scav_pages = 0;
+    gm_pallocsum *leaf = gm_sums(pa, GM_LEAF);
+    for (size_t r = 0; r < pa->in_use.len; r++) {
+        uintptr_t base = pa->in_use.ranges[r].base, limit = pa->in_use.ranges[r].limit;
+        for (size_t ci = gm_chunk_index(base); ci < gm_chunk_index(limit); ci++) {
+            struct gm_pallocdata *c = gm_chunk_of(pa, ci);
+            leaf[ci] = gm_pallocbits_summarize(&c->alloc);
+            for (unsigned w = 0; w < GM_CHUNK_WORDS; w++) {
+                pa->free_pages += gm_popcount(~c->alloc.w[w]);
+                pa->scav_pages += gm_popcount(~c->alloc.w[w] & c->scav.w[w]);
+            }
+        }
+        for (int l = GM_LEAF - 1; l >= 0; l--) {
+            unsigned log_child = gm_level_log_pages(l + 1);
+            for (size_t i = base >> gm_level_shift(l); i <= (limit - 1) >> gm_level_shift(l); i++)
+                gm_sums(pa, l)[i] = gm_merge(&gm_sums(pa, l + 1)[i * GM_BLOCK], log_child);
+        }
+    }
+    pa->search_addr = pa->in_use.len ? pa->in_use.ranges[0].base : GM_SEARCH_NONE;
+}

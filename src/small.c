@@ -1,0 +1,559 @@
+/*
+ * small.c — layer 6: small objects (Go's mspan/mcentral/mcache, adapted to a
+ * world with explicit free).
+ *
+ * A small-object span is carved into objects of one size class. It is owned
+ * by one thread's tcache or by nobody. Its objects live on three lists, so
+ * that the owner needs no atomic read-modify-write on its fast paths:
+ *   free         the owner allocates from it;
+ *   local_free   the owner frees onto it;
+ *   thread_free  other threads push onto it with a CAS; the owner takes the
+ *                whole list with one atomic exchange when `free` runs dry.
+ * `used` (owner-private) counts objects off free and local_free, so remote
+ * frees are subtracted when collected.
+ *
+ * A tcache holds, per class, the current span plus two lists of owned spans:
+ * partial (may have free objects) and full (had none when last looked at).
+ * A full span must not be forgotten when other threads free into it, so the
+ * low bits of thread_free say what the first remote freer must do:
+ *   NOTIFY  the span is in its owner's full list: the freer marks it BUSY,
+ *           pushes the span onto the owner's notify stack, then clears BUSY;
+ *           the owner moves notified spans to partial on its slow path;
+ *   ORPHAN  the span is full and owned by nobody (its thread exited): the
+ *           freer puts it into the central list of its class.
+ * A thread that exits turns NOTIFY into ORPHAN (waiting out a BUSY freer, so
+ * no freer still holds its tcache), hands partial spans to central, and gives
+ * empty spans back to the heap. Central spans are adopted by any thread that
+ * runs out of its own. A span whose objects are all free goes back to the
+ * heap unless it is a tcache's current span, or a notification about it is
+ * still on its way.
+ *
+ * Freed objects carry a marker in their second word (gm_free_key ^ address),
+ * set when the span is carved and on every free, cleared by malloc. A free
+ * that finds the marker already there searches the span's lists: found means
+ * double free. Every small class is a multiple of 16 bytes, so the word is
+ * always there.
+ *
+ * Tcaches are never freed: a dead thread's tcache is reused by a new thread,
+ * so a freer that read a span's owner can always dereference it, and the
+ * per-class counters keep summing.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+__thread struct gm_tcache *gm_tc __attribute__((tls_model("initial-exec")));
+struct gm_span gm_empty_span;
+uintptr_t gm_free_key;
+
+/* Go's mcentral, without the sweeping: spans no thread owns that have free
+ * objects, per class. Padded so classes do not share cache lines. */
+struct gm_central {
+    pthread_mutex_t lock;
+    struct gm_span *head;
+    size_t nspans;
+} __attribute__((aligned(64)));
+static struct gm_central gm_central[GM_NUM_CLASSES];
+
+/* Registry of all tcaches, live and dead (for statistics and reuse). */
+static pthread_mutex_t gm_tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gm_tcache *gm_tc_all;
+static struct gm_fixalloc gm_tc_alloc;
+static pthread_key_t gm_tc_key;
+static bool gm_tc_key_ok;
+
+/* ------------------------------------------------------------------------ */
+/* Span lists (owner-private, or under a central lock)                      */
+/* ------------------------------------------------------------------------ */
+
+static void gm_list_push(struct gm_span **head, struct gm_span *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+}
+
+static void gm_list_remove(struct gm_span **head, struct gm_span *s)
+{
+    if (s->prev) s->prev->next = s->next;
+    else *head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Collecting free objects                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Prepend list (count objects, ending at tail) to s->free. */
+static void gm_span_take_list(struct gm_span *s, void *list)
+{
+    uint32_t n = 1;
+    void **tail = list;
+    while (tail[0]) {
+        tail = tail[0];
+        n++;
+    }
+    tail[0] = s->free;
+    s->free = list;
+    s->used -= n;
+}
+
+/* Move local_free and thread_free onto free. The caller owns s (or holds the
+ * central lock while nobody does). Keeps thread_free's flag bits. Returns
+ * whether free is non-empty. */
+static bool gm_span_collect(struct gm_span *s)
+{
+    if (s->local_free) {
+        /* local_free objects were subtracted from used when freed */
+        void **tail = s->local_free;
+        while (tail[0]) tail = tail[0];
+        tail[0] = s->free;
+        s->free = s->local_free;
+        s->local_free = NULL;
+    }
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    while (old & ~(uintptr_t)GM_TF_MASK) {
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, old & GM_TF_MASK,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            gm_span_take_list(s, (void *)(old & ~(uintptr_t)GM_TF_MASK));
+            break;
+        }
+    }
+    return s->free != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spans coming and going                                                   */
+/* ------------------------------------------------------------------------ */
+
+static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_span *s = gm_heap_alloc_span(&tc->hl, gm_class_npages[cls], cls);
+    if (!s) return NULL;
+    uint32_t size = gm_class_size[cls], n = gm_class_nelems[cls];
+    s->elemsize = size;
+    s->divmagic = gm_class_divmagic[cls];
+    s->nelems = n;
+    s->limit = s->base + (uintptr_t)n * size;
+    /* Carve in address order, each object marked free. */
+    uintptr_t next = 0;
+    for (uint32_t i = n; i-- > 0;) {
+        uintptr_t *o = (uintptr_t *)(s->base + (uintptr_t)i * size);
+        o[0] = next;
+        o[1] = gm_free_key ^ (uintptr_t)o;
+        next = (uintptr_t)o;
+    }
+    s->free = (void *)next;
+    atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
+    return s;
+}
+
+/* The span has no object in use: give its pages back unless it must stay. */
+static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
+{
+    unsigned cls = s->sizeclass;
+    if (s->used != 0 || tc->current[cls] == s) return;
+    /* A freer may be about to tell us about s, or has: keep it until then. */
+    if ((atomic_load_explicit(&s->thread_free, memory_order_acquire) & GM_TF_MASK) == GM_TF_BUSY) return;
+    if (atomic_load_explicit(&s->notify_pending, memory_order_acquire)) return;
+    if (atomic_load_explicit(&s->thread_free, memory_order_acquire) & ~(uintptr_t)GM_TF_MASK) return;
+    gm_list_remove(s->in_full ? &tc->full[cls] : &tc->partial[cls], s);
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    gm_heap_free_span(s);
+}
+
+static void gm_central_push(struct gm_span *s)
+{
+    struct gm_central *c = &gm_central[s->sizeclass];
+    pthread_mutex_lock(&c->lock);
+    gm_list_push(&c->head, s);
+    c->nspans++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Adopt a span with free objects from the central list of cls. */
+static struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_central *c = &gm_central[cls];
+    if (!__atomic_load_n(&c->head, __ATOMIC_RELAXED)) return NULL;
+    pthread_mutex_lock(&c->lock);
+    struct gm_span *s;
+    while ((s = c->head)) {
+        gm_list_remove(&c->head, s);
+        c->nspans--;
+        if (gm_span_collect(s) || s->used < s->nelems) break;
+        /* Nothing free after all (cannot normally happen): orphan it. */
+        uintptr_t zero = 0;
+        if (!atomic_compare_exchange_strong(&s->thread_free, &zero, GM_TF_ORPHAN)) {
+            gm_list_push(&c->head, s);
+            c->nspans++;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (s) atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
+    return s;
+}
+
+/* Put an exhausted owned span on the full list, armed so the first remote
+ * free tells us. False if remote frees arrived meanwhile (collect instead). */
+static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
+{
+    uintptr_t expect = GM_TF_NONE;
+    if (!atomic_compare_exchange_strong_explicit(&s->thread_free, &expect, GM_TF_NOTIFY,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    s->in_full = 1;
+    gm_list_push(&tc->full[s->sizeclass], s);
+    return true;
+}
+
+/* The owner takes s off its full list (it has free objects now). */
+static void gm_span_unfull(struct gm_tcache *tc, struct gm_span *s)
+{
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    while ((old & GM_TF_MASK) == GM_TF_NOTIFY &&
+           !atomic_compare_exchange_weak_explicit(&s->thread_free, &old, old & ~(uintptr_t)GM_TF_MASK,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+    }
+    gm_list_remove(&tc->full[s->sizeclass], s);
+    s->in_full = 0;
+    gm_list_push(&tc->partial[s->sizeclass], s);
+}
+
+/* Move spans that remote freers told us about from full to partial. */
+static void gm_drain_notify(struct gm_tcache *tc)
+{
+    if (!atomic_load_explicit(&tc->notify, memory_order_relaxed)) return;
+    struct gm_span *s = atomic_exchange_explicit(&tc->notify, NULL, memory_order_acquire);
+    while (s) {
+        struct gm_span *next = atomic_load_explicit(&s->notify_next, memory_order_relaxed);
+        atomic_store_explicit(&s->notify_pending, 0, memory_order_release);
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && s->in_full)
+            gm_span_unfull(tc, s);
+        s = next;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation and free slow paths                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Collect s's frees; if there are none, file s as full. True if s has free
+ * objects. s is in no list. */
+static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
+{
+    for (;;) {
+        if (gm_span_collect(s)) return true;
+        if (gm_span_to_full(tc, s)) return false;
+        /* A freer holds BUSY with nothing left to collect: it is done in a
+         * moment. */
+        sched_yield();
+    }
+}
+
+void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_span *s = tc->current[cls];
+    gm_drain_notify(tc);
+    if (s != &gm_empty_span) {
+        if (gm_span_collect(s)) return gm_small_alloc(tc, cls);
+        tc->current[cls] = &gm_empty_span;
+        if (gm_span_refresh(tc, s)) goto found;
+    }
+    while ((s = tc->partial[cls]) != NULL) {
+        gm_list_remove(&tc->partial[cls], s);
+        if (gm_span_refresh(tc, s)) goto found;
+    }
+    s = gm_central_take(tc, cls);
+    if (!s) s = gm_span_new(tc, cls);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+found:
+    tc->current[cls] = s;
+    return gm_small_alloc(tc, cls);
+}
+
+/* Remote free: push p onto s->thread_free and do what the flags ask. */
+static void gm_free_remote(struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    for (;;) {
+        uintptr_t flags = old & GM_TF_MASK, nflags = flags;
+        if (flags == GM_TF_NOTIFY) nflags = GM_TF_BUSY;
+        else if (flags == GM_TF_ORPHAN) nflags = GM_TF_NONE;
+        o[0] = old & ~(uintptr_t)GM_TF_MASK;
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p | nflags,
+                                                  memory_order_release, memory_order_relaxed)) {
+            if (flags == GM_TF_ORPHAN) {
+                gm_central_push(s);
+            } else if (flags == GM_TF_NOTIFY) {
+                /* While BUSY the owner cannot leave, so its tcache is ours to use. */
+                struct gm_tcache *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+                atomic_store_explicit(&s->notify_pending, 1, memory_order_relaxed);
+                struct gm_span *head = atomic_load_explicit(&owner->notify, memory_order_relaxed);
+                do atomic_store_explicit(&s->notify_next, head, memory_order_relaxed);
+                while (!atomic_compare_exchange_weak_explicit(&owner->notify, &head, s, memory_order_release,
+                                                              memory_order_relaxed));
+                uintptr_t cur = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+                while (!atomic_compare_exchange_weak_explicit(&s->thread_free, &cur, cur & ~(uintptr_t)GM_TF_MASK,
+                                                              memory_order_release, memory_order_relaxed)) {
+                }
+            }
+            return;
+        }
+    }
+}
+
+void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    if (p == NULL) { /* the owner's fast path emptied s */
+        gm_span_release_if_empty(tc, s);
+        return;
+    }
+    if (tc && atomic_load_explicit(&s->owner, memory_order_relaxed) == tc) {
+        /* The owner freeing into a span on its full list. */
+        uintptr_t *o = p;
+        o[1] = gm_free_key ^ (uintptr_t)p;
+        o[0] = (uintptr_t)s->local_free;
+        s->local_free = p;
+        s->used--;
+        gm_count_inc(&tc->counts[s->sizeclass].frees);
+        if (s->in_full) gm_span_unfull(tc, s);
+        if (s->used == 0) gm_span_release_if_empty(tc, s);
+        return;
+    }
+    if (tc) gm_count_inc(&tc->counts[s->sizeclass].frees);
+    gm_free_remote(s, p);
+}
+
+/* Is p on the list starting at head? Walks at most limit links, stopping at
+ * anything that is not an object of s (the list may be changing). */
+static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
+{
+    for (uint32_t i = 0; head && i <= s->nelems; i++) {
+        if (head == p) return true;
+        if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        head = *(uintptr_t *)head;
+    }
+    return false;
+}
+
+void gm_small_check_free(struct gm_span *s, void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != GM_SPAN_SMALL || a < s->base || a >= s->limit)
+        gm_fatal_ptr("free of a pointer that is not allocated", p);
+    if ((a - s->base) % s->elemsize != 0) gm_fatal_ptr("free of an interior pointer", p);
+    if (gm_list_has(s, (uintptr_t)s->free, a) || gm_list_has(s, (uintptr_t)s->local_free, a) ||
+        gm_list_has(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK, a))
+        gm_fatal_ptr("double free", p);
+    /* The marker was the program's own data: a false alarm. */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Thread caches                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void gm_tcache_destructor(void *arg)
+{
+    struct gm_tcache *tc = arg;
+    if (tc && gm_tc == tc) gm_tcache_release(tc);
+}
+
+static void gm_free_key_init(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uintptr_t k = (uintptr_t)&ts ^ ((uintptr_t)ts.tv_nsec << 17) ^ (uintptr_t)ts.tv_sec ^
+                  (uintptr_t)__builtin_ia32_rdtsc();
+    k *= 0x9e3779b97f4a7c15ull;
+    gm_free_key = k | 1; /* odd, so it never equals an aligned address */
+}
+
+struct gm_tcache *gm_tcache_init(void)
+{
+    if (gm_tc) return gm_tc;
+    if (gm_heap_init() != 0) return NULL;
+    pthread_mutex_lock(&gm_tc_lock);
+    if (!gm_tc_key_ok) {
+        gm_free_key_init();
+        for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);
+        gm_fixalloc_init(&gm_tc_alloc, sizeof(struct gm_tcache), &gm_meta.tcaches);
+        gm_tc_key_ok = pthread_key_create(&gm_tc_key, gm_tcache_destructor) == 0;
+    }
+    struct gm_tcache *tc;
+    for (tc = gm_tc_all; tc && !tc->dead; tc = tc->all_next) {
+    }
+    if (tc) {
+        tc->dead = false;
+    } else {
+        tc = gm_fixalloc_alloc(&gm_tc_alloc);
+        if (tc) {
+            tc->all_next = gm_tc_all;
+            if (gm_tc_all) gm_tc_all->all_prev = tc;
+            gm_tc_all = tc;
+        }
+    }
+    pthread_mutex_unlock(&gm_tc_lock);
+    if (!tc) return NULL;
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
+    gm_tc = tc;
+    if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
+    return tc;
+}
+
+/* Hand an owned span that is not full to central, or to the heap if empty. */
+static void gm_span_disown(struct gm_tcache *tc, struct gm_span *s)
+{
+    gm_span_collect(s);
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    s->in_full = 0;
+    if (s->used == 0 && !atomic_load(&s->notify_pending)) gm_heap_free_span(s);
+    else gm_central_push(s);
+}
+
+/* A span from the full list at thread exit: orphan it if nobody freed into
+ * it, else disown it. Takes BUSY itself first, so that no freer reads the
+ * owner field while it is being cleared. */
+static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
+{
+    for (;;) {
+        uintptr_t old = atomic_load(&s->thread_free);
+        if ((old & GM_TF_MASK) == GM_TF_BUSY) { /* a freer is telling us */
+            sched_yield();
+            continue;
+        }
+        if ((old & GM_TF_MASK) == GM_TF_NOTIFY) {
+            if (!atomic_compare_exchange_strong(&s->thread_free, &old, (old & ~(uintptr_t)GM_TF_MASK) | GM_TF_BUSY))
+                continue;
+            atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+            uintptr_t cur = atomic_load(&s->thread_free);
+            while (!atomic_compare_exchange_weak(&s->thread_free, &cur,
+                                                 cur == GM_TF_BUSY ? GM_TF_ORPHAN : cur & ~(uintptr_t)GM_TF_MASK)) {
+            }
+            if (cur == GM_TF_BUSY) return; /* orphaned: the first freer hands it on */
+        }
+        gm_span_disown(tc, s); /* it has remote frees */
+        return;
+    }
+}
+
+void gm_tcache_release(struct gm_tcache *tc)
+{
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = tc->current[c];
+        tc->current[c] = &gm_empty_span;
+        if (s != &gm_empty_span) gm_span_disown(tc, s);
+        while ((s = tc->partial[c])) {
+            gm_list_remove(&tc->partial[c], s);
+            gm_span_disown(tc, s);
+        }
+        while ((s = tc->full[c])) {
+            gm_list_remove(&tc->full[c], s);
+            s->in_full = 0;
+            gm_span_orphan_or_disown(tc, s);
+        }
+    }
+    /* Every notification about our spans has landed by now. */
+    struct gm_span *n = atomic_exchange(&tc->notify, NULL);
+    while (n) {
+        struct gm_span *next = atomic_load(&n->notify_next);
+        atomic_store(&n->notify_pending, 0);
+        n = next;
+    }
+    gm_heap_local_flush(&tc->hl);
+    gm_tc = NULL;
+    pthread_mutex_lock(&gm_tc_lock);
+    tc->dead = true;
+    pthread_mutex_unlock(&gm_tc_lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trim, statistics, fork                                                   */
+/* ------------------------------------------------------------------------ */
+
+size_t gm_central_trim(void)
+{
+    size_t released = 0;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_central *ce = &gm_central[c];
+        pthread_mutex_lock(&ce->lock);
+        struct gm_span *s = ce->head, *next;
+        for (; s; s = next) {
+            next = s->next;
+            gm_span_collect(s);
+            if (s->used == 0) {
+                gm_list_remove(&ce->head, s);
+                ce->nspans--;
+                released += (size_t)s->npages << GM_PAGE_SHIFT;
+                gm_heap_free_span(s);
+            }
+        }
+        pthread_mutex_unlock(&ce->lock);
+    }
+    return released;
+}
+
+static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
+{
+    uint32_t n = 0;
+    for (; head && n <= s->nelems; n++) head = *(uintptr_t *)head;
+    return n;
+}
+
+void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
+{
+    memset(live, 0, sizeof(uint64_t) * GM_NUM_CLASSES);
+    for (size_t i = 0; i < GM_ARENA_L1_ENTRIES; i++) {
+        struct gm_arena *_Atomic *l2 = atomic_load(&gm_arena_l1[i]);
+        if (!l2) continue;
+        for (size_t j = 0; j < ((size_t)1 << GM_ARENA_L2_BITS); j++) {
+            struct gm_arena *a = atomic_load(&l2[j]);
+            if (!a) continue;
+            uintptr_t abase = ((i << GM_ARENA_L2_BITS) + j) << GM_ARENA_SHIFT;
+            for (size_t pg = 0; pg < GM_PAGES_PER_ARENA; pg++) {
+                struct gm_span *s = atomic_load(&a->spans[pg]);
+                if (!s || s->base != abase + (pg << GM_PAGE_SHIFT) ||
+                    atomic_load(&s->state) != GM_SPAN_SMALL)
+                    continue;
+                uint32_t nfree = gm_list_len(s, (uintptr_t)s->free) + gm_list_len(s, (uintptr_t)s->local_free) +
+                                 gm_list_len(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK);
+                live[s->sizeclass] += s->nelems - nfree;
+            }
+        }
+    }
+}
+
+void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg)
+{
+    pthread_mutex_lock(&gm_tc_lock);
+    for (struct gm_tcache *tc = gm_tc_all; tc; tc = tc->all_next) fn(tc, arg);
+    pthread_mutex_unlock(&gm_tc_lock);
+}
+
+void gm_small_fork_prepare(void)
+{
+    pthread_mutex_lock(&gm_tc_lock);
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_lock(&gm_central[c].lock);
+}
+
+void gm_small_fork_parent(void)
+{
+    for (unsigned c = GM_NUM_CLASSES; c-- > 0;) pthread_mutex_unlock(&gm_central[c].lock);
+    pthread_mutex_unlock(&gm_tc_lock);
+}
+
+void gm_small_fork_child(void)
+{
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);
+    pthread_mutex_init(&gm_tc_lock, NULL);
+}

@@ -1,0 +1,267 @@
+/*
+ * unit_heap.c — layer 4 through src/internal.h: the seed's promise (arenas
+ * reserved, committed incrementally), growth under RLIMIT_DATA, growth across
+ * arenas and across a hint collision, fault injection during growth, and the
+ * slow statistics check after each step.
+ *
+ * The tests that measure VmData or set rlimits run in a child process each,
+ * so they start from a fresh heap.
+ */
+#include "internal.h"
+#include "test.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define MiB ((size_t)1 << 20)
+
+/* Runs fn in a child; the child's exit status is its number of failures. */
+static void in_child(const char *name, int (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(fn());
+    int st;
+    waitpid(pid, &st, 0);
+    test_checks++;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        test_failures++;
+        fprintf(stderr, "child test %s failed (status %#x)\n", name, st);
+    }
+}
+
+static struct gm_span *span(size_t npages)
+{
+    return gm_heap_alloc_span(NULL, npages, 0);
+}
+
+static void touch(struct gm_span *s, int c)
+{
+    memset((void *)s->base, c, (size_t)s->npages << GM_PAGE_SHIFT);
+}
+
+/* The seed's promise: the first arena is reserved, not committed. */
+static int child_first_page(void)
+{
+    long before = test_status_kb("VmData");
+    struct gm_span *s = span(1);
+    CHECK(s != NULL);
+    if (!s) return test_failures;
+    touch(s, 0x5a);
+    long after = test_status_kb("VmData");
+    fprintf(stderr, "first page: VmData +%ld KiB, heap_sys %llu KiB, reserved %llu KiB\n", after - before,
+            (unsigned long long)gm_stat_load(&gm_heap.heap_sys) >> 10,
+            (unsigned long long)gm_stat_load(&gm_os.reserved) >> 10);
+    CHECK(after - before <= 1024);
+    CHECK(gm_stat_load(&gm_os.reserved) >= GM_ARENA_BYTES);
+    CHECK(gm_stat_load(&gm_heap.heap_sys) < GM_CHUNK_BYTES);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), GM_PAGE_SIZE);
+    CHECK_EQ(gm_check(), 0);
+    /* 1 MiB more in single pages costs at most 2.5 MiB of VmData. */
+    for (int i = 0; i < 128; i++) {
+        struct gm_span *t = span(1);
+        CHECK(t != NULL);
+        if (t) touch(t, i);
+    }
+    long after2 = test_status_kb("VmData");
+    fprintf(stderr, "1 MiB of pages: VmData +%ld KiB\n", after2 - before);
+    CHECK(after2 - before <= 2560);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* Under RLIMIT_DATA = baseline + 32 MiB: 16 MiB works, beyond the limit
+ * fails cleanly, and the heap serves again after frees. */
+static int child_rlimit(void)
+{
+    long base_kb = test_status_kb("VmData");
+    struct rlimit rl = {.rlim_cur = (rlim_t)base_kb * 1024 + 32 * MiB, .rlim_max = RLIM_INFINITY};
+    CHECK(setrlimit(RLIMIT_DATA, &rl) == 0);
+    struct gm_span *s[32];
+    int n = 0;
+    for (; n < 32; n++) { /* 32 x 512 KiB = 16 MiB */
+        s[n] = span(64);
+        CHECK(s[n] != NULL);
+        if (!s[n]) break;
+        touch(s[n], n);
+    }
+    uint64_t sys = gm_stat_load(&gm_heap.heap_sys), inuse = gm_stat_load(&gm_heap.heap_inuse);
+    errno = 0;
+    struct gm_span *big = span(64 * MiB / GM_PAGE_SIZE);
+    CHECK(big == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_sys), sys);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), inuse);
+    CHECK_EQ(gm_check(), 0);
+    for (int i = 0; i < n; i++) {
+        unsigned char *p = (unsigned char *)s[i]->base;
+        CHECK(p[0] == (unsigned char)i && p[512 * 1024 - 1] == (unsigned char)i);
+        gm_heap_free_span(s[i]);
+    }
+    /* The same 16 MiB again, as one run now. */
+    struct gm_span *again = span(16 * MiB / GM_PAGE_SIZE);
+    CHECK(again != NULL);
+    if (again) touch(again, 1);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* Growth across arenas: contiguous arenas make one heap, and a span may
+ * cross an arena boundary. */
+static int child_arenas(void)
+{
+    struct gm_span *a = span(1);
+    struct gm_span *big = span(100 * MiB / GM_PAGE_SIZE); /* must cross into a second arena */
+    CHECK(a && big);
+    if (!a || !big) return test_failures;
+    uintptr_t end = big->base + 100 * MiB;
+    CHECK(gm_align_down(big->base, GM_ARENA_BYTES) != gm_align_down(end - 1, GM_ARENA_BYTES));
+    CHECK(gm_span_lookup(big->base) == big);
+    CHECK(gm_span_lookup(end - 1) == big);
+    CHECK(gm_span_lookup(gm_align_up(big->base + 1, GM_ARENA_BYTES)) == big);
+    touch(big, 0x11);
+    CHECK_EQ(gm_check(), 0);
+    /* heap_sys holds only what was grown, not the Reserved tail. */
+    CHECK(gm_stat_load(&gm_heap.heap_sys) < 108 * MiB);
+    CHECK(gm_stat_load(&gm_os.reserved) >= 128 * MiB);
+    gm_heap_free_span(big);
+    gm_heap_free_span(a);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), 0);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* A hint collision: the next reservation is not contiguous, so the rest of
+ * the current arena is committed, counted released and handed over. */
+static int child_collision(void)
+{
+    struct gm_span *a = span(1);
+    CHECK(a != NULL);
+    if (!a) return test_failures;
+    uintptr_t arena = gm_align_down(a->base, GM_ARENA_BYTES);
+    void *hint = (void *)gm_arena_next_hint();
+    void *blocker = mmap(hint, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    CHECK(blocker == hint);
+    uint64_t sys0 = gm_stat_load(&gm_heap.heap_sys);
+    /* 70 MiB cannot fit in what is left of the first arena. */
+    struct gm_span *big = span(70 * MiB / GM_PAGE_SIZE);
+    CHECK(big != NULL);
+    if (!big) return test_failures;
+    CHECK(big->base < (uintptr_t)blocker || big->base >= (uintptr_t)blocker + 4096);
+    CHECK(gm_align_down(big->base, GM_ARENA_BYTES) != arena);
+    /* The whole first arena is now grown: heap_sys = 64 MiB + big's growth. */
+    CHECK(gm_stat_load(&gm_heap.heap_sys) >= GM_ARENA_BYTES + 70 * MiB);
+    CHECK(gm_stat_load(&gm_heap.heap_sys) > sys0);
+    CHECK_EQ(gm_check(), 0);
+    /* The leftover is usable: 60 MiB fit in the first arena, at lower addresses. */
+    struct gm_span *left = span(60 * MiB / GM_PAGE_SIZE);
+    CHECK(left != NULL);
+    if (left) {
+        CHECK_EQ(gm_align_down(left->base, GM_ARENA_BYTES), arena);
+        touch(left, 0x22);
+    }
+    touch(big, 0x33);
+    CHECK_EQ(gm_check(), 0);
+    munmap(blocker, 4096);
+    return test_failures;
+}
+
+/* Every failure of reserve or map during growth: NULL/ENOMEM, heap figures
+ * unchanged, and the next request succeeds once failures stop. */
+static int child_faults(void)
+{
+    struct gm_span *keep = span(1);
+    CHECK(keep != NULL);
+    for (int kind = GM_SYS_RESERVE; kind <= GM_SYS_MAP; kind++) {
+        for (uint64_t skip = 0; skip < 6; skip++) {
+            uint64_t sys = gm_stat_load(&gm_heap.heap_sys), inuse = gm_stat_load(&gm_heap.heap_inuse);
+            uint64_t rel = gm_stat_load(&gm_heap.heap_released);
+            gm_fault_set(kind, skip, 1000);
+            errno = 0;
+            /* More than is left in the current arena: needs a reservation. */
+            struct gm_span *s = span(80 * MiB / GM_PAGE_SIZE);
+            gm_fault_clear();
+            if (s == NULL) {
+                CHECK_EQ(errno, ENOMEM);
+                CHECK_EQ(gm_stat_load(&gm_heap.heap_sys), sys);
+                CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), inuse);
+                CHECK_EQ(gm_stat_load(&gm_heap.heap_released), rel);
+                CHECK_EQ(gm_check(), 0);
+                s = span(80 * MiB / GM_PAGE_SIZE);
+                CHECK(s != NULL);
+            }
+            if (s) {
+                touch(s, 7);
+                gm_heap_free_span(s);
+            }
+            CHECK_EQ(gm_check(), 0);
+        }
+    }
+    return test_failures;
+}
+
+/* The per-thread stock: spans from a page cache without the lock, and the
+ * stock given back. */
+static int child_local(void)
+{
+    struct gm_heap_local hl;
+    memset(&hl, 0, sizeof hl);
+    struct gm_span *s[40];
+    for (int i = 0; i < 40; i++) {
+        s[i] = gm_heap_alloc_span(&hl, 1 + i % 3, 0);
+        CHECK(s[i] != NULL);
+        if (s[i]) touch(s[i], i);
+    }
+    for (int i = 0; i < 40; i++)
+        for (int j = i + 1; j < 40; j++)
+            CHECK(s[i]->base + ((uintptr_t)s[i]->npages << GM_PAGE_SHIFT) <= s[j]->base ||
+                  s[j]->base + ((uintptr_t)s[j]->npages << GM_PAGE_SHIFT) <= s[i]->base);
+    for (int i = 0; i < 40; i++) {
+        CHECK(*(unsigned char *)s[i]->base == (unsigned char)i);
+        gm_heap_free_span(s[i]);
+    }
+    gm_heap_local_flush(&hl);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), 0);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* Grow and shrink in place. */
+static int child_inplace(void)
+{
+    struct gm_span *s = span(4);
+    CHECK(s != NULL);
+    if (!s) return test_failures;
+    uintptr_t base = s->base;
+    CHECK(gm_heap_grow_span(s, 20));
+    CHECK_EQ(s->base, base);
+    CHECK_EQ(s->npages, 20);
+    CHECK(gm_span_lookup(base + 19 * GM_PAGE_SIZE) == s);
+    touch(s, 3);
+    struct gm_span *t = span(1); /* lands right after s */
+    CHECK(t && t->base == base + 20 * GM_PAGE_SIZE);
+    CHECK(!gm_heap_grow_span(s, 21));
+    gm_heap_shrink_span(s, 10);
+    CHECK_EQ(s->npages, 10);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), 11 * GM_PAGE_SIZE);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+int main(void)
+{
+    in_child("first_page", child_first_page);
+    in_child("rlimit", child_rlimit);
+    in_child("arenas", child_arenas);
+    in_child("collision", child_collision);
+    in_child("faults", child_faults);
+    in_child("local", child_local);
+    in_child("inplace", child_inplace);
+    return test_done("unit_heap");
+}

@@ -1,0 +1,237 @@
+/* unit_os.c — layer 1: each OS memory transition does what the kernel says
+ * (VmData, VmRSS, mappings) and what the counters say, and fails cleanly. */
+#include "internal.h"
+#include "test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+#define SLACK (256 * KiB) /* what the test itself may add to VmData/VmRSS */
+
+/* A field of /proc/self/status in bytes, read without allocating. */
+static long long proc_status(const char *field)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    size_t len = strlen(field);
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, field, len) == 0 && line[len] == ':') return strtoll(line + len + 1, NULL, 10) * 1024;
+    }
+    return -1;
+}
+static long long vm_data(void) { return proc_status("VmData"); }
+static long long vm_rss(void) { return proc_status("VmRSS"); }
+
+static bool near(long long got, long long want) { return got >= want - (long long)SLACK && got <= want + (long long)SLACK; }
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return false;
+    return true;
+}
+
+static void test_reserve_map_unused_decommit(void)
+{
+    gm_stat mine = 0;
+    uint64_t committed0 = gm_stat_load(&gm_os.committed), reserved0 = gm_stat_load(&gm_os.reserved);
+    long long data0 = vm_data();
+    long maps0 = gm_sys_mapping_count();
+    CHECK(data0 > 0 && maps0 > 0);
+
+    /* Reserved costs address space only. */
+    uint8_t *r = gm_sys_reserve(NULL, GiB);
+    CHECK(r != NULL);
+    if (!r) return;
+    CHECK(near(vm_data(), data0));
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0 + GiB);
+    CHECK_EQ(gm_sys_mapping_count(), maps0 + 1);
+
+    /* Map 8 MiB in the middle: VmData and the counters grow by exactly that,
+     * and the reservation splits into three mappings. */
+    uint8_t *m = r + 64 * MiB;
+    CHECK_EQ(gm_sys_map(m, 8 * MiB, &mine), 0);
+    CHECK(near(vm_data(), data0 + (long long)(8 * MiB)));
+    CHECK_EQ(gm_stat_load(&mine), 8 * MiB);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0 + 8 * MiB);
+    CHECK_EQ(gm_sys_mapping_count(), maps0 + 3);
+
+    /* Touching makes it resident; unused drops RSS but not VmData. */
+    long long rss0 = vm_rss();
+    memset(m, 0xab, 8 * MiB);
+    long long rss1 = vm_rss();
+    CHECK(rss1 >= rss0 + (long long)(8 * MiB) - (long long)SLACK);
+    CHECK_EQ(gm_sys_unused(m, 8 * MiB), 0);
+    CHECK(vm_rss() <= rss1 - (long long)(8 * MiB) + (long long)SLACK);
+    CHECK(near(vm_data(), data0 + (long long)(8 * MiB)));
+    CHECK_EQ(gm_stat_load(&mine), 8 * MiB); /* unused does not account */
+    CHECK(all_zero(m, 8 * MiB));            /* DONTNEED on private anon */
+
+    /* Decommit gives VmData and the counters back, and the data is gone. */
+    memset(m, 0xcd, 8 * MiB);
+    CHECK_EQ(gm_sys_decommit(m, 8 * MiB, &mine), 0);
+    CHECK(near(vm_data(), data0));
+    CHECK(vm_rss() <= rss1 - (long long)(8 * MiB) + (long long)SLACK);
+    CHECK_EQ(gm_stat_load(&mine), 0);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0);
+    CHECK_EQ(gm_sys_map(m, 8 * MiB, &mine), 0);
+    CHECK(all_zero(m, 8 * MiB));
+    CHECK_EQ(gm_stat_load(&mine), 8 * MiB);
+
+    /* Free takes the committed part off the named stat and everything off
+     * reserved. */
+    CHECK_EQ(gm_sys_free(r, GiB, 8 * MiB, &mine), 0);
+    CHECK_EQ(gm_stat_load(&mine), 0);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0);
+    CHECK(near(vm_data(), data0));
+    CHECK_EQ(gm_sys_mapping_count(), maps0);
+}
+
+static void test_reserve_hint_and_aligned(void)
+{
+    /* A taken address is refused, not moved elsewhere. */
+    uint8_t *a = gm_sys_reserve(NULL, 4 * MiB);
+    CHECK(a != NULL);
+    errno = 0;
+    void *b = gm_sys_reserve(a + MiB, MiB);
+    CHECK(b == NULL);
+    CHECK_EQ(errno, EEXIST);
+    /* A free address is taken exactly. */
+    CHECK_EQ(gm_sys_free(a, 4 * MiB, 0, NULL), 0);
+    void *c = gm_sys_reserve(a + MiB, MiB);
+    CHECK(c == a + MiB);
+    if (c) gm_sys_free(c, MiB, 0, NULL);
+
+    /* Aligned reservation: aligned, exact size, slop not counted. */
+    uint64_t reserved0 = gm_stat_load(&gm_os.reserved);
+    long maps0 = gm_sys_mapping_count();
+    uint8_t *al = gm_sys_reserve_aligned(NULL, 64 * MiB, 64 * MiB);
+    CHECK(al != NULL);
+    CHECK_EQ((uintptr_t)al & (64 * MiB - 1), 0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0 + 64 * MiB);
+    CHECK_EQ(gm_sys_mapping_count(), maps0 + 1);
+    /* The bytes just outside it are not ours: reservations there succeed. */
+    void *after = gm_sys_reserve(al + 64 * MiB, 4096);
+    CHECK(after == al + 64 * MiB);
+    if (after) gm_sys_free(after, 4096, 0, NULL);
+    if (al) gm_sys_free(al, 64 * MiB, 0, NULL);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0);
+}
+
+static void test_fault_injection(void)
+{
+    gm_stat mine = 0;
+    uint8_t *r = gm_sys_reserve(NULL, 16 * MiB);
+    CHECK(r != NULL);
+    if (!r) return;
+    uint64_t committed0 = gm_stat_load(&gm_os.committed);
+    uint64_t fails0 = gm_os.failures[GM_SYS_MAP], calls0 = gm_os.calls[GM_SYS_MAP];
+    gm_fault_set(GM_SYS_MAP, 2, 1);
+    CHECK_EQ(gm_sys_map(r, 4096, &mine), 0);
+    CHECK_EQ(gm_sys_map(r + 4096, 4096, &mine), 0);
+    errno = 0;
+    CHECK_EQ(gm_sys_map(r + 8192, 4096, &mine), -1);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(gm_stat_load(&mine), 8192);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0 + 8192);
+    CHECK_EQ(gm_os.failures[GM_SYS_MAP], fails0 + 1);
+    CHECK_EQ(gm_os.calls[GM_SYS_MAP], calls0 + 3);
+    /* The failed range really is still PROT_NONE: only 2 pages are RW. */
+    long long d0 = vm_data();
+    CHECK_EQ(gm_sys_map(r + 8192, 4096, &mine), 0); /* armed once only */
+    CHECK(near(vm_data(), d0 + 4096));
+    CHECK_EQ(gm_stat_load(&mine), 3 * 4096);
+
+    /* Reserve and decommit fail cleanly too. */
+    uint64_t reserved0 = gm_stat_load(&gm_os.reserved);
+    gm_fault_set(GM_SYS_RESERVE, 0, 1);
+    CHECK(gm_sys_reserve(NULL, MiB) == NULL);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0);
+    gm_fault_set(GM_SYS_DECOMMIT, 0, 1);
+    CHECK_EQ(gm_sys_decommit(r, 3 * 4096, &mine), -1);
+    CHECK_EQ(gm_stat_load(&mine), 3 * 4096);
+    gm_fault_clear();
+    CHECK_EQ(gm_sys_decommit(r, 3 * 4096, &mine), 0);
+    CHECK_EQ(gm_stat_load(&mine), 0);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), committed0);
+    CHECK_EQ(gm_sys_free(r, 16 * MiB, 0, NULL), 0);
+}
+
+/* In a child under RLIMIT_DATA = VmData + 16 MiB: reserving 1 GiB is free,
+ * mapping 8 MiB fits, mapping 64 MiB more is refused with the counters
+ * unchanged. The exit status has one bit per failed step. */
+static int rlimit_child(void)
+{
+    int bad = 0;
+    gm_stat mine = 0;
+    struct rlimit rl = {(rlim_t)vm_data() + 16 * MiB, RLIM_INFINITY};
+    if (setrlimit(RLIMIT_DATA, &rl) != 0) return 0x80;
+    uint8_t *r = gm_sys_reserve(NULL, GiB);
+    if (!r) return 1;
+    if (gm_sys_map(r, 8 * MiB, &mine) != 0) bad |= 2;
+    memset(r, 1, 8 * MiB);
+    uint64_t committed = gm_stat_load(&gm_os.committed);
+    errno = 0;
+    if (gm_sys_map(r + 8 * MiB, 64 * MiB, &mine) != -1 || errno != ENOMEM) bad |= 4;
+    if (gm_stat_load(&mine) != 8 * MiB || gm_stat_load(&gm_os.committed) != committed) bad |= 8;
+    /* Decommit gives the room back: now 8 + 4 MiB fit again. */
+    if (gm_sys_decommit(r, 8 * MiB, &mine) != 0) bad |= 16;
+    if (gm_sys_map(r + 8 * MiB, 12 * MiB, &mine) != 0) bad |= 32;
+    return bad;
+}
+
+static void test_rlimit_data(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(rlimit_child());
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+static void test_mapping_count(void)
+{
+    gm_stat mine = 0;
+    uint8_t *r = gm_sys_reserve(NULL, 64 * MiB);
+    CHECK(r != NULL);
+    if (!r) return;
+    long m0 = gm_sys_mapping_count();
+    /* Growing a committed prefix keeps one RW mapping (the kernel merges). */
+    CHECK_EQ(gm_sys_map(r, 4 * MiB, &mine), 0);
+    CHECK_EQ(gm_sys_mapping_count(), m0 + 1);
+    CHECK_EQ(gm_sys_map(r + 4 * MiB, 4 * MiB, &mine), 0);
+    CHECK_EQ(gm_sys_mapping_count(), m0 + 1);
+    /* A hole in the middle of it adds two. */
+    CHECK_EQ(gm_sys_map(r + 32 * MiB, 4 * MiB, &mine), 0);
+    CHECK_EQ(gm_sys_mapping_count(), m0 + 3);
+    CHECK_EQ(gm_sys_free(r, 64 * MiB, 12 * MiB, &mine), 0);
+    CHECK_EQ(gm_stat_load(&mine), 0);
+    CHECK_EQ(gm_sys_mapping_count(), m0 - 1);
+}
+
+int main(void)
+{
+    test_reserve_map_unused_decommit();
+    test_reserve_hint_and_aligned();
+    test_fault_injection();
+    test_rlimit_data();
+    test_mapping_count();
+    return test_done("unit_os");
+}
