@@ -147,6 +147,15 @@ static struct gm_tcache *gm_thread_init(void)
     return gm_tcache_init();
 }
 
+/* The calling thread's cache, set up on first use; NULL with errno=ENOMEM
+ * if that fails. */
+static struct gm_tcache *gm_thread_cache(void)
+{
+    struct gm_tcache *tc = gm_tc;
+    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) errno = ENOMEM;
+    return tc;
+}
+
 /* arena.c's hooks are weak references so that the layers can land one at a
  * time; with arena.c's definitions linked in they are always called. */
 #pragma weak gm_arena_fork_prepare
@@ -368,11 +377,8 @@ void *gm_api_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    struct gm_tcache *tc = gm_tc;
-    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    struct gm_tcache *tc = gm_thread_cache();
+    if (!tc) return NULL;
     if (total <= GM_MAX_SMALL) {
         void *p = gm_small_alloc(tc, gm_size_class(total));
         if (GM_LIKELY(p != NULL)) memset(p, 0, total);
@@ -397,11 +403,8 @@ void *gm_api_realloc(void *p, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    struct gm_tcache *tc = gm_tc;
-    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    struct gm_tcache *tc = gm_thread_cache();
+    if (!tc) return NULL;
     size_t old;
     if (st == GM_SPAN_SMALL) {
         old = s->elemsize;
@@ -446,11 +449,8 @@ static void *gm_aligned(size_t align, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    struct gm_tcache *tc = gm_tc;
-    if (GM_UNLIKELY(!tc) && !(tc = gm_thread_init())) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    struct gm_tcache *tc = gm_thread_cache();
+    if (!tc) return NULL;
     if (align <= GM_PAGE_SIZE) {
         if (size <= GM_MAX_SMALL) {
             /* The smallest class whose objects are all aligned. */
