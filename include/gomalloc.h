@@ -62,6 +62,21 @@ GM_API void gm_stats_print(FILE *f);
  * returns 0 if they agree, else prints what differs to stderr and returns -1. */
 GM_API int gm_check(void);
 
+/* Returning memory (see scavenge.c). gm_scavenge returns every free page to
+ * the OS now (and, in strict-commit mode, decommits every free chunk); it
+ * returns the bytes released by this call. malloc_trim(0) does the same. */
+GM_API size_t gm_scavenge(void);
+/* A limit on the memory the heap holds (committed heap + metadata, Go's
+ * GOMEMLIMIT accounting). bytes == 0 removes it. Soft (hard == 0): the heap
+ * scavenges and decommits eagerly to stay under it but allocations still
+ * succeed. Hard (hard != 0): an allocation that would pass it fails with
+ * ENOMEM. Returns 0, or -1 with errno=EINVAL. GOMALLOC_MEMORY_LIMIT=256M
+ * (soft) or =256M:hard sets it at start-up; inside a cgroup with memory.max
+ * and no limit set, a soft limit defaults from memory.max. */
+GM_API int gm_set_memory_limit(size_t bytes, int hard);
+/* The current limit (0 = none); *hard (if not NULL) says whether it is hard. */
+GM_API size_t gm_get_memory_limit(int *hard);
+
 #ifdef __cplusplus
 }
 #endif

@@ -488,6 +488,22 @@ static inline struct gm_span *gm_span_lookup(uintptr_t p)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Layer 5: returning memory (scavenge.c)                                   */
+/* ------------------------------------------------------------------------ */
+
+struct gm_scav_stats {
+    gm_stat heap_decommitted;          /* heap bytes now decommitted (Reserved) */
+    _Atomic uint64_t released_total;   /* bytes ever returned with madvise */
+    _Atomic uint64_t decommitted_total;/* bytes ever decommitted */
+    _Atomic uint64_t recommitted_total;/* decommitted bytes committed again */
+    _Atomic uint64_t background_runs;  /* background scavenger wake-ups with work */
+    _Atomic uint64_t limit;            /* memory limit in bytes, 0 = none */
+    _Atomic bool limit_hard;
+    _Atomic bool strict;               /* strict-commit mode in force */
+};
+extern struct gm_scav_stats gm_scav GM_HIDDEN;
+
+/* ------------------------------------------------------------------------ */
 /* Layer 6b: small objects (small.c)                                        */
 /* ------------------------------------------------------------------------ */
 
@@ -604,6 +620,11 @@ void gm_arena_fork_child(void) GM_HIDDEN;
 struct gm_options {
     bool stats; /* GOMALLOC_STATS: statistics report on stderr at exit */
     bool check; /* GOMALLOC_CHECK: gm_check() at exit */
+    /* scavenge.c */
+    bool background;   /* GOMALLOC_BACKGROUND (default on): scavenger thread */
+    uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 1000): free memory idle
+                        * this long goes back to the OS */
+    int strict;        /* GOMALLOC_STRICT: -1 auto (default), 0 off, 1 on */
 };
 extern struct gm_options gm_opt GM_HIDDEN;
 /* The value of an environment variable, scanning environ directly (no

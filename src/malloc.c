@@ -58,7 +58,7 @@
 
 extern char **environ;
 
-struct gm_options gm_opt;
+struct gm_options gm_opt = {.background = true, .decay_ms = 1000, .strict = -1};
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
 
@@ -128,6 +128,48 @@ static bool gm_env_bool(const char *name)
     return strcmp(v, "0") != 0 && strcmp(v, "no") != 0 && strcmp(v, "false") != 0 && strcmp(v, "off") != 0;
 }
 
+/* A size with an optional K/M/G suffix (binary units); 0 if malformed. */
+static uint64_t gm_parse_size(const char *v, const char **rest)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (UINT64_MAX - 9) / 10) return 0;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    if (p == v) return 0;
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k': case 'K': shift = 10; p++; break;
+    case 'm': case 'M': shift = 20; p++; break;
+    case 'g': case 'G': shift = 30; p++; break;
+    case 't': case 'T': shift = 40; p++; break;
+    }
+    if (*p == 'i' || *p == 'I') p++;
+    if (*p == 'b' || *p == 'B') p++;
+    if (shift && n > (UINT64_MAX >> shift)) return 0;
+    if (rest) *rest = p;
+    return n << shift;
+}
+
+static void gm_options_scavenge(void)
+{
+    const char *v = gm_getenv("GOMALLOC_BACKGROUND");
+    if (v && *v) gm_opt.background = gm_env_bool("GOMALLOC_BACKGROUND");
+    if ((v = gm_getenv("GOMALLOC_DECAY_MS")) && *v) {
+        const char *rest = v;
+        uint64_t ms = gm_parse_size(v, &rest);
+        if ((*v == '0' && v[1] == 0) || (ms && *rest == 0 && ms < UINT32_MAX)) gm_opt.decay_ms = (uint32_t)ms;
+    }
+    if ((v = gm_getenv("GOMALLOC_STRICT")) && *v) gm_opt.strict = gm_env_bool("GOMALLOC_STRICT");
+    if ((v = gm_getenv("GOMALLOC_MEMORY_LIMIT")) && *v) {
+        const char *rest = v;
+        uint64_t bytes = gm_parse_size(v, &rest);
+        if (bytes && (*rest == 0 || strcmp(rest, ":soft") == 0 || strcmp(rest, ":hard") == 0))
+            gm_set_memory_limit(bytes, strcmp(rest, ":hard") == 0);
+    }
+}
+
 static _Atomic int gm_options_read; /* 1 once environ has been scanned */
 
 static void gm_options_load(void)
@@ -138,6 +180,7 @@ static void gm_options_load(void)
     if (!atomic_compare_exchange_strong(&gm_options_read, &expect, 1)) return;
     gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
     gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+    gm_options_scavenge();
 }
 
 /* Set up the calling thread (and, the first time, the heap). */
