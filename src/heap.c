@@ -282,8 +282,79 @@ void gm_heap_shrink_span(struct gm_span *s, size_t npages)
     gm_heap_trim_span(s, s->base, npages);
 }
 
+static inline uint64_t gm_span_bytes(const struct gm_span *s) { return (uint64_t)s->npages << GM_PAGE_SHIFT; }
+
+/* An owner-written counter (no read-modify-write). */
+static inline void gm_owner_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* The span cache. A large object's free and the next large malloc of about
+ * the same size are the pattern of buffers and vectors; keeping the span
+ * whole (its pages, its spans[] entries, its record) makes both a few
+ * atomic exchanges instead of two trips through the heap lock and the
+ * bitmaps. The cache is small (8 spans of at most 256 KiB) and the
+ * scavenger empties caches that sit idle. Cached spans stay in heap_inuse
+ * (so the hot path touches no shared counter); reports move them to idle. */
+struct gm_span *gm_heap_cache_take(struct gm_heap_local *hl, size_t npages)
+{
+    if (npages > GM_SPAN_CACHE_MAX_PAGES) return NULL;
+    size_t most = npages + npages / 8;
+    for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++) {
+        struct gm_span *s = atomic_load_explicit(&hl->cache[i], memory_order_relaxed);
+        /* Records are never unmapped, so reading a stolen one is harmless;
+         * the exchange decides. Only the owner puts, so it returns s or NULL. */
+        if (!s || s->npages < npages || s->npages > most) continue;
+        s = atomic_exchange_explicit(&hl->cache[i], NULL, memory_order_acquire);
+        if (!s) continue;
+        gm_owner_add(&hl->cache_took, gm_span_bytes(s));
+        s->needzero = 1;
+        atomic_store_explicit(&s->state, GM_SPAN_LARGE, memory_order_release);
+        return s;
+    }
+    return NULL;
+}
+
+void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s)
+{
+    if (s->npages > GM_SPAN_CACHE_MAX_PAGES) {
+        gm_heap_free_span(s);
+        return;
+    }
+    unsigned slot = hl->cache_next++ % GM_SPAN_CACHE_SLOTS;
+    for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++) {
+        if (!atomic_load_explicit(&hl->cache[i], memory_order_relaxed)) {
+            slot = i;
+            break;
+        }
+    }
+    gm_owner_add(&hl->cache_put, gm_span_bytes(s));
+    atomic_store_explicit(&s->state, GM_SPAN_CACHED, memory_order_release);
+    struct gm_span *old = atomic_exchange_explicit(&hl->cache[slot], s, memory_order_acq_rel);
+    if (old) {
+        gm_owner_add(&hl->cache_took, gm_span_bytes(old));
+        gm_heap_free_span(old);
+    }
+}
+
+size_t gm_heap_local_drain(struct gm_heap_local *hl)
+{
+    size_t bytes = 0;
+    for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++) {
+        if (!atomic_load_explicit(&hl->cache[i], memory_order_relaxed)) continue;
+        struct gm_span *s = atomic_exchange_explicit(&hl->cache[i], NULL, memory_order_acquire);
+        if (!s) continue;
+        bytes += gm_span_bytes(s);
+        atomic_fetch_add_explicit(&hl->cache_drained, gm_span_bytes(s), memory_order_relaxed);
+        gm_heap_free_span(s);
+    }
+    return bytes;
+}
+
 void gm_heap_local_flush(struct gm_heap_local *hl)
 {
+    gm_heap_local_drain(hl);
     pthread_mutex_lock(&gm_heap.lock);
     if (!gm_pagecache_empty(&hl->pc)) gm_pagecache_flush(&hl->pc, &gm_heap.pages);
     memset(&hl->pc, 0, sizeof hl->pc);

@@ -240,6 +240,9 @@ int gm_sparse_init(struct gm_sparse *s, size_t size, gm_stat *stat) GM_HIDDEN;
 int gm_sparse_ensure(struct gm_sparse *s, size_t off, size_t len) GM_HIDDEN;
 bool gm_sparse_is_mapped(const struct gm_sparse *s, size_t off) GM_HIDDEN;
 void gm_sparse_destroy(struct gm_sparse *s) GM_HIDDEN; /* tests: unmap all */
+void gm_sparse_fork_prepare(void) GM_HIDDEN; /* the pool lock, for arena.c's fork hooks */
+void gm_sparse_fork_parent(void) GM_HIDDEN;
+void gm_sparse_fork_child(void) GM_HIDDEN;
 
 /* ------------------------------------------------------------------------ */
 /* Layer 3: page allocator (pagealloc.c)                                    */
@@ -387,6 +390,9 @@ enum gm_span_state {
     GM_SPAN_DEAD = 0,  /* not in use: the record is free or being set up */
     GM_SPAN_SMALL = 1, /* in use, carved into objects of one size class */
     GM_SPAN_LARGE = 2, /* in use, one large object */
+    GM_SPAN_CACHED = 3, /* a freed large span kept in a thread's span cache:
+                         * idle pages (counted in heap_inuse inside the heap,
+                         * subtracted from it in reports), no object */
 };
 
 /* thread_free low bits: who must hear about the first remote free. */
@@ -441,7 +447,6 @@ struct gm_heap {
     gm_stat heap_sys;           /* mapped for the heap */
     gm_stat heap_inuse;         /* in spans in use */
     gm_stat heap_released;      /* free and scavenged (incl. page caches) */
-    gm_stat large_alloc;        /* bytes of live large objects (requested) */
     bool initialized;
 };
 extern struct gm_heap gm_heap GM_HIDDEN;
@@ -449,10 +454,21 @@ extern struct gm_heap gm_heap GM_HIDDEN;
 /* A thread's private stock for lock-free span allocation (Go's per-P page
  * cache and mspancache): a 64-page window and a few span records. */
 #define GM_SPAN_STASH 16
+#define GM_SPAN_CACHE_SLOTS 8
+#define GM_SPAN_CACHE_MAX_PAGES 32 /* cache spans of at most 256 KiB */
 struct gm_heap_local {
     struct gm_pagecache pc;
     struct gm_span *stash[GM_SPAN_STASH];
     unsigned nstash;
+    /* Large spans this thread freed, kept whole for its next large objects
+     * (state GM_SPAN_CACHED; idle, not in heap_inuse). The owner takes and puts with an atomic
+     * exchange, so any thread may empty a slot the same way (the scavenger,
+     * gm_heap_local_drain). */
+    struct gm_span *_Atomic cache[GM_SPAN_CACHE_SLOTS];
+    unsigned cache_next;
+    /* Bytes in the cache = put - took - drained; the owner writes the first
+     * two without read-modify-write, drainers add to the third. */
+    _Atomic uint64_t cache_put, cache_took, cache_drained;
 };
 
 int gm_heap_init(void) GM_HIDDEN; /* idempotent; -1 if the OS refuses */
@@ -471,8 +487,17 @@ void gm_heap_shrink_span(struct gm_span *s, size_t npages) GM_HIDDEN;
 /* Free the head and tail of large span s so that it keeps exactly
  * [new_base, new_base + npages pages) (aligned allocation). */
 void gm_heap_trim_span(struct gm_span *s, uintptr_t new_base, size_t npages) GM_HIDDEN;
-/* Give a thread's stock back to the heap (thread exit, trim). */
+/* Give a thread's stock back to the heap (thread exit). Owner only. */
 void gm_heap_local_flush(struct gm_heap_local *hl) GM_HIDDEN;
+/* A large span of npages..npages*9/8 pages from the thread's span cache,
+ * made GM_SPAN_LARGE again (needzero set), or NULL. Owner only. */
+struct gm_span *gm_heap_cache_take(struct gm_heap_local *hl, size_t npages) GM_HIDDEN;
+/* Free large span s into the thread's span cache, or to the heap if it is
+ * too big for it (evicting the oldest entry when full). Owner only. */
+void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s) GM_HIDDEN;
+/* Free every span in hl's span cache to the heap; any thread, lock-free
+ * against the owner. Returns the bytes freed. Heap lock not held. */
+size_t gm_heap_local_drain(struct gm_heap_local *hl) GM_HIDDEN;
 /* Pages marked in use in the page allocator that are not mapped (the rest
  * of a partly grown chunk); heap lock held. For the slow check. */
 size_t gm_heap_ungrown_pages(void) GM_HIDDEN;
@@ -519,7 +544,8 @@ struct gm_tcache {
     struct gm_span *_Atomic notify;          /* spans with news for us */
     struct gm_heap_local hl;
     struct gm_class_counts counts[GM_NUM_CLASSES]; /* class 0: large */
-    _Atomic uint64_t large_bytes_alloc, large_bytes_freed;
+    _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
+    _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     bool dead;
 };
@@ -636,6 +662,7 @@ const char *gm_getenv(const char *name) GM_HIDDEN;
  * objects; large bytes are whole pages. */
 extern _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES] GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_large_bytes_freed GM_HIDDEN;
+extern _Atomic uint64_t gm_notc_large_req_freed GM_HIDDEN;
 
 void *gm_malloc_slow(size_t size) GM_HIDDEN;
 /* free(p) for everything but the owner's small-object fast path: NULL, large

@@ -3,9 +3,11 @@
  * mallocgc and largeAlloc, for a world with explicit free).
  *
  * Requests of at most GM_MAX_SMALL bytes go to the thread's tcache (small.c);
- * anything larger is a span of its own, straight from the page heap: a
- * thread's page cache first (spans of fewer than GM_PAGECACHE_MAX_SPAN
- * pages), the page allocator under the heap lock otherwise. A large object
+ * anything larger is a span of its own, straight from the page heap: the
+ * thread's span cache first (a large span it freed recently, of about the
+ * same size), then its page cache (spans of fewer than GM_PAGECACHE_MAX_SPAN
+ * pages), the page allocator under the heap lock otherwise. Freed large
+ * spans of up to 256 KiB go to the freeing thread's span cache. A large object
  * always starts at its span's base, so free() recognizes an interior
  * pointer, and its usable size is its whole pages.
  *
@@ -41,7 +43,7 @@
  * Counters: mallocs and frees per class go to the calling thread's tcache
  * (owner-written, no atomic RMW); class 0 counts large objects, whose page
  * bytes go to large_bytes_alloc/freed. A free from a thread without a
- * tcache counts in the global atomic gm_notc_* counters. gm_heap.large_alloc
+ * tcache counts in the global atomic gm_notc_* counters. large_req_alloc/freed
  * holds the requested bytes of live large objects.
  *
  * Bad pointers: free, realloc or malloc_usable_size of a pointer the heap
@@ -61,6 +63,7 @@ extern char **environ;
 struct gm_options gm_opt = {.background = true, .decay_ms = 1000, .strict = -1};
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
+_Atomic uint64_t gm_notc_large_req_freed;
 
 /* ------------------------------------------------------------------------ */
 /* Diagnostics                                                              */
@@ -199,29 +202,23 @@ static struct gm_tcache *gm_thread_cache(void)
     return tc;
 }
 
-/* arena.c's hooks are weak references so that the layers can land one at a
- * time; with arena.c's definitions linked in they are always called. */
-#pragma weak gm_arena_fork_prepare
-#pragma weak gm_arena_fork_parent
-#pragma weak gm_arena_fork_child
-
 static void gm_fork_prepare(void)
 {
     gm_small_fork_prepare();
     pthread_mutex_lock(&gm_heap.lock);
-    if (gm_arena_fork_prepare) gm_arena_fork_prepare();
+    gm_arena_fork_prepare();
 }
 
 static void gm_fork_parent(void)
 {
-    if (gm_arena_fork_parent) gm_arena_fork_parent();
+    gm_arena_fork_parent();
     pthread_mutex_unlock(&gm_heap.lock);
     gm_small_fork_parent();
 }
 
 static void gm_fork_child(void)
 {
-    if (gm_arena_fork_child) gm_arena_fork_child();
+    gm_arena_fork_child();
     pthread_mutex_init(&gm_heap.lock, NULL);
     gm_small_fork_child();
 }
@@ -266,13 +263,15 @@ static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t
     s->large_size = size;
     gm_count_inc(&tc->counts[0].mallocs);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
-    gm_stat_add(&gm_heap.large_alloc, (int64_t)size);
+    gm_counter_add(&tc->large_req_alloc, size);
 }
 
 /* A new large span for size bytes (size <= GM_MAX_REQUEST). */
 static struct gm_span *gm_large_alloc_span(struct gm_tcache *tc, size_t size)
 {
-    struct gm_span *s = gm_heap_alloc_span(&tc->hl, gm_pages_of(size), 0);
+    size_t npages = gm_pages_of(size);
+    struct gm_span *s = gm_heap_cache_take(&tc->hl, npages);
+    if (!s) s = gm_heap_alloc_span(&tc->hl, npages, 0);
     if (GM_UNLIKELY(!s)) return NULL; /* errno is ENOMEM */
     gm_large_count_alloc(tc, s, size);
     return s;
@@ -288,15 +287,17 @@ static void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
 {
     uint64_t bytes = (uint64_t)s->npages << GM_PAGE_SHIFT;
     size_t req = s->large_size;
-    gm_heap_free_span(s);
+    if (tc) gm_heap_cache_put(&tc->hl, s);
+    else gm_heap_free_span(s);
     if (tc) {
         gm_count_inc(&tc->counts[0].frees);
         gm_counter_add(&tc->large_bytes_freed, bytes);
+        gm_counter_add(&tc->large_req_freed, req);
     } else {
         atomic_fetch_add_explicit(&gm_notc_frees[0], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&gm_notc_large_bytes_freed, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gm_notc_large_req_freed, req, memory_order_relaxed);
     }
-    gm_stat_add(&gm_heap.large_alloc, -(int64_t)req);
 }
 
 /* A large object changed size in place from old_pages pages / old_size bytes. */
@@ -306,7 +307,8 @@ static void gm_large_count_resize(struct gm_tcache *tc, struct gm_span *s, size_
         gm_counter_add(&tc->large_bytes_alloc, (uint64_t)(s->npages - old_pages) << GM_PAGE_SHIFT);
     else if (s->npages < old_pages)
         gm_counter_add(&tc->large_bytes_freed, (uint64_t)(old_pages - s->npages) << GM_PAGE_SHIFT);
-    gm_stat_add(&gm_heap.large_alloc, (int64_t)size - (int64_t)s->large_size);
+    if (size > s->large_size) gm_counter_add(&tc->large_req_alloc, size - s->large_size);
+    else gm_counter_add(&tc->large_req_freed, s->large_size - size);
     s->large_size = size;
 }
 

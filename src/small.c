@@ -38,6 +38,7 @@
  * so a freer that read a span's owner can always dereference it, and the
  * per-class counters keep summing.
  */
+#define _GNU_SOURCE /* the writer-preferring rwlock initializer */
 #include "internal.h"
 
 #include <errno.h>
@@ -57,6 +58,17 @@ struct gm_central {
     size_t nspans;
 } __attribute__((aligned(64)));
 static struct gm_central gm_central[GM_NUM_CLASSES];
+
+/* BUSY windows and fork. A thread that sets BUSY clears it a few
+ * instructions later; if fork() came in between, the child would wait for
+ * that clear forever (its setter does not exist there). Setters hold this
+ * lock for reading across the window and the fork handler takes it for
+ * writing first, so no window is open when the address space is copied.
+ * Writers are preferred so that a stream of remote frees cannot starve fork.
+ * Readers only come here on the rare first remote free into a full span. */
+static pthread_rwlock_t gm_busy_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static void gm_busy_enter(void) { pthread_rwlock_rdlock(&gm_busy_lock); }
+static void gm_busy_leave(void) { pthread_rwlock_unlock(&gm_busy_lock); }
 
 /* Registry of all tcaches, live and dead (for statistics and reuse). */
 static pthread_mutex_t gm_tc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -286,8 +298,15 @@ static void gm_free_remote(struct gm_span *s, void *p)
     uintptr_t *o = p;
     o[1] = gm_free_key ^ (uintptr_t)p;
     uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    bool busy_ok = false; /* holding gm_busy_lock for reading */
     for (;;) {
         uintptr_t flags = old & GM_TF_MASK, nflags = flags;
+        if (flags == GM_TF_NOTIFY && !busy_ok) {
+            gm_busy_enter();
+            busy_ok = true;
+            old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+            continue;
+        }
         if (flags == GM_TF_NOTIFY) nflags = GM_TF_BUSY;
         else if (flags == GM_TF_ORPHAN) nflags = GM_TF_NONE;
         o[0] = old & ~(uintptr_t)GM_TF_MASK;
@@ -308,6 +327,7 @@ static void gm_free_remote(struct gm_span *s, void *p)
                                                               memory_order_release, memory_order_relaxed)) {
                 }
             }
+            if (busy_ok) gm_busy_leave();
             return;
         }
     }
@@ -433,13 +453,17 @@ static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
             continue;
         }
         if ((old & GM_TF_MASK) == GM_TF_NOTIFY) {
-            if (!atomic_compare_exchange_strong(&s->thread_free, &old, (old & ~(uintptr_t)GM_TF_MASK) | GM_TF_BUSY))
+            gm_busy_enter();
+            if (!atomic_compare_exchange_strong(&s->thread_free, &old, (old & ~(uintptr_t)GM_TF_MASK) | GM_TF_BUSY)) {
+                gm_busy_leave();
                 continue;
+            }
             atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
             uintptr_t cur = atomic_load(&s->thread_free);
             while (!atomic_compare_exchange_weak(&s->thread_free, &cur,
                                                  cur == GM_TF_BUSY ? GM_TF_ORPHAN : cur & ~(uintptr_t)GM_TF_MASK)) {
             }
+            gm_busy_leave();
             if (cur == GM_TF_BUSY) return; /* orphaned: the first freer hands it on */
         }
         gm_span_disown(tc, s); /* it has remote frees */
@@ -542,6 +566,7 @@ void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg)
 
 void gm_small_fork_prepare(void)
 {
+    pthread_rwlock_wrlock(&gm_busy_lock);
     pthread_mutex_lock(&gm_tc_lock);
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_lock(&gm_central[c].lock);
 }
@@ -550,10 +575,13 @@ void gm_small_fork_parent(void)
 {
     for (unsigned c = GM_NUM_CLASSES; c-- > 0;) pthread_mutex_unlock(&gm_central[c].lock);
     pthread_mutex_unlock(&gm_tc_lock);
+    pthread_rwlock_unlock(&gm_busy_lock);
 }
 
 void gm_small_fork_child(void)
 {
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+    gm_busy_lock = fresh;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);
     pthread_mutex_init(&gm_tc_lock, NULL);
 }

@@ -152,3 +152,8 @@ void gm_sparse_destroy(struct gm_sparse *s)
     gm_sys_free((void *)s->base, s->size, committed, s->stat);
     memset(s, 0, sizeof *s);
 }
+
+/* fork hooks for the pool's lock (see gm_arena_fork_prepare). */
+void gm_sparse_fork_prepare(void) { pthread_mutex_lock(&gm_sparse_pool.lock); }
+void gm_sparse_fork_parent(void) { pthread_mutex_unlock(&gm_sparse_pool.lock); }
+void gm_sparse_fork_child(void) { pthread_mutex_init(&gm_sparse_pool.lock, NULL); }

@@ -5,6 +5,7 @@
  * Where each figure comes from:
  *   heap_sys, heap_inuse, heap_released   the heap's own counters (heap.c),
  *                                         kept under the heap lock;
+ *                                         minus threads' span caches;
  *   heap_idle                             heap_sys - heap_inuse;
  *   metadata by kind                      gm_meta (arena.c), every committed
  *                                         byte of metadata in one kind;
@@ -49,6 +50,8 @@
 struct gm_counts_sum {
     uint64_t mallocs[GM_NUM_CLASSES], frees[GM_NUM_CLASSES];
     uint64_t large_alloc, large_freed; /* page bytes */
+    uint64_t large_req_alloc, large_req_freed; /* requested bytes */
+    uint64_t cached;                   /* bytes in threads' span caches */
 };
 
 static void gm_sum_tcache(struct gm_tcache *tc, void *arg)
@@ -60,6 +63,11 @@ static void gm_sum_tcache(struct gm_tcache *tc, void *arg)
     }
     sum->large_alloc += atomic_load_explicit(&tc->large_bytes_alloc, memory_order_relaxed);
     sum->large_freed += atomic_load_explicit(&tc->large_bytes_freed, memory_order_relaxed);
+    sum->large_req_alloc += atomic_load_explicit(&tc->large_req_alloc, memory_order_relaxed);
+    sum->large_req_freed += atomic_load_explicit(&tc->large_req_freed, memory_order_relaxed);
+    sum->cached += atomic_load_explicit(&tc->hl.cache_put, memory_order_relaxed) -
+                   atomic_load_explicit(&tc->hl.cache_took, memory_order_relaxed) -
+                   atomic_load_explicit(&tc->hl.cache_drained, memory_order_relaxed);
 }
 
 static void gm_sum_counts(struct gm_counts_sum *sum)
@@ -69,6 +77,7 @@ static void gm_sum_counts(struct gm_counts_sum *sum)
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++)
         sum->frees[c] += atomic_load_explicit(&gm_notc_frees[c], memory_order_relaxed);
     sum->large_freed += atomic_load_explicit(&gm_notc_large_bytes_freed, memory_order_relaxed);
+    sum->large_req_freed += atomic_load_explicit(&gm_notc_large_req_freed, memory_order_relaxed);
 }
 
 static uint64_t gm_sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
@@ -90,7 +99,7 @@ void gm_stats_get(struct gm_stats *st)
     /* The heap's figures, read together. */
     pthread_mutex_lock(&gm_heap.lock);
     st->heap_sys = gm_stat_load(&gm_heap.heap_sys);
-    st->heap_inuse = gm_stat_load(&gm_heap.heap_inuse);
+    st->heap_inuse = gm_sub0(gm_stat_load(&gm_heap.heap_inuse), sum.cached); /* cached spans are idle */
     st->heap_released = gm_stat_load(&gm_heap.heap_released);
     pthread_mutex_unlock(&gm_heap.lock);
     st->heap_idle = gm_sub0(st->heap_sys, st->heap_inuse);
@@ -233,7 +242,10 @@ size_t gm_stats_format(char *buf, size_t cap)
     gm_bline(&b, "heap_released", st.heap_released, "free pages returned to the OS");
     gm_bline(&b, "heap_alloc", st.heap_alloc, "live objects, rounded to their size class");
     gm_bline(&b, "large", large_pages, "pages of live large objects");
-    gm_bline(&b, "large_req", gm_stat_load(&gm_heap.large_alloc), "bytes requested by live large objects");
+    struct gm_counts_sum sum;
+    gm_sum_counts(&sum);
+    gm_bline(&b, "large_req", gm_sub0(sum.large_req_alloc, sum.large_req_freed),
+             "bytes requested by live large objects");
     gm_bline(&b, "meta_index", st.meta_arena_index, "metadata: arena index");
     gm_bline(&b, "meta_arenas", st.meta_arenas, "metadata: arena records");
     gm_bline(&b, "meta_pagealloc", st.meta_pagealloc, "metadata: page allocator bitmaps and summaries");
@@ -322,7 +334,7 @@ static void gm_check_pagecache(struct gm_tcache *tc, void *arg)
 }
 
 struct gm_check_walk {
-    uint64_t inuse_pages, small_pages, large_pages, large_count, large_req;
+    uint64_t inuse_pages, small_pages, large_pages, large_count, large_req, cached_pages;
     uint64_t bad_publish, bad_bitmap; /* pages of in-use spans wrongly recorded */
     uintptr_t first_bad_publish, first_bad_bitmap;
 };
@@ -351,13 +363,15 @@ static void gm_check_spans(struct gm_check_walk *w)
                 if (!s || s->base != addr) continue;
                 unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
                 if (st == GM_SPAN_DEAD) continue;
-                w->inuse_pages += s->npages;
+                if (st != GM_SPAN_CACHED) w->inuse_pages += s->npages;
                 if (st == GM_SPAN_LARGE && s->large_size != 0) { /* a large object of the API */
                     w->large_pages += s->npages;
                     w->large_count++;
                     w->large_req += s->large_size;
                 } else if (st == GM_SPAN_SMALL) {
                     w->small_pages += s->npages;
+                } else if (st == GM_SPAN_CACHED) {
+                    w->cached_pages += s->npages;
                 }
                 for (size_t k = 0; k < s->npages; k++) {
                     uintptr_t p = addr + (k << GM_PAGE_SHIFT);
@@ -448,7 +462,6 @@ int gm_check_fd(int fd)
     uint64_t heap_sys = gm_stat_load(&gm_heap.heap_sys);
     uint64_t heap_inuse = gm_stat_load(&gm_heap.heap_inuse);
     uint64_t heap_released = gm_stat_load(&gm_heap.heap_released);
-    uint64_t large_req = gm_stat_load(&gm_heap.large_alloc);
     uint64_t pa_free = 0, pa_scav = 0, ungrown = 0;
     if (init) {
         gm_check_spans(&w);
@@ -463,12 +476,13 @@ int gm_check_fd(int fd)
     pthread_mutex_unlock(&gm_heap.lock);
 
     /* Pages. */
-    gm_check_eq("heap_inuse", heap_inuse, w.inuse_pages * P);
-    gm_check_eq("heap_sys", heap_sys, (w.inuse_pages + bits.free_pages + pc.free_pages) * P);
+    gm_check_eq("heap_inuse (span caches included)", heap_inuse, (w.inuse_pages + w.cached_pages) * P);
+    gm_check_eq("heap_sys", heap_sys, (w.inuse_pages + w.cached_pages + bits.free_pages + pc.free_pages) * P);
     gm_check_eq("heap_released", heap_released, (bits.scav_pages + pc.scav_pages) * P);
     gm_check_eq("page allocator free pages", pa_free, bits.free_pages);
     gm_check_eq("page allocator scavenged pages", pa_scav, bits.scav_pages);
-    gm_check_eq("allocated pages in the bitmaps", bits.alloc_pages, w.inuse_pages + pc.free_pages + ungrown);
+    gm_check_eq("allocated pages in the bitmaps", bits.alloc_pages,
+                w.inuse_pages + w.cached_pages + pc.free_pages + ungrown);
     if (w.bad_publish) {
         gm_check_fail("gomalloc: check: %llu pages of in-use spans do not map to their span (first %#llx)\n",
                       (unsigned long long)w.bad_publish, (unsigned long long)w.first_bad_publish);
@@ -494,7 +508,8 @@ int gm_check_fd(int fd)
     }
     gm_check_eq("live large objects", sum.mallocs[0] - sum.frees[0], w.large_count);
     gm_check_eq("bytes of live large objects", sum.large_alloc - sum.large_freed, w.large_pages * P);
-    gm_check_eq("requested bytes of live large objects", large_req, w.large_req);
+    gm_check_eq("requested bytes of live large objects", sum.large_req_alloc - sum.large_req_freed, w.large_req);
+    gm_check_eq("bytes in threads' span caches", sum.cached, w.cached_pages * P);
     gm_check_le("heap_alloc", small_alloc + w.large_pages * P, "heap_inuse", heap_inuse);
     return gm_check_failures ? -1 : 0;
 }

@@ -40,9 +40,9 @@ static long long proc_status(const char *field)
 }
 static long long vm_data(void) { return proc_status("VmData"); }
 
-/* The permissions ("rw-p", "---p") of the mapping holding addr, or "" if
- * none, from /proc/self/maps. */
-static const char *maps_perms(uintptr_t addr)
+/* The permissions ("rw-p", "---p") of the first mapping that overlaps
+ * [addr, addr + len), or "" if none, from /proc/self/maps. */
+static const char *maps_perms_range(uintptr_t addr, uintptr_t span)
 {
     static char buf[1 << 20];
     static char perms[5];
@@ -57,7 +57,7 @@ static const char *maps_perms(uintptr_t addr)
     for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         char *e;
         uintptr_t lo = strtoull(line, &e, 16), hi = strtoull(e + 1, &e, 16);
-        if (addr >= lo && addr < hi) {
+        if (addr < hi && lo < addr + span) {
             memcpy(perms, e + 1, 4);
             perms[4] = 0;
             break;
@@ -65,6 +65,7 @@ static const char *maps_perms(uintptr_t addr)
     }
     return perms;
 }
+static const char *maps_perms(uintptr_t addr) { return maps_perms_range(addr, 1); }
 
 static uint64_t meta_sum(void)
 {
@@ -575,10 +576,15 @@ static void test_arena_faults(void)
     CHECK(gm_arena_of(hint) == NULL);
     CHECK(strcmp(maps_perms(hint), "") == 0);
 
-    /* And it works again, exactly where it would have. */
+    /* And it works again, exactly where it would have: unless the kernel
+     * placed one of this process's own mappings (stdio, glibc malloc) in
+     * the hinted range meanwhile, which a downward hint next to the mmap
+     * area invites. */
+    bool hint_free = maps_perms_range(hint, ARENA)[0] == 0;
     int e = errno = 1234;
     uintptr_t v = (uintptr_t)gm_arena_alloc(ARENA, &size);
-    CHECK_EQ(v, hint);
+    if (hint_free) CHECK_EQ(v, hint);
+    CHECK(v != 0);
     CHECK_EQ(errno, e); /* success leaves errno alone */
     CHECK_EQ(size, ARENA);
     check_region_indexed(v, size);
