@@ -303,6 +303,7 @@ struct gm_scavindex {
     struct gm_sparse chunks; /* gm_scavchunk per chunk index */
     struct gm_sparse bits;   /* gm_chunkbits per 64 chunk indices */
     struct gm_scav_cursor dirty_cursor, free_cursor;
+    uint64_t passed_over;    /* young candidates searches stepped over */
 };
 
 struct gm_pagealloc {
@@ -376,7 +377,7 @@ static inline size_t gm_pagealloc_scavengeable_pages(const struct gm_pagealloc *
 }
 /* Tests: chunk ci's scavenge record (NULL if not grown) and its bits in the
  * chunk-index bitmaps (0 where the bitmap is not mapped). */
-const struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN;
+struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN;
 bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap) GM_HIDDEN;
 
 /* Summary packing. */

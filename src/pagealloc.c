@@ -940,6 +940,7 @@ static size_t gm_index_find(struct gm_pagealloc *pa, bool free_bitmap, size_t be
             for (; x; x &= ~((uint64_t)1 << (63 - gm_clz(x)))) {
                 size_t ci = w * 64 + 63 - gm_clz(x);
                 if (gm_scav_old(pa, gm_scavchunk_of(pa, ci), t)) return ci;
+                pa->scav.passed_over++;
             }
             hi = w * 64;
         }
@@ -1008,7 +1009,7 @@ uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_t
     return gm_chunk_base(ci);
 }
 
-const struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
+struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
 {
     return gm_pagealloc_chunk(pa, ci) ? gm_scavchunk_of(pa, ci) : NULL;
 }
