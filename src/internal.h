@@ -281,6 +281,34 @@ struct gm_addr_ranges {
     size_t total_bytes;
 };
 
+/* The scavenger's view of one chunk (Go's scavChunkData). "Dirty" pages are
+ * free and not scavenged: what the scavenger can give back. */
+struct gm_scavchunk {
+    uint32_t stamp;  /* pa->now when dirty pages last appeared here */
+    uint16_t dirty;  /* free, unscavenged pages of the chunk */
+    uint16_t flags;  /* GM_SCAV_STAMPED: stamp is meaningful */
+};
+#define GM_SCAV_STAMPED 1
+/* One word of the chunk-index bitmaps: bit i is about chunk 64k + i. */
+struct gm_chunkbits {
+    uint64_t dirty; /* the chunk has dirty pages */
+    uint64_t free;  /* all 512 pages of the chunk are free */
+};
+/* A downward search's resume point: while valid, no chunk at or above top
+ * is a candidate for older_than (nor for any time before it). */
+struct gm_scav_cursor {
+    size_t top;
+    uint32_t older_than;
+    bool valid;
+};
+/* Go's scavengeIndex: which chunks have pages to give back, and since when. */
+struct gm_scavindex {
+    struct gm_sparse chunks; /* gm_scavchunk per chunk index */
+    struct gm_sparse bits;   /* gm_chunkbits per 64 chunk indices */
+    struct gm_scav_cursor dirty_cursor, free_cursor;
+    uint64_t passed_over;    /* young candidates searches stepped over */
+};
+
 struct gm_pagealloc {
     struct gm_sparse summary[GM_SUMMARY_LEVELS]; /* gm_pallocsum arrays */
     struct gm_sparse chunks;                     /* gm_pallocdata per chunk index */
@@ -288,9 +316,12 @@ struct gm_pagealloc {
     uintptr_t search_addr;   /* no free page below it; GM_SEARCH_NONE = full */
     struct gm_addr_ranges in_use;
     gm_stat *meta_stat;      /* metadata mapped for this allocator */
-    /* Scavenger state and statistics live here too (later issue). */
     size_t free_pages;       /* free pages in the bitmaps (not in caches) */
     size_t scav_pages;       /* free pages whose scavenged bit is set */
+    /* The owner's coarse clock (milliseconds in practice), set by the owner:
+     * non-decreasing, may wrap. Dirty frees stamp their chunks with it. */
+    uint32_t now;
+    struct gm_scavindex scav;
 };
 #define GM_SEARCH_NONE (~(uintptr_t)0)
 
@@ -305,9 +336,10 @@ int gm_pagealloc_grow(struct gm_pagealloc *pa, uintptr_t base, size_t size) GM_H
 /* First fit. Returns the base or 0; *scav = bytes of the run that were
  * scavenged (the caller must make them Ready and fix the statistics). */
 uintptr_t gm_pagealloc_alloc(struct gm_pagealloc *pa, size_t npages, size_t *scav) GM_HIDDEN;
+/* Mark pages free and dirty (not scavenged); stamps their chunks with now. */
 void gm_pagealloc_free(struct gm_pagealloc *pa, uintptr_t base, size_t npages) GM_HIDDEN;
 /* Mark [base, base+npages) free and scavenged (used by growth steps and the
- * scavenger). */
+ * scavenger); no stamp, as nothing is left dirty. */
 void gm_pagealloc_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size_t npages) GM_HIDDEN;
 /* Mark an exact range allocated whatever its state; returns scavenged
  * bytes. Used by tests and by the heap for in-place realloc growth. */
@@ -317,9 +349,39 @@ size_t gm_pagealloc_free_run_at(struct gm_pagealloc *pa, uintptr_t base, size_t 
 struct gm_pallocdata *gm_pagealloc_chunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN; /* NULL if not grown */
 gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx) GM_HIDDEN;
 /* Tests: after bitmaps were written directly (gm_pagealloc_chunk), recompute
- * every summary over in_use, free_pages and scav_pages, and set search_addr
- * to the base of the lowest in_use range. */
+ * every summary over in_use, free_pages and scav_pages, the scavenge index
+ * (dirty counts and both chunk bitmaps; stamps are kept, cursors dropped),
+ * and set search_addr to the base of the lowest in_use range. */
 void gm_pagealloc_recompute(struct gm_pagealloc *pa) GM_HIDDEN;
+
+/* The scavenger's primitives. "Old for t": the chunk's dirty pages last
+ * appeared at or before t, i.e. (int32_t)(stamp - t) <= 0 (exactly: its age
+ * now - stamp is at least now - t, so stamps stay right up to 2^32 - 1 units
+ * old), or it never had any. t must not be after pa->now; t = pa->now means
+ * any chunk. */
+/* Take the highest run, at most max_pages long, of dirty pages of the
+ * highest chunk that has dirty pages and is old for older_than: the pages
+ * are marked in use (scav bits untouched) and returned with *npages; 0 if
+ * there is none. The caller releases them, then gives them back with
+ * gm_pagealloc_free_scavenged. Amortized O(1) over calls with the same
+ * older_than; see pagealloc.c. */
+uintptr_t gm_pagealloc_scavenge_take(struct gm_pagealloc *pa, size_t max_pages, uint32_t older_than,
+                                     size_t *npages) GM_HIDDEN;
+/* Take the highest chunk whose 512 pages are all free and that is old for
+ * older_than: the whole chunk is marked in use, *scav_pages = how many of
+ * its pages were scavenged; returns its base, or 0. Given back (after being
+ * decommitted and recommitted) with gm_pagealloc_free_scavenged(base, 512). */
+uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_than,
+                                       size_t *scav_pages) GM_HIDDEN;
+/* Free pages not scavenged (what the scavenger could release), O(1). */
+static inline size_t gm_pagealloc_scavengeable_pages(const struct gm_pagealloc *pa)
+{
+    return pa->free_pages - pa->scav_pages;
+}
+/* Tests: chunk ci's scavenge record (NULL if not grown) and its bits in the
+ * chunk-index bitmaps (0 where the bitmap is not mapped). */
+struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN;
+bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap) GM_HIDDEN;
 
 /* Summary packing. */
 static inline gm_pallocsum gm_pack_sum(unsigned start, unsigned max, unsigned end)
@@ -349,6 +411,7 @@ struct gm_pagecache {
 };
 struct gm_pagecache gm_pagealloc_alloc_to_cache(struct gm_pagealloc *pa) GM_HIDDEN;
 uintptr_t gm_pagecache_alloc(struct gm_pagecache *c, size_t npages, size_t *scav) GM_HIDDEN;
+/* Give the cached free pages back; the chunk is stamped if any are dirty. */
 void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa) GM_HIDDEN;
 static inline bool gm_pagecache_empty(const struct gm_pagecache *c) { return c->cache == 0; }
 #define GM_PAGECACHE_PAGES 64

@@ -72,6 +72,40 @@
  * marked in use here), then carves runs from it without any lock. flush gives
  * the cached free pages back with their scavenged bits.
  *
+ * The scavenge index (Go's scavengeIndex, simplified). The heap's scavenger
+ * asks two questions: which is the highest chunk with dirty pages (free and
+ * not scavenged) that were freed long enough ago, and, in strict-commit
+ * mode, which is the highest chunk that is entirely free and old enough. Per
+ * chunk a gm_scavchunk counts its dirty pages and keeps a stamp: the owner's
+ * clock pa->now when a free last left dirty pages there. grow and
+ * free_scavenged leave no dirty pages, so they do not stamp, and a chunk
+ * never stamped counts as old. Two bitmaps over chunk indices, one word of
+ * each per 64 chunks side by side (gm_chunkbits), say which chunks have
+ * dirty pages and which are entirely free; the free bit is kept by the one
+ * place leaf summaries are written, since "entirely free" is exactly a leaf
+ * of 512/512/512. Records and bitmaps are sparse arrays committed with the
+ * chunks they describe, so a search reads only the words over in_use
+ * ranges, from the top down, 64 chunks a word, and never a page bitmap but
+ * the one chunk it takes from. Invariants: dirty == popcount(~alloc &
+ * ~scav) of the chunk, its dirty bit is set iff dirty > 0, its free bit iff
+ * its leaf is all free. Pages in page caches are in use here, so they are
+ * neither counted nor found.
+ *
+ * Young chunks. A search passes over candidates too young for its
+ * older_than. So that the scavenger's repeated calls (take a run, drop the
+ * lock to release it, come back) do not pass over the same young chunks
+ * every time, each search leaves a cursor: no chunk at or above top is a
+ * candidate for its older_than. A search with the same or an earlier
+ * older_than resumes there; one with a later older_than (the clock moved)
+ * starts again from the top. The cursor stays true because stamps only
+ * move forward, so a chunk gets no older by being freed into; the two ways
+ * a chunk at or above top can still turn into a candidate (a stamp that is
+ * old for the cursor's time, i.e. older_than == now, or a chunk becoming
+ * entirely free while old) drop the cursor. Calls with one older_than thus
+ * cost O(1) amortized, and each new older_than costs one pass over the
+ * index: heap chunks / 64 words + in_use ranges + young chunks, per clock
+ * tick, however many calls there are.
+ *
  * Everything but gm_pagecache_alloc runs under the owner's lock.
  */
 #include "internal.h"
@@ -106,6 +140,15 @@ static inline struct gm_pallocdata *gm_chunk_of(struct gm_pagealloc *pa, size_t 
 {
     return (struct gm_pallocdata *)pa->chunks.base + ci;
 }
+static inline struct gm_scavchunk *gm_scavchunk_of(struct gm_pagealloc *pa, size_t ci)
+{
+    return (struct gm_scavchunk *)pa->scav.chunks.base + ci;
+}
+static inline struct gm_chunkbits *gm_chunkbits_of(struct gm_pagealloc *pa, size_t ci)
+{
+    return (struct gm_chunkbits *)pa->scav.bits.base + ci / 64;
+}
+static inline uint64_t gm_chunk_bit(size_t ci) { return (uint64_t)1 << (ci % 64); }
 
 static _Noreturn void gm_pagealloc_throw(const char *msg)
 {
@@ -329,6 +372,55 @@ static gm_pallocsum gm_merge(const gm_pallocsum *c, unsigned log_child)
     return gm_pack_sum(start, max, end);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The scavenge index: upkeep                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Whether chunk record s is old for t (see internal.h): ages are measured
+ * back from now and compared unsigned, so wrapping clocks do no harm. */
+static inline bool gm_scav_old(const struct gm_pagealloc *pa, const struct gm_scavchunk *s, uint32_t t)
+{
+    return !(s->flags & GM_SCAV_STAMPED) || (uint32_t)(pa->now - s->stamp) >= (uint32_t)(pa->now - t);
+}
+
+/* Chunk ci may just have turned into a candidate for c's searches: if it
+ * lies at or above the resume point and is old for c's time, c is void. */
+static inline void gm_cursor_check(struct gm_pagealloc *pa, struct gm_scav_cursor *c, size_t ci)
+{
+    if (c->valid && ci >= c->top && gm_scav_old(pa, gm_scavchunk_of(pa, ci), c->older_than)) c->valid = false;
+}
+
+/* Chunk ci gained (delta > 0: a free left pages dirty, so stamp it) or lost
+ * dirty pages. */
+static inline void gm_dirty_add(struct gm_pagealloc *pa, size_t ci, int delta)
+{
+    if (delta == 0) return;
+    struct gm_scavchunk *s = gm_scavchunk_of(pa, ci);
+    if (delta < 0 && s->dirty < (unsigned)-delta) gm_pagealloc_throw("bad scavenge index (dirty count)");
+    s->dirty = (uint16_t)(s->dirty + delta);
+    if (delta > 0) {
+        gm_chunkbits_of(pa, ci)->dirty |= gm_chunk_bit(ci);
+        s->stamp = pa->now;
+        s->flags |= GM_SCAV_STAMPED;
+        gm_cursor_check(pa, &pa->scav.dirty_cursor, ci);
+    } else if (s->dirty == 0) {
+        gm_chunkbits_of(pa, ci)->dirty &= ~gm_chunk_bit(ci);
+    }
+}
+
+/* Write chunk ci's leaf summary and keep its free-chunk bit with it. */
+static inline void gm_set_leaf(struct gm_pagealloc *pa, size_t ci, gm_pallocsum sum)
+{
+    gm_sums(pa, GM_LEAF)[ci] = sum;
+    struct gm_chunkbits *b = gm_chunkbits_of(pa, ci);
+    if (sum != GM_FREE_CHUNK_SUM) {
+        b->free &= ~gm_chunk_bit(ci);
+    } else if (!(b->free & gm_chunk_bit(ci))) {
+        b->free |= gm_chunk_bit(ci);
+        gm_cursor_check(pa, &pa->scav.free_cursor, ci);
+    }
+}
+
 /* Bring the summaries over [base, base + npages pages) up to date after
  * their bitmaps changed. contig: the change was one run over the whole range
  * (so chunks strictly inside are entirely allocated or free, per alloc). */
@@ -340,14 +432,14 @@ static void gm_update(struct gm_pagealloc *pa, uintptr_t base, size_t npages, bo
     if (sc == ec) {
         gm_pallocsum y = gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc);
         if (leaf[sc] == y) return;
-        leaf[sc] = y;
+        gm_set_leaf(pa, sc, y);
     } else if (contig) {
-        leaf[sc] = gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc);
+        gm_set_leaf(pa, sc, gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc));
         gm_pallocsum mid = alloc ? 0 : GM_FREE_CHUNK_SUM;
-        for (size_t c = sc + 1; c < ec; c++) leaf[c] = mid;
-        leaf[ec] = gm_pallocbits_summarize(&gm_chunk_of(pa, ec)->alloc);
+        for (size_t c = sc + 1; c < ec; c++) gm_set_leaf(pa, c, mid);
+        gm_set_leaf(pa, ec, gm_pallocbits_summarize(&gm_chunk_of(pa, ec)->alloc));
     } else {
-        for (size_t c = sc; c <= ec; c++) leaf[c] = gm_pallocbits_summarize(&gm_chunk_of(pa, c)->alloc);
+        for (size_t c = sc; c <= ec; c++) gm_set_leaf(pa, c, gm_pallocbits_summarize(&gm_chunk_of(pa, c)->alloc));
     }
     for (int l = GM_LEAF - 1; l >= 0; l--) {
         bool changed = false;
@@ -455,6 +547,8 @@ int gm_pagealloc_init(struct gm_pagealloc *pa, gm_stat *meta_stat)
             goto fail;
     }
     if (gm_sparse_init(&pa->chunks, GM_MAX_CHUNKS * sizeof(struct gm_pallocdata), meta_stat) != 0) goto fail;
+    if (gm_sparse_init(&pa->scav.chunks, GM_MAX_CHUNKS * sizeof(struct gm_scavchunk), meta_stat) != 0) goto fail;
+    if (gm_sparse_init(&pa->scav.bits, GM_MAX_CHUNKS / 64 * sizeof(struct gm_chunkbits), meta_stat) != 0) goto fail;
     return 0;
 fail:
     gm_pagealloc_destroy(pa);
@@ -465,6 +559,8 @@ void gm_pagealloc_destroy(struct gm_pagealloc *pa)
 {
     for (int l = 0; l < GM_SUMMARY_LEVELS; l++) gm_sparse_destroy(&pa->summary[l]);
     gm_sparse_destroy(&pa->chunks);
+    gm_sparse_destroy(&pa->scav.chunks);
+    gm_sparse_destroy(&pa->scav.bits);
     /* The range arrays (16, 32, ... cap entries) stay behind as slack. */
     if (pa->in_use.cap) {
         int64_t bytes = (int64_t)((2 * pa->in_use.cap - GM_RANGES_INIT_CAP) * sizeof(struct gm_addr_range));
@@ -477,7 +573,8 @@ void gm_pagealloc_destroy(struct gm_pagealloc *pa)
     pa->search_addr = GM_SEARCH_NONE;
 }
 
-/* Commit the summaries and chunk records for chunks [sc, ec). Each level's
+/* Commit the summaries, chunk records and index entries for chunks
+ * [sc, ec). Each level's
  * range is widened to whole blocks of 8 because update merges whole blocks;
  * since an OS page holds 512 summaries, blocks never straddle a page, so the
  * widening costs nothing extra but keeps the rule independent of page size. */
@@ -490,8 +587,11 @@ static int gm_pagealloc_map(struct gm_pagealloc *pa, size_t sc, size_t ec)
         if (gm_sparse_ensure(&pa->summary[l], lo * sizeof(gm_pallocsum), (hi - lo) * sizeof(gm_pallocsum)) != 0)
             return -1;
     }
-    return gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata),
-                            (ec - sc) * sizeof(struct gm_pallocdata));
+    if (gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata), (ec - sc) * sizeof(struct gm_pallocdata)) != 0 ||
+        gm_sparse_ensure(&pa->scav.chunks, sc * sizeof(struct gm_scavchunk), (ec - sc) * sizeof(struct gm_scavchunk)) != 0)
+        return -1;
+    size_t w0 = sc / 64, w1 = (ec - 1) / 64 + 1;
+    return gm_sparse_ensure(&pa->scav.bits, w0 * sizeof(struct gm_chunkbits), (w1 - w0) * sizeof(struct gm_chunkbits));
 }
 
 /* Walks [base, base + npages pages) one chunk piece at a time: ci is the
@@ -526,6 +626,8 @@ static void gm_mark_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size
         unsigned was_scav = gm_bits_set(&c->scav, w.pi, w.pn); /* newly scavenged */
         pa->free_pages += was_used;
         pa->scav_pages += was_scav;
+        /* Newly scavenged pages were in use (scav & alloc == 0) or dirty. */
+        gm_dirty_add(pa, w.ci, -(int)(was_scav - was_used));
     }
 }
 
@@ -546,6 +648,7 @@ int gm_pagealloc_grow(struct gm_pagealloc *pa, uintptr_t base, size_t size)
         struct gm_pallocdata *c = gm_chunk_of(pa, ci);
         memset(c->alloc.w, 0xff, sizeof c->alloc.w);
         memset(c->scav.w, 0, sizeof c->scav.w);
+        *gm_scavchunk_of(pa, ci) = (struct gm_scavchunk){0, 0, 0}; /* never stamped: old */
     }
     gm_ranges_add(&pa->in_use, gm_chunk_base(sc), gm_chunk_base(ec));
     if (pa->end == 0) {
@@ -584,6 +687,7 @@ static size_t gm_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npa
         unsigned s = gm_bits_clear(&c->scav, w.pi, w.pn);
         pa->free_pages -= was_free;
         pa->scav_pages -= s;
+        gm_dirty_add(pa, w.ci, -(int)(was_free - s));
         scav += s;
     }
     gm_update(pa, base, npages, true, true);
@@ -707,9 +811,12 @@ void gm_pagealloc_free(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
 {
     if (npages == 0) return;
     if (base < pa->search_addr) pa->search_addr = base;
-    for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);)
-        pa->free_pages += gm_bits_clear(&gm_chunk_of(pa, w.ci)->alloc, w.pi, w.pn);
-    gm_update(pa, base, npages, true, false);
+    for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);) {
+        unsigned was_used = gm_bits_clear(&gm_chunk_of(pa, w.ci)->alloc, w.pi, w.pn);
+        pa->free_pages += was_used;
+        gm_dirty_add(pa, w.ci, (int)was_used); /* pages in use have no scav bit */
+    }
+    gm_update(pa, base, npages, true, false); /* after the stamps: see gm_set_leaf */
 }
 
 void gm_pagealloc_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
@@ -767,6 +874,7 @@ struct gm_pagecache gm_pagealloc_alloc_to_cache(struct gm_pagealloc *pa)
     d->scav.w[w] = 0;
     pa->free_pages -= gm_popcount(c.cache);
     pa->scav_pages -= gm_popcount(c.scav);
+    gm_dirty_add(pa, ci, -(int)gm_popcount(c.cache & ~c.scav));
     gm_update(pa, c.base, GM_PAGECACHE_PAGES, false, true);
     /* Everything below the block is in use, and so is the block now; its
      * last page (not one past it, which may be outside the heap) is a safe
@@ -798,6 +906,7 @@ void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa)
         d->scav.w[w] |= c->scav & c->cache;
         pa->free_pages += gm_popcount(c->cache);
         pa->scav_pages += gm_popcount(c->scav & c->cache);
+        gm_dirty_add(pa, gm_chunk_index(c->base), (int)gm_popcount(c->cache & ~c->scav));
         if (c->base < pa->search_addr) pa->search_addr = c->base;
         gm_update(pa, c->base, GM_PAGECACHE_PAGES, false, false);
     }
@@ -807,22 +916,136 @@ void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The scavenger's side                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The highest chunk below `below` whose bit is set in the free (else the
+ * dirty) bitmap and that is old for t; SIZE_MAX if none. Only the words over
+ * in_use ranges are read (the rest may not be mapped); each young candidate
+ * passed over costs one record load. */
+static size_t gm_index_find(struct gm_pagealloc *pa, bool free_bitmap, size_t below, uint32_t t)
+{
+    const struct gm_addr_ranges *r = &pa->in_use;
+    if (below <= pa->start) return SIZE_MAX;
+    size_t k = gm_ranges_succ(r, gm_chunk_base(below) - 1); /* the range holding below - 1, or above it */
+    for (k = k < r->len ? k + 1 : r->len; k-- > 0;) {
+        size_t lo = gm_chunk_index(r->ranges[k].base), hi = gm_chunk_index(r->ranges[k].limit);
+        if (hi > below) hi = below;
+        while (hi > lo) {
+            size_t w = (hi - 1) / 64;
+            const struct gm_chunkbits *b = gm_chunkbits_of(pa, hi - 1);
+            uint64_t x = free_bitmap ? b->free : b->dirty;
+            if (hi % 64) x &= gm_chunk_bit(hi) - 1;         /* below hi */
+            if (w == lo / 64) x &= ~(gm_chunk_bit(lo) - 1); /* at or above lo */
+            for (; x; x &= ~((uint64_t)1 << (63 - gm_clz(x)))) {
+                size_t ci = w * 64 + 63 - gm_clz(x);
+                if (gm_scav_old(pa, gm_scavchunk_of(pa, ci), t)) return ci;
+                pa->scav.passed_over++;
+            }
+            hi = w * 64;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* gm_index_find from where cursor c allows, leaving c at the answer. A
+ * cursor left for t or a later time holds for t. */
+static size_t gm_index_search(struct gm_pagealloc *pa, struct gm_scav_cursor *c, bool free_bitmap, uint32_t t)
+{
+    size_t from = pa->end;
+    if (c->valid && (uint32_t)(pa->now - t) >= (uint32_t)(pa->now - c->older_than)) from = c->top;
+    size_t ci = gm_index_find(pa, free_bitmap, from, t);
+    *c = (struct gm_scav_cursor){.top = ci == SIZE_MAX ? 0 : ci + 1, .older_than = t, .valid = true};
+    return ci;
+}
+
+/* Length of the run of dirty pages of c that ends just below page `end`
+ * (exclusive), counted downward, at most max. */
+static unsigned gm_dirty_run_down(const struct gm_pallocdata *c, unsigned end, size_t max)
+{
+    unsigned n = 0;
+    while (end > 0 && n < max) {
+        unsigned w = (end - 1) / 64, b = (end - 1) % 64;
+        /* Page end - 1 moved to bit 63: leading ones are the run within the
+         * word, and the zeros shifted in below stop it at the word's start. */
+        uint64_t x = ~(c->alloc.w[w] | c->scav.w[w]) << (63 - b);
+        unsigned k = gm_clz(~x);
+        if (k > max - n) k = (unsigned)(max - n);
+        n += k;
+        end -= k;
+        if (k <= b) break; /* stopped inside the word (or at max) */
+    }
+    return n;
+}
+
+uintptr_t gm_pagealloc_scavenge_take(struct gm_pagealloc *pa, size_t max_pages, uint32_t older_than,
+                                     size_t *npages)
+{
+    *npages = 0;
+    if (max_pages == 0 || pa->end == 0) return 0;
+    size_t ci = gm_index_search(pa, &pa->scav.dirty_cursor, false, older_than);
+    if (ci == SIZE_MAX) return 0;
+    const struct gm_pallocdata *c = gm_chunk_of(pa, ci);
+    unsigned end = 0; /* one past the highest dirty page */
+    for (unsigned w = GM_CHUNK_WORDS; w-- > 0 && end == 0;) {
+        uint64_t x = ~(c->alloc.w[w] | c->scav.w[w]);
+        if (x) end = w * 64 + 64 - gm_clz(x);
+    }
+    if (end == 0) gm_pagealloc_throw("bad scavenge index (no dirty page)");
+    unsigned n = gm_dirty_run_down(c, end, max_pages);
+    uintptr_t base = gm_chunk_base(ci) + ((uintptr_t)(end - n) << GM_PAGE_SHIFT);
+    gm_alloc_range(pa, base, n); /* dirty pages: no scavenged bytes */
+    *npages = n;
+    return base;
+}
+
+uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_than, size_t *scav_pages)
+{
+    *scav_pages = 0;
+    if (pa->end == 0) return 0;
+    size_t ci = gm_index_search(pa, &pa->scav.free_cursor, true, older_than);
+    if (ci == SIZE_MAX) return 0;
+    *scav_pages = gm_alloc_range(pa, gm_chunk_base(ci), GM_CHUNK_PAGES) >> GM_PAGE_SHIFT;
+    return gm_chunk_base(ci);
+}
+
+struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
+{
+    return gm_pagealloc_chunk(pa, ci) ? gm_scavchunk_of(pa, ci) : NULL;
+}
+
+bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap)
+{
+    if (ci >= GM_MAX_CHUNKS || !gm_sparse_is_mapped(&pa->scav.bits, ci / 64 * sizeof(struct gm_chunkbits)))
+        return false;
+    const struct gm_chunkbits *b = gm_chunkbits_of(pa, ci);
+    return ((free_bitmap ? b->free : b->dirty) & gm_chunk_bit(ci)) != 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Rebuilding from the bitmaps                                              */
 /* ------------------------------------------------------------------------ */
 
 void gm_pagealloc_recompute(struct gm_pagealloc *pa)
 {
     pa->free_pages = pa->scav_pages = 0;
-    gm_pallocsum *leaf = gm_sums(pa, GM_LEAF);
     for (size_t r = 0; r < pa->in_use.len; r++) {
         uintptr_t base = pa->in_use.ranges[r].base, limit = pa->in_use.ranges[r].limit;
         for (size_t ci = gm_chunk_index(base); ci < gm_chunk_index(limit); ci++) {
             struct gm_pallocdata *c = gm_chunk_of(pa, ci);
-            leaf[ci] = gm_pallocbits_summarize(&c->alloc);
+            gm_set_leaf(pa, ci, gm_pallocbits_summarize(&c->alloc));
+            unsigned dirty = 0;
             for (unsigned w = 0; w < GM_CHUNK_WORDS; w++) {
                 pa->free_pages += gm_popcount(~c->alloc.w[w]);
                 pa->scav_pages += gm_popcount(~c->alloc.w[w] & c->scav.w[w]);
+                dirty += gm_popcount(~c->alloc.w[w] & ~c->scav.w[w]);
             }
+            /* Stamps cannot be rebuilt from bitmaps: they are kept. */
+            gm_scavchunk_of(pa, ci)->dirty = (uint16_t)dirty;
+            if (dirty)
+                gm_chunkbits_of(pa, ci)->dirty |= gm_chunk_bit(ci);
+            else
+                gm_chunkbits_of(pa, ci)->dirty &= ~gm_chunk_bit(ci);
         }
         for (int l = GM_LEAF - 1; l >= 0; l--) {
             unsigned log_child = gm_level_log_pages(l + 1);
@@ -831,4 +1054,5 @@ void gm_pagealloc_recompute(struct gm_pagealloc *pa)
         }
     }
     pa->search_addr = pa->in_use.len ? pa->in_use.ranges[0].base : GM_SEARCH_NONE;
+    pa->scav.dirty_cursor.valid = pa->scav.free_cursor.valid = false;
 }

@@ -4,8 +4,10 @@
  * alloc/free/grow/page-cache operations, and compared bit for bit with an
  * expected allocator built the same way. Every resulting allocator also
  * passes a slow consistency check: summaries at every level recomputed from
- * the bitmaps, exact free/scavenged counters, scav & alloc == 0, and the
- * searchAddr invariant (no free page below it).
+ * the bitmaps, exact free/scavenged counters, scav & alloc == 0, the
+ * searchAddr invariant (no free page below it), and the scavenge index:
+ * per-chunk dirty counts and both chunk-index bitmaps recomputed from the
+ * bitmaps, and the search cursors' promise (no candidate above them).
  *
  * Addresses are metadata only: chunks live at 0x300000000000 + i * 4 MiB and
  * no heap memory is ever touched. */
@@ -32,6 +34,7 @@ struct chunk_spec {
     bool on;
     size_t ci; /* relative to BASE_CI */
     struct br alloc[MAXR], scav[MAXR];
+    uint64_t stamp; /* 0: never stamped, else (uint32_t)stamp (1ull << 32 is time 0) */
 };
 #define MAXCH 10
 #define CH(i, ...) {.on = true, .ci = (i), __VA_ARGS__}
@@ -84,6 +87,13 @@ static void naive_parent_sum(struct gm_pagealloc *pa, int l, size_t i, unsigned 
     if (!seen) *s = cur;
     if (cur > *m) *m = cur;
     *e = cur;
+}
+
+/* Old for t: never stamped, or stamped no later than t, ages measured back
+ * from now (so that wrapping clocks compare right). */
+static bool old_for(const struct gm_pagealloc *pa, const struct gm_scavchunk *s, uint32_t t)
+{
+    return !(s->flags & GM_SCAV_STAMPED) || (uint32_t)(pa->now - s->stamp) >= (uint32_t)(pa->now - t);
 }
 
 static bool in_use_has(struct gm_pagealloc *pa, uintptr_t a)
@@ -148,6 +158,35 @@ static int consistency(struct gm_pagealloc *pa, const char *name)
     if (total != pa->in_use.total_bytes) BAD("total_bytes %zu want %zu", pa->in_use.total_bytes, total);
     if (free_pages != pa->free_pages) BAD("free_pages %zu want %zu", pa->free_pages, free_pages);
     if (scav_pages != pa->scav_pages) BAD("scav_pages %zu want %zu", pa->scav_pages, scav_pages);
+    if (gm_pagealloc_scavengeable_pages(pa) != free_pages - scav_pages) BAD("scavengeable pages");
+    /* The scavenge index over every bitmap word that covers in_use: chunks
+     * not grown have no bits; grown ones match their page bitmaps. */
+    const struct gm_scav_cursor *dc = &pa->scav.dirty_cursor, *fc = &pa->scav.free_cursor;
+    for (size_t r = 0; r < pa->in_use.len; r++) {
+        size_t lo = (pa->in_use.ranges[r].base >> GM_CHUNK_SHIFT) / 64 * 64;
+        size_t hi = ((pa->in_use.ranges[r].limit >> GM_CHUNK_SHIFT) + 63) / 64 * 64;
+        for (size_t ci = lo; ci < hi; ci++) {
+            struct gm_pallocdata *d = gm_pagealloc_chunk(pa, ci);
+            bool dbit = gm_pagealloc_index_bit(pa, ci, false), fbit = gm_pagealloc_index_bit(pa, ci, true);
+            if (!d) {
+                if (dbit || fbit) BAD("chunk %#zx not grown but in the index", ci);
+                continue;
+            }
+            unsigned dirty = 0, used = 0;
+            for (int w = 0; w < 8; w++) {
+                dirty += (unsigned)__builtin_popcountll(~d->alloc.w[w] & ~d->scav.w[w]);
+                used += (unsigned)__builtin_popcountll(d->alloc.w[w]);
+            }
+            const struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, ci);
+            if (sc->dirty != dirty) BAD("chunk %#zx: dirty %u want %u", ci, sc->dirty, dirty);
+            if (dbit != (dirty > 0)) BAD("chunk %#zx: dirty bit %d with %u dirty pages", ci, dbit, dirty);
+            if (fbit != (used == 0)) BAD("chunk %#zx: free bit %d with %u pages in use", ci, fbit, used);
+            if (dc->valid && ci >= dc->top && dirty && old_for(pa, sc, dc->older_than))
+                BAD("chunk %#zx: a scavenge candidate above the dirty cursor %#zx", ci, dc->top);
+            if (fc->valid && ci >= fc->top && !used && old_for(pa, sc, fc->older_than))
+                BAD("chunk %#zx: a free chunk candidate above the free cursor %#zx", ci, fc->top);
+        }
+    }
     /* searchAddr: in use (or NONE), and no free page below it. */
     uintptr_t sa = pa->search_addr;
     if (sa != NONE && !in_use_has(pa, sa)) BAD("search_addr %#lx not in use", (unsigned long)sa);
@@ -191,8 +230,18 @@ static void build(struct gm_pagealloc *pa, const struct chunk_spec *spec)
         if (!d) continue;
         set_ranges(&d->alloc, spec[k].alloc);
         set_ranges(&d->scav, spec[k].scav);
+        struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, BASE_CI + spec[k].ci);
+        sc->stamp = (uint32_t)spec[k].stamp;
+        sc->flags = spec[k].stamp ? GM_SCAV_STAMPED : 0;
     }
     gm_pagealloc_recompute(pa);
+}
+
+/* Chunk ci's stamp, or -1 if it was never stamped. */
+static int64_t stamp_of(struct gm_pagealloc *pa, size_t ci)
+{
+    const struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, BASE_CI + ci);
+    return sc && (sc->flags & GM_SCAV_STAMPED) ? (int64_t)sc->stamp : -1;
 }
 
 /* got must equal want: chunk range, in_use, both bitmaps of every chunk,
@@ -498,9 +547,18 @@ static void run_free_cases(void)
             CHECK_EQ(gm_pagealloc_alloc(&pa, 1, NULL), 0);
             CHECK_EQ(pa.search_addr, NONE);
         }
+        pa.now = 77;
         for (int f = 0; f < MAXHITS && t->frees[f].npages; f++) {
             gm_pagealloc_free(&pa, t->frees[f].base, t->frees[f].npages);
             CHECK(pa.search_addr <= t->frees[f].base);
+        }
+        /* Every chunk a free touched is stamped with now, and no other. */
+        for (int k = 0; k < MAXCH && t->before[k].on; k++) {
+            uintptr_t cb = PA(t->before[k].ci, 0);
+            bool touched = false;
+            for (int f = 0; f < MAXHITS && t->frees[f].npages; f++)
+                touched |= t->frees[f].base < cb + GM_CHUNK_BYTES && cb < t->frees[f].base + t->frees[f].npages * PAGE;
+            CHECK_EQ(stamp_of(&pa, t->before[k].ci), touched ? 77 : -1);
         }
         build(&want, t->after);
         same(t->name, &pa, &want);
@@ -626,9 +684,12 @@ static void test_ranges_and_scav(void)
     /* Exact ranges, whatever their state: 5 scavenged pages among them. */
     CHECK_EQ(gm_pagealloc_alloc_range(&pa, PA(0, 5), 20), 5 * PAGE);
     CHECK_EQ(gm_pagealloc_alloc_range(&pa, PA(0, CP - 2), 4), 4 * PAGE);
+    pa.now = 9;
     gm_pagealloc_free_scavenged(&pa, PA(0, 200), 3);      /* already free: only bits */
     gm_pagealloc_free_scavenged(&pa, PA(0, 6), 2);        /* allocated: now free and scavenged */
     gm_pagealloc_free(&pa, PA(1, 0), 1);                  /* freed, not scavenged */
+    CHECK_EQ(stamp_of(&pa, 0), -1);                       /* nothing left dirty: no stamp */
+    CHECK_EQ(stamp_of(&pa, 1), 9);
     CHECK_EQ(gm_pagealloc_free_run_at(&pa, PA(0, 6), 100), 2);
     CHECK_EQ(gm_pagealloc_free_run_at(&pa, PA(1, 0), 5000), 1);
     CHECK_EQ(gm_pagealloc_free_run_at(&pa, PA(1, 2), 5000), CP - 2); /* chunk 2 not grown */
@@ -682,6 +743,7 @@ static void test_grow(void)
     check_in_use("fill", &pa, (struct gm_addr_range[]){{PA(3, 0), PA(10, 0)}}, 1);
     CHECK_EQ(pa.free_pages, 7 * CP);
     CHECK_EQ(pa.scav_pages, 7 * CP); /* fresh memory counts as released */
+    for (size_t ci = 3; ci < 10; ci++) CHECK_EQ(stamp_of(&pa, ci), -1); /* and is not stamped */
     CHECK_EQ(pa.start, BASE_CI + 3);
     CHECK_EQ(pa.end, BASE_CI + 10);
     size_t scav;
@@ -783,10 +845,11 @@ static void test_metadata(void)
     CHECK_EQ(gm_stat_load(&st), 0); /* nothing committed yet */
     CHECK_EQ(gm_pagealloc_grow(&pa, PA(0, 0), GM_CHUNK_BYTES), 0);
     uint64_t one = gm_stat_load(&st);
-    /* One OS page per summary level, one of chunk data, and small fixed
-     * costs (bitmap pages, the range array): a few tens of KiB. */
-    CHECK(one >= 6 * GM_OS_PAGE);
-    CHECK(one <= 6 * GM_OS_PAGE + 6 * 4096 + 4096);
+    /* One OS page per summary level, one of chunk data, one of scavenge
+     * records, one of chunk-index bitmaps, and small fixed costs (bitmap
+     * pages of the sparse arrays, the range array): a few tens of KiB. */
+    CHECK(one >= 8 * GM_OS_PAGE);
+    CHECK(one <= 8 * GM_OS_PAGE + 8 * 4096 + 4096);
     /* A neighbouring chunk needs nothing new. */
     CHECK_EQ(gm_pagealloc_grow(&pa, PA(1, 0), GM_CHUNK_BYTES), 0);
     CHECK_EQ(gm_stat_load(&st), one);
@@ -796,10 +859,10 @@ static void test_metadata(void)
     CHECK(gm_pagealloc_chunk(&pa, BASE_CI + 2) == NULL);
     CHECK(gm_pagealloc_chunk(&pa, BASE_CI + 1) != NULL);
     uint64_t committed1 = gm_stat_load(&gm_os.committed);
-    CHECK(committed1 >= committed0 + 6 * GM_OS_PAGE);
+    CHECK(committed1 >= committed0 + 8 * GM_OS_PAGE);
     gm_pagealloc_destroy(&pa);
     CHECK_EQ(gm_stat_load(&st), 0);
-    CHECK_EQ(committed1 - gm_stat_load(&gm_os.committed), 6 * GM_OS_PAGE);
+    CHECK_EQ(committed1 - gm_stat_load(&gm_os.committed), 8 * GM_OS_PAGE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -990,7 +1053,9 @@ static void test_pagecache_flush(void)
         CHECK_EQ(gm_pagealloc_alloc(&pa, 1, NULL), PA(1, 0));
         size_t free_before = pa.free_pages, scav_before = pa.scav_pages;
         struct gm_pagecache c = {PA(0, blk), cache, scav};
+        pa.now = 0xfffffff0u + (uint32_t)t;
         gm_pagecache_flush(&c, &pa);
+        CHECK_EQ(stamp_of(&pa, 0), cache & ~scav ? (int64_t)pa.now : -1); /* only dirty pages stamp */
         CHECK(gm_pagecache_empty(&c));
         CHECK_EQ(c.base, 0);
         CHECK_EQ(pa.free_pages, free_before + (size_t)__builtin_popcountll(cache));
@@ -1045,6 +1110,426 @@ static void test_pagecache_round_trip(void)
     gm_pagealloc_destroy(&want);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The scavenger's side                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Every grown chunk of a has the stamp it has in b. */
+static void same_stamps(const char *name, struct gm_pagealloc *a, struct gm_pagealloc *b)
+{
+    for (size_t ci = a->start; ci < a->end; ci++) {
+        const struct gm_scavchunk *x = gm_pagealloc_scavchunk(a, ci), *y = gm_pagealloc_scavchunk(b, ci);
+        if (!x || !y) continue;
+        if (x->flags != y->flags || x->stamp != y->stamp)
+            fprintf(stderr, "%s: chunk +%#zx stamp %u/%u, want %u/%u\n", name, ci - BASE_CI, x->stamp, x->flags,
+                    y->stamp, y->flags);
+        CHECK_EQ(x->flags, y->flags);
+        CHECK_EQ(x->stamp, y->stamp);
+    }
+}
+
+struct take {
+    size_t max;         /* max_pages */
+    uint32_t age;       /* older_than = now - age */
+    size_t ci, page, n; /* the run expected: n pages at (ci, page); n == 0: none */
+};
+
+struct scav_case {
+    const char *name;
+    uint32_t now;
+    struct chunk_spec before[MAXCH];
+    struct take takes[MAXHITS];
+    struct chunk_spec after[MAXCH]; /* after the takes, before anything is given back */
+};
+
+static const struct scav_case scav_cases[] = {
+    {"HighestChunk",
+     100,
+     {CH(0, .alloc = {{0, 10}}, .stamp = 50), CH(1, .alloc = {{0, CP - 5}}, .stamp = 50), CH(2, .alloc = {{0, CP}})},
+     {{1000, 0, 1, CP - 5, 5}, {1000, 0, 0, 10, CP - 10}, {1000, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, CP}}), CH(2, .alloc = {{0, CP}})}},
+    /* Scavenged and in-use pages are never taken, wherever they are. */
+    {"HighestRun",
+     100,
+     {CH(0, .alloc = {{0, 10}, {15, 85}, {120, 180}, {303, 1}}, .scav = {{300, 3}, {304, 208}}, .stamp = 1)},
+     {{1000, 0, 0, 100, 20}, {1000, 0, 0, 10, 5}, {1000, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, 300}, {303, 1}}, .scav = {{300, 3}, {304, 208}})}},
+    {"MaxPages",
+     100,
+     {CH(0, .alloc = {{0, 100}, {300, CP - 300}}, .stamp = 1)},
+     {{64, 0, 0, 236, 64}, {64, 0, 0, 172, 64}, {64, 0, 0, 108, 64}, {64, 0, 0, 100, 8}, {64, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}})}},
+    {"Max1",
+     100,
+     {CH(0, .alloc = {{0, CP - 3}}, .stamp = 1)},
+     {{1, 0, 0, CP - 1, 1}, {1, 0, 0, CP - 2, 1}, {1, 0, 0, CP - 3, 1}, {1, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}})}},
+    {"WholeChunk",
+     100,
+     {CH(0), CH(1, .scav = {{0, CP}})},
+     {{CP + 10, 0, 0, 0, CP}, {CP + 10, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .scav = {{0, CP}})}},
+    {"RunAcrossWords",
+     100,
+     {CH(0, .alloc = {{0, 60}, {70, CP - 70}}), CH(1, .alloc = {{0, 63}, {128, CP - 128}}, .scav = {{63, 1}})},
+     {{100, 0, 1, 64, 64}, {100, 0, 0, 60, 10}, {100, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, 63}, {64, CP - 64}}, .scav = {{63, 1}})}},
+    /* At or before older_than is old: 900 is old for 900, 1000 is not for 999. */
+    {"OlderThan",
+     1000,
+     {CH(0, .alloc = {{0, CP - 1}}, .stamp = 100), CH(1, .alloc = {{0, CP - 1}}, .stamp = 900),
+      CH(2, .alloc = {{0, CP - 1}}, .stamp = 1000), CH(3, .alloc = {{0, CP - 1}}, .stamp = 999)},
+     {{9, 500, 0, CP - 1, 1},
+      {9, 500, 0, 0, 0},
+      {9, 100, 1, CP - 1, 1},
+      {9, 100, 0, 0, 0},
+      {9, 1, 3, CP - 1, 1},
+      {9, 1, 0, 0, 0},
+      {9, 0, 2, CP - 1, 1},
+      {9, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, CP}}), CH(2, .alloc = {{0, CP}}), CH(3, .alloc = {{0, CP}})}},
+    /* A chunk whose dirty pages were never stamped (test-built) is old. */
+    {"NeverStampedIsOld",
+     1000,
+     {CH(0, .alloc = {{0, CP - 1}}), CH(1, .alloc = {{0, CP - 1}}, .stamp = 1000)},
+     {{9, 500, 0, CP - 1, 1}, {9, 500, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, CP - 1}})}},
+    /* The clock wrapped: now 5, stamps 2^32 - 256, 0 and 2. */
+    {"Wrap",
+     5,
+     {CH(0, .alloc = {{0, CP - 1}}, .stamp = 0xffffff00u), CH(1, .alloc = {{0, CP - 1}}, .stamp = 2),
+      CH(2, .alloc = {{0, CP - 1}}, .stamp = 1ull << 32)},
+     {{9, 4, 2, CP - 1, 1}, {9, 4, 0, CP - 1, 1}, {9, 4, 0, 0, 0}, {9, 3, 1, CP - 1, 1}},
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, CP}}), CH(2, .alloc = {{0, CP}})}},
+    /* A stamp more than 2^31 old is still old (a signed difference of stamp
+     * and older_than would call it young). */
+    {"OlderThanHalfTheClock",
+     0x90000000u,
+     {CH(0, .alloc = {{0, CP - 1}}, .stamp = 0x10)},
+     {{9, 1000, 0, CP - 1, 1}},
+     {CH(0, .alloc = {{0, CP}})}},
+    {"FarApart",
+     100,
+     {CH(0, .alloc = {{0, CP - 2}}, .stamp = 1), CH(0x100000, .alloc = {{1, CP - 1}}, .stamp = 1)},
+     {{9, 0, 0x100000, 0, 1}, {9, 0, 0, CP - 2, 2}, {9, 0, 0, 0, 0}},
+     {CH(0, .alloc = {{0, CP}}), CH(0x100000, .alloc = {{0, CP}})}},
+};
+
+/* Each case: the takes in order, the state after them; then every run is
+ * given back with free_scavenged, as the scavenger does after madvise. */
+static void run_scav_cases(void)
+{
+    for (size_t c = 0; c < sizeof scav_cases / sizeof scav_cases[0]; c++) {
+        const struct scav_case *t = &scav_cases[c];
+        struct gm_pagealloc pa, want, orig;
+        build(&pa, t->before);
+        build(&orig, t->before);
+        pa.now = t->now;
+        size_t free0 = pa.free_pages, scav0 = pa.scav_pages, total = 0, nt = 0;
+        struct {
+            uintptr_t base;
+            size_t n;
+        } taken[MAXHITS];
+        for (int h = 0; h < MAXHITS && t->takes[h].max; h++) {
+            const struct take *k = &t->takes[h];
+            size_t n = 12345;
+            uintptr_t got = gm_pagealloc_scavenge_take(&pa, k->max, t->now - k->age, &n);
+            uintptr_t wbase = k->n ? PA(k->ci, k->page) : 0;
+            if (got != wbase || n != k->n)
+                fprintf(stderr, "%s take %d (max %zu, age %u): got %#lx x %zu, want %#lx x %zu\n", t->name, h, k->max,
+                        k->age, (unsigned long)got, n, (unsigned long)wbase, k->n);
+            CHECK_EQ(got, wbase);
+            CHECK_EQ(n, k->n);
+            CHECK_EQ(consistency(&pa, t->name), 0);
+            if (got) {
+                taken[nt].base = got;
+                taken[nt++].n = n;
+                total += n;
+            }
+        }
+        build(&want, t->after);
+        same(t->name, &pa, &want);
+        same_stamps(t->name, &pa, &orig); /* taking stamps nothing */
+        for (size_t i = 0; i < nt; i++) gm_pagealloc_free_scavenged(&pa, taken[i].base, taken[i].n);
+        CHECK_EQ(pa.free_pages, free0);
+        CHECK_EQ(pa.scav_pages, scav0 + total);
+        for (size_t i = 0; i < nt; i++) {
+            CHECK(pa.search_addr <= taken[i].base);
+            for (size_t j = 0; j < taken[i].n; j++) {
+                uintptr_t a = taken[i].base + j * PAGE;
+                struct gm_pallocdata *d = gm_pagealloc_chunk(&pa, a >> GM_CHUNK_SHIFT);
+                unsigned pg = (unsigned)((a >> GM_PAGE_SHIFT) % CP);
+                CHECK(!bit(&d->alloc, pg) && bit(&d->scav, pg));
+            }
+        }
+        CHECK_EQ(consistency(&pa, t->name), 0);
+        same_stamps(t->name, &pa, &orig); /* nor does giving back */
+        gm_pagealloc_destroy(&pa);
+        gm_pagealloc_destroy(&want);
+        gm_pagealloc_destroy(&orig);
+    }
+}
+
+/* Pages in a page cache are not candidates; the flush that returns them
+ * dirty stamps the chunk; a flush of scavenged pages does not. */
+static void test_scav_page_cache(void)
+{
+    struct gm_pagealloc pa, want;
+    build(&pa, (struct chunk_spec[MAXCH]){CH(0, .alloc = {{0, 64}, {128, CP - 128}}, .stamp = 1),
+                                          CH(1, .alloc = {{0, CP - 64}}, .scav = {{CP - 64, 64}})});
+    pa.now = 40;
+    size_t n = 7;
+    CHECK_EQ(gm_pagealloc_scavengeable_pages(&pa), 64);
+    struct gm_pagecache c = gm_pagealloc_alloc_to_cache(&pa);
+    CHECK_EQ(c.base, PA(0, 64));
+    CHECK_EQ(gm_pagealloc_scavengeable_pages(&pa), 0);
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, CP, pa.now, &n), 0);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(gm_pagecache_alloc(&c, 10, NULL), PA(0, 64));
+    pa.now = 42;
+    gm_pagecache_flush(&c, &pa);
+    CHECK_EQ(stamp_of(&pa, 0), 42);
+    CHECK_EQ(gm_pagealloc_scavengeable_pages(&pa), 54);
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, CP, 41, &n), 0); /* stamped 42: too young */
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, CP, 42, &n), PA(0, 74));
+    CHECK_EQ(n, 54);
+    CHECK_EQ(gm_pagealloc_scavengeable_pages(&pa), 0);
+    gm_pagealloc_free_scavenged(&pa, PA(0, 74), 54);
+    CHECK_EQ(gm_pagealloc_scavengeable_pages(&pa), 0);
+    CHECK_EQ(pa.scav_pages, 54 + 64);
+    /* Cached pages that are all scavenged come back without a stamp. */
+    struct gm_pagecache c0 = gm_pagealloc_alloc_to_cache(&pa);
+    CHECK_EQ(c0.base, PA(0, 64));
+    c = gm_pagealloc_alloc_to_cache(&pa);
+    CHECK_EQ(c.base, PA(1, CP - 64));
+    pa.now = 50;
+    gm_pagecache_flush(&c, &pa);
+    gm_pagecache_flush(&c0, &pa);
+    CHECK_EQ(stamp_of(&pa, 1), -1);
+    CHECK_EQ(stamp_of(&pa, 0), 42);
+    build(&want, (struct chunk_spec[MAXCH]){CH(0, .alloc = {{0, 74}, {128, CP - 128}}, .scav = {{74, 54}}),
+                                            CH(1, .alloc = {{0, CP - 64}}, .scav = {{CP - 64, 64}})});
+    same("scav page cache", &pa, &want);
+    gm_pagealloc_destroy(&pa);
+    gm_pagealloc_destroy(&want);
+}
+
+struct chunk_take {
+    uint32_t age;    /* older_than = now - age */
+    long ci;         /* the chunk expected, -1: none */
+    size_t scav;     /* its scavenged pages */
+};
+
+static const struct {
+    const char *name;
+    uint32_t now;
+    struct chunk_spec before[MAXCH];
+    struct chunk_take takes[MAXHITS];
+    int ntakes;
+    struct chunk_spec after[MAXCH];
+} free_chunk_cases[] = {
+    {"HighestFree",
+     1000,
+     {CH(0, .scav = {{0, 100}}, .stamp = 10), CH(1, .alloc = {{5, 1}}), CH(2, .scav = {{0, CP}}), CH(3, .stamp = 1000),
+      CH(4, .alloc = {{CP - 1, 1}})},
+     {{500, 2, CP}, {500, 0, 100}, {500, -1, 0}, {0, 3, 0}, {0, -1, 0}},
+     5,
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{5, 1}}), CH(2, .alloc = {{0, CP}}), CH(3, .alloc = {{0, CP}}),
+      CH(4, .alloc = {{CP - 1, 1}})}},
+    /* Once freed dirty, a chunk's stamp decides even if it is all scavenged now. */
+    {"StampedAllScavenged",
+     1000,
+     {CH(0, .scav = {{0, CP}}, .stamp = 1000), CH(1, .scav = {{0, CP}}, .stamp = 990)},
+     {{10, 1, CP}, {10, -1, 0}, {0, 0, CP}},
+     3,
+     {CH(0, .alloc = {{0, CP}}), CH(1, .alloc = {{0, CP}})}},
+    {"NoneWhole",
+     1000,
+     {CH(0, .alloc = {{CP - 1, 1}}), CH(1, .alloc = {{0, 1}}), CH(2, .alloc = {{200, 1}}, .scav = {{0, 200}})},
+     {{0, -1, 0}},
+     1,
+     {CH(0, .alloc = {{CP - 1, 1}}), CH(1, .alloc = {{0, 1}}), CH(2, .alloc = {{200, 1}}, .scav = {{0, 200}})}},
+    {"FarApart",
+     1000,
+     {CH(0), CH(0x100000, .scav = {{0, 1}}), CH(0x100001, .alloc = {{1, 1}})},
+     {{0, 0x100000, 1}, {0, 0, 0}, {0, -1, 0}},
+     3,
+     {CH(0, .alloc = {{0, CP}}), CH(0x100000, .alloc = {{0, CP}}), CH(0x100001, .alloc = {{1, 1}})}},
+};
+
+/* take_free_chunk, then every chunk given back (decommitted and recommitted
+ * by the caller) with free_scavenged: all free and scavenged again, and
+ * found again. */
+static void test_take_free_chunk(void)
+{
+    for (size_t c = 0; c < sizeof free_chunk_cases / sizeof free_chunk_cases[0]; c++) {
+        const char *name = free_chunk_cases[c].name;
+        uint32_t now = free_chunk_cases[c].now;
+        struct gm_pagealloc pa, want, orig;
+        build(&pa, free_chunk_cases[c].before);
+        build(&orig, free_chunk_cases[c].before);
+        pa.now = now;
+        size_t free0 = pa.free_pages, scav0 = pa.scav_pages, gained = 0;
+        uintptr_t taken[MAXHITS];
+        size_t nt = 0;
+        for (int h = 0; h < free_chunk_cases[c].ntakes; h++) {
+            const struct chunk_take *k = &free_chunk_cases[c].takes[h];
+            size_t scav = 12345;
+            uintptr_t got = gm_pagealloc_take_free_chunk(&pa, now - k->age, &scav);
+            uintptr_t wbase = k->ci < 0 ? 0 : PA(k->ci, 0);
+            if (got != wbase || scav != k->scav)
+                fprintf(stderr, "%s take %d: got %#lx scav %zu, want %#lx scav %zu\n", name, h, (unsigned long)got,
+                        scav, (unsigned long)wbase, k->scav);
+            CHECK_EQ(got, wbase);
+            CHECK_EQ(scav, k->scav);
+            CHECK_EQ(consistency(&pa, name), 0);
+            if (got) {
+                taken[nt++] = got;
+                gained += CP - scav;
+            }
+        }
+        build(&want, free_chunk_cases[c].after);
+        same(name, &pa, &want);
+        for (size_t i = 0; i < nt; i++) {
+            gm_pagealloc_free_scavenged(&pa, taken[i], CP);
+            CHECK(pa.search_addr <= taken[i]);
+            CHECK(gm_pagealloc_index_bit(&pa, taken[i] >> GM_CHUNK_SHIFT, true));
+            CHECK_EQ(gm_pagealloc_summary(&pa, GM_SUMMARY_LEVELS - 1, taken[i] >> GM_CHUNK_SHIFT),
+                     gm_pack_sum(CP, CP, CP));
+            CHECK_EQ(consistency(&pa, name), 0);
+        }
+        CHECK_EQ(pa.free_pages, free0);
+        CHECK_EQ(pa.scav_pages, scav0 + gained);
+        same_stamps(name, &pa, &orig);
+        /* Given back, the highest is found again. */
+        size_t scav;
+        if (nt) CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, now, &scav), taken[0] > taken[nt - 1] ? taken[0] : taken[nt - 1]);
+        gm_pagealloc_destroy(&pa);
+        gm_pagealloc_destroy(&want);
+        gm_pagealloc_destroy(&orig);
+    }
+    /* Nothing grown: nothing to take. */
+    struct gm_pagealloc pa;
+    memset(&pa, 0, sizeof pa);
+    CHECK_EQ(gm_pagealloc_init(&pa, &meta), 0);
+    size_t n = 1;
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 0, &n), 0);
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, 5, 0, &n), 0);
+    CHECK_EQ(n, 0);
+    gm_pagealloc_destroy(&pa);
+}
+
+/* The search cursors: a later older_than searches from the top again, and a
+ * chunk above a cursor that turns into a candidate for its time voids it. */
+static void test_scav_cursor(void)
+{
+    struct gm_pagealloc pa;
+    build(&pa, (struct chunk_spec[MAXCH]){CH(0, .alloc = {{0, CP - 4}}, .stamp = 10),
+                                          CH(1, .alloc = {{0, CP - 4}}, .stamp = 10),
+                                          CH(3, .alloc = {{0, CP - 4}}, .stamp = 10),
+                                          CH(5, .alloc = {{0, CP - 1}}, .stamp = 100), CH(6, .alloc = {{0, CP}}),
+                                          CH(7, .alloc = {{0, CP}})});
+    pa.now = 100;
+    size_t n;
+#define TAKE(t, ci, page)                                                                                  \
+    do {                                                                                                   \
+        CHECK_EQ(gm_pagealloc_scavenge_take(&pa, 1, (t), &n), (ci) < 0 ? 0 : PA((ci), (page)));           \
+        CHECK_EQ(consistency(&pa, "cursor"), 0);                                                           \
+    } while (0)
+    TAKE(50, 3, CP - 1);
+    gm_pagealloc_free(&pa, PA(6, 0), 1); /* stamped 100: young for 50 */
+    CHECK_EQ(stamp_of(&pa, 6), 100);
+    TAKE(50, 3, CP - 2);
+    TAKE(100, 6, 0);                     /* a later time: from the top */
+    TAKE(100, 5, CP - 1);
+    gm_pagealloc_free(&pa, PA(7, 3), 1); /* old for 100 (== now): above the cursor */
+    TAKE(100, 7, 3);
+    pa.now = 200;
+    gm_pagealloc_free(&pa, PA(7, 10), 1);
+    TAKE(100, 3, CP - 3);
+    TAKE(100, 3, CP - 4);
+    TAKE(100, 1, CP - 1);
+    TAKE(200, 7, 10);
+#undef TAKE
+    /* The free-chunk cursor: none found, then a chunk above it becomes
+     * entirely free and old (given back, or grown): found. */
+    size_t scav;
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 200, &scav), 0);
+    gm_pagealloc_free_scavenged(&pa, PA(6, 0), CP);
+    CHECK_EQ(consistency(&pa, "cursor"), 0);
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 200, &scav), PA(6, 0));
+    CHECK_EQ(scav, CP);
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 200, &scav), 0);
+    CHECK_EQ(gm_pagealloc_grow(&pa, PA(9, 0), GM_CHUNK_BYTES), 0);
+    CHECK_EQ(consistency(&pa, "cursor"), 0);
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 200, &scav), PA(9, 0));
+    /* A young chunk that becomes entirely free above the cursor stays out. */
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 150, &scav), 0);
+    gm_pagealloc_free_scavenged(&pa, PA(7, 3), 1); /* the scavenger gives back */
+    gm_pagealloc_free_scavenged(&pa, PA(7, 10), 1);
+    gm_pagealloc_free(&pa, PA(7, 0), 3);
+    gm_pagealloc_free(&pa, PA(7, 4), 6);
+    gm_pagealloc_free(&pa, PA(7, 11), CP - 11); /* stamped 200 */
+    CHECK(gm_pagealloc_index_bit(&pa, BASE_CI + 7, true));
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 150, &scav), 0);
+    CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, 200, &scav), PA(7, 0));
+    CHECK_EQ(scav, 2);
+    CHECK_EQ(consistency(&pa, "cursor"), 0);
+    gm_pagealloc_destroy(&pa);
+}
+
+/* Set chunk ci of pa to: all in use but the pages in `free` (dirty), stamped
+ * at stamp (0: never). */
+static void set_chunk(struct gm_pagealloc *pa, size_t ci, uint64_t free_word0, uint64_t stamp)
+{
+    struct gm_pallocdata *d = gm_pagealloc_chunk(pa, BASE_CI + ci);
+    memset(d, 0xff, sizeof d->alloc);
+    memset(&d->scav, 0, sizeof d->scav);
+    d->alloc.w[0] = ~free_word0;
+    struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, BASE_CI + ci);
+    sc->stamp = (uint32_t)stamp;
+    sc->flags = stamp ? GM_SCAV_STAMPED : 0;
+}
+
+/* Many young candidates above the old ones are stepped over once per
+ * older_than, not once per call. */
+static void test_scav_not_quadratic(void)
+{
+    struct gm_pagealloc pa;
+    memset(&pa, 0, sizeof pa);
+    CHECK_EQ(gm_pagealloc_init(&pa, &meta), 0);
+    CHECK_EQ(gm_pagealloc_grow(&pa, PA(0, 0), 256 * GM_CHUNK_BYTES), 0);
+    for (size_t ci = 0; ci < 256; ci++) set_chunk(&pa, ci, ci < 128 ? 0x55 : 0x1, ci < 128 ? 10 : 1000);
+    gm_pagealloc_recompute(&pa);
+    pa.now = 1000;
+    size_t n, calls = 0, wrong = 0;
+    for (uintptr_t a; (a = gm_pagealloc_scavenge_take(&pa, 8, 500, &n)) != 0; calls++) {
+        size_t ci = 127 - calls / 4, pg = 6 - 2 * (calls % 4);
+        if ((a != PA(ci, pg) || n != 1) && wrong++ == 0)
+            fprintf(stderr, "not quadratic: take %zu got %#lx want %#lx\n", calls, (unsigned long)a,
+                    (unsigned long)PA(ci, pg));
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(calls, 512);
+    CHECK_EQ(pa.scav.passed_over, 128);
+    pa.now = 1001; /* a new older_than: one more pass over the young */
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, 8, 501, &n), 0);
+    CHECK_EQ(gm_pagealloc_scavenge_take(&pa, 8, 501, &n), 0);
+    CHECK_EQ(pa.scav.passed_over, 256);
+    /* Entirely free chunks: 64 old under 64 young. */
+    for (size_t ci = 0; ci < 128; ci++) set_chunk(&pa, ci, ~0ull, ci < 64 ? 0 : 1001);
+    for (size_t ci = 0; ci < 128; ci++) memset(&gm_pagealloc_chunk(&pa, BASE_CI + ci)->alloc, 0, sizeof(struct gm_pallocbits));
+    gm_pagealloc_recompute(&pa);
+    pa.scav.passed_over = 0;
+    size_t scav;
+    for (calls = 0, wrong = 0; gm_pagealloc_take_free_chunk(&pa, 1000, &scav) != 0; calls++) wrong += scav != 0;
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(calls, 64);
+    CHECK_EQ(pa.scav.passed_over, 64);
+    CHECK_EQ(consistency(&pa, "not quadratic"), 0);
+    gm_pagealloc_destroy(&pa);
+}
+
 int main(void)
 {
     run_alloc_cases(alloc_cases, sizeof alloc_cases / sizeof alloc_cases[0]);
@@ -1062,6 +1547,11 @@ int main(void)
     test_alloc_to_cache();
     test_pagecache_flush();
     test_pagecache_round_trip();
+    run_scav_cases();
+    test_scav_page_cache();
+    test_take_free_chunk();
+    test_scav_cursor();
+    test_scav_not_quadratic();
     CHECK_EQ(gm_stat_load(&meta), 0); /* every test allocator gave back its metadata */
     return test_done("unit_pagealloc");
 }
