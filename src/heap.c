@@ -46,6 +46,16 @@ struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 /* Ungrown pages left behind in abandoned arenas (see grow). */
 static size_t gm_abandoned_ungrown;
 
+/* Decommitted chunks (strict-commit mode, memory limit): sorted, coalesced
+ * address ranges, marked in use in the page allocator and mapped PROT_NONE.
+ * Growth commits them again before it touches curArena. The list is short
+ * on purpose: every range is a hole in the heap's read-write mapping and so
+ * up to two more lines in /proc/self/maps; when it is full, chunks are only
+ * madvised. Heap lock. */
+#define GM_DECOMMIT_RANGES 32
+static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES];
+static size_t gm_ndecommitted, gm_decommitted_pages;
+
 int gm_heap_init(void)
 {
     if (__atomic_load_n(&gm_heap.initialized, __ATOMIC_ACQUIRE)) return 0;
@@ -55,6 +65,7 @@ int gm_heap_init(void)
         rc = gm_pagealloc_init(&gm_heap.pages, &gm_meta.pagealloc);
         if (rc == 0) {
             gm_fixalloc_init(&gm_heap.spanalloc, sizeof(struct gm_span), &gm_meta.spans);
+            gm_scav_init();
             __atomic_store_n(&gm_heap.initialized, true, __ATOMIC_RELEASE);
         }
     }
@@ -70,7 +81,125 @@ static size_t gm_chunk_tail_pages(uintptr_t x)
 
 size_t gm_heap_ungrown_pages(void)
 {
-    return gm_abandoned_ungrown + gm_chunk_tail_pages(gm_heap.arena_base);
+    return gm_abandoned_ungrown + gm_chunk_tail_pages(gm_heap.arena_base) + gm_decommitted_pages;
+}
+
+/* Stamp the frees that follow with the time (the scavenger's decay). */
+static void gm_heap_stamp(void) { gm_heap.pages.now = gm_now_ms(); }
+
+uint64_t gm_heap_retained(void)
+{
+    uint64_t sys = gm_stat_load(&gm_heap.heap_sys), rel = gm_stat_load(&gm_heap.heap_released);
+    return sys > rel ? sys - rel : 0;
+}
+
+/* Record the decommitted chunk at base; false if the list has no room. */
+static bool gm_decommitted_add(uintptr_t base)
+{
+    uintptr_t limit = base + GM_CHUNK_BYTES;
+    size_t i = 0, n = gm_ndecommitted;
+    while (i < n && gm_decommitted[i].limit < base) i++;
+    bool joins_prev = i < n && gm_decommitted[i].limit == base;
+    size_t next = joins_prev ? i + 1 : i;
+    bool joins_next = next < n && gm_decommitted[next].base == limit;
+    if (joins_prev && joins_next) { /* fills the gap between two ranges */
+        gm_decommitted[i].limit = gm_decommitted[next].limit;
+        memmove(&gm_decommitted[next], &gm_decommitted[next + 1], (n - next - 1) * sizeof gm_decommitted[0]);
+        gm_ndecommitted--;
+    } else if (joins_prev) {
+        gm_decommitted[i].limit = limit;
+    } else if (joins_next) {
+        gm_decommitted[next].base = base;
+    } else {
+        if (n == GM_DECOMMIT_RANGES) return false;
+        memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
+        gm_decommitted[i] = (struct gm_addr_range){base, limit};
+        gm_ndecommitted++;
+    }
+    gm_decommitted_pages += GM_CHUNK_PAGES;
+    return true;
+}
+
+/* Would a new range at base fit in the list? */
+static bool gm_decommitted_room(void) { return gm_ndecommitted < GM_DECOMMIT_RANGES; }
+
+/* Account for the chunk at base, just decommitted; scav_pages of it had
+ * been counted released. Heap lock held. */
+static void gm_decommitted_account(uintptr_t base, size_t scav_pages)
+{
+    gm_decommitted_add(base); /* room was checked before the chunk was taken */
+    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
+    gm_stat_add(&gm_scav.heap_decommitted, (int64_t)GM_CHUNK_BYTES);
+    atomic_fetch_add_explicit(&gm_scav.decommitted_total, GM_CHUNK_BYTES, memory_order_relaxed);
+}
+
+/* The decommit failed: the chunk is still committed, give it back as free
+ * dirty pages (its released pages are counted dirty from now on, which
+ * errs on the side of holding memory). Heap lock held. */
+static void gm_decommit_undo(uintptr_t base, size_t scav_pages)
+{
+    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
+    gm_pagealloc_free(&gm_heap.pages, base, GM_CHUNK_PAGES);
+}
+
+/* Commit again npages' worth of whole decommitted chunks, contiguous, the
+ * lowest that fit, and hand them to the page allocator as released pages.
+ * Heap lock held. 0, or -1 if no range is long enough or the OS refuses. */
+static int gm_heap_recommit(size_t npages)
+{
+    size_t bytes = gm_align_up(npages << GM_PAGE_SHIFT, GM_CHUNK_BYTES);
+    for (size_t i = 0; i < gm_ndecommitted; i++) {
+        struct gm_addr_range *r = &gm_decommitted[i];
+        if (r->limit - r->base < bytes) continue;
+        uintptr_t base = r->base;
+        if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
+        r->base += bytes;
+        if (r->base == r->limit) {
+            memmove(r, r + 1, (gm_ndecommitted - i - 1) * sizeof *r);
+            gm_ndecommitted--;
+        }
+        gm_decommitted_pages -= bytes >> GM_PAGE_SHIFT;
+        gm_pagealloc_free_scavenged(&gm_heap.pages, base, bytes >> GM_PAGE_SHIFT);
+        gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+        gm_stat_add(&gm_scav.heap_decommitted, -(int64_t)bytes);
+        atomic_fetch_add_explicit(&gm_scav.recommitted_total, bytes, memory_order_relaxed);
+        return 0;
+    }
+    return -1;
+}
+
+/* Decommit wholly free chunks, any age, until want bytes, with the heap
+ * lock held throughout (memory-limit pressure inside grow, where the
+ * lock cannot be dropped). Returns bytes decommitted. */
+static size_t gm_heap_decommit_locked(size_t want)
+{
+    size_t done = 0;
+    gm_heap_stamp();
+    while (done < want && gm_decommitted_room()) {
+        size_t scav;
+        uintptr_t base = gm_pagealloc_take_free_chunk(&gm_heap.pages, gm_heap.pages.now, &scav);
+        if (!base) break;
+        if (gm_sys_decommit((void *)base, GM_CHUNK_BYTES, &gm_heap.heap_sys) != 0) {
+            gm_decommit_undo(base, scav);
+            break;
+        }
+        gm_decommitted_account(base, scav);
+        done += GM_CHUNK_BYTES;
+    }
+    return done;
+}
+
+/* May the heap commit add more bytes under the memory limit? Makes room by
+ * decommitting free chunks first when it is over. Heap lock held. */
+static bool gm_heap_limit_allows(size_t add)
+{
+    uint64_t limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
+    if (!limit) return true;
+    uint64_t committed = gm_stat_load(&gm_os.committed);
+    if (committed + add <= limit) return true;
+    gm_heap_decommit_locked(committed + add - limit);
+    committed = gm_stat_load(&gm_os.committed);
+    return committed + add <= limit || !atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed);
 }
 
 /* Commit [base, end) and hand it to the page allocator as free, released
@@ -109,6 +238,8 @@ static int gm_heap_grow(size_t npages)
 {
     size_t need = npages << GM_PAGE_SHIFT;
     if (need / GM_PAGE_SIZE != npages || need > GM_ADDR_LIMIT) return -1;
+    if (gm_ndecommitted && gm_heap_limit_allows(gm_align_up(need, GM_CHUNK_BYTES)) && gm_heap_recommit(npages) == 0)
+        return 0;
     uintptr_t base = gm_heap.arena_base;
     uintptr_t end = gm_grow_end(base, need);
     if (base == 0 || end > gm_heap.arena_end || end < base) {
@@ -131,6 +262,7 @@ static int gm_heap_grow(size_t npages)
         end = gm_grow_end(base, need);
         if (end > gm_heap.arena_end) end = gm_heap.arena_end;
     }
+    if (!gm_heap_limit_allows(end - base)) return -1;
     if (gm_heap_add(base, end) != 0) return -1;
     gm_heap.arena_base = end;
     return 0;
@@ -210,6 +342,7 @@ struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsi
     struct gm_span *s = gm_fixalloc_alloc(&gm_heap.spanalloc);
     if (!s) goto unlock_nomem;
     size_t scav;
+    uint64_t sys0 = gm_stat_load(&gm_heap.heap_sys);
     uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, npages, &scav);
     if (!base) {
         if (gm_heap_grow(npages) == 0) base = gm_pagealloc_alloc(&gm_heap.pages, npages, &scav);
@@ -219,7 +352,9 @@ struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsi
         }
     }
     gm_span_init(s, base, npages, cls, scav);
+    uint64_t grew = gm_stat_load(&gm_heap.heap_sys) - sys0;
     pthread_mutex_unlock(&gm_heap.lock);
+    if (grew) gm_scav_after_grow(grew);
     return s;
 unlock_nomem:
     pthread_mutex_unlock(&gm_heap.lock);
@@ -233,10 +368,12 @@ void gm_heap_free_span(struct gm_span *s)
     size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
     pthread_mutex_lock(&gm_heap.lock);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
+    gm_heap_stamp();
     gm_pagealloc_free(&gm_heap.pages, s->base, s->npages);
     gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
     gm_fixalloc_free(&gm_heap.spanalloc, s);
     pthread_mutex_unlock(&gm_heap.lock);
+    gm_scav_notify();
 }
 
 bool gm_heap_grow_span(struct gm_span *s, size_t npages)
@@ -268,6 +405,7 @@ void gm_heap_trim_span(struct gm_span *s, uintptr_t new_base, size_t npages)
     size_t head = (new_base - s->base) >> GM_PAGE_SHIFT;
     size_t tail = s->npages - head - npages;
     pthread_mutex_lock(&gm_heap.lock);
+    gm_heap_stamp();
     if (head) gm_pagealloc_free(&gm_heap.pages, s->base, head);
     if (tail) gm_pagealloc_free(&gm_heap.pages, new_base + (npages << GM_PAGE_SHIFT), tail);
     gm_stat_add(&gm_heap.heap_inuse, -(int64_t)((head + tail) << GM_PAGE_SHIFT));
@@ -356,8 +494,114 @@ void gm_heap_local_flush(struct gm_heap_local *hl)
 {
     gm_heap_local_drain(hl);
     pthread_mutex_lock(&gm_heap.lock);
+    gm_heap_stamp();
     if (!gm_pagecache_empty(&hl->pc)) gm_pagecache_flush(&hl->pc, &gm_heap.pages);
     memset(&hl->pc, 0, sizeof hl->pc);
     while (hl->nstash) gm_fixalloc_free(&gm_heap.spanalloc, hl->stash[--hl->nstash]);
     pthread_mutex_unlock(&gm_heap.lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scavenger primitives                                                     */
+/* ------------------------------------------------------------------------ */
+/* Pages being released are marked in use in the page allocator while the
+ * heap lock is dropped for the system call, so nobody allocates them; they
+ * are in no statistic meanwhile, which is why scavenge.c serializes these
+ * calls under gm_scav_lock and gm_check takes that lock too. */
+
+/* Largest run released by one system call: a chunk. */
+#define GM_SCAV_MAX_RUN GM_CHUNK_PAGES
+
+size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
+{
+    size_t done = 0;
+    while (done < max_bytes) {
+        size_t want = (max_bytes - done) >> GM_PAGE_SHIFT, n = 0;
+        if (want == 0) want = 1;
+        if (want > GM_SCAV_MAX_RUN) want = GM_SCAV_MAX_RUN;
+        pthread_mutex_lock(&gm_heap.lock);
+        uintptr_t base = gm_pagealloc_scavenge_take(&gm_heap.pages, want, older_than, &n);
+        pthread_mutex_unlock(&gm_heap.lock);
+        if (!base) break;
+        size_t bytes = n << GM_PAGE_SHIFT;
+        int rc = gm_sys_unused((void *)base, bytes);
+        pthread_mutex_lock(&gm_heap.lock);
+        if (rc == 0) {
+            gm_pagealloc_free_scavenged(&gm_heap.pages, base, n);
+            gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+        } else {
+            gm_pagealloc_free(&gm_heap.pages, base, n); /* still dirty */
+        }
+        pthread_mutex_unlock(&gm_heap.lock);
+        if (rc != 0) break;
+        atomic_fetch_add_explicit(&gm_scav.released_total, bytes, memory_order_relaxed);
+        done += bytes;
+    }
+    return done;
+}
+
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than)
+{
+    size_t done = 0;
+    while (done < max_bytes) {
+        size_t scav = 0;
+        uintptr_t base = 0;
+        pthread_mutex_lock(&gm_heap.lock);
+        if (gm_decommitted_room()) base = gm_pagealloc_take_free_chunk(&gm_heap.pages, older_than, &scav);
+        pthread_mutex_unlock(&gm_heap.lock);
+        if (!base) break;
+        /* heap_sys is lowered under the lock below, with the rest. */
+        int rc = gm_sys_decommit((void *)base, GM_CHUNK_BYTES, NULL);
+        pthread_mutex_lock(&gm_heap.lock);
+        if (rc == 0) {
+            gm_stat_add(&gm_heap.heap_sys, -(int64_t)GM_CHUNK_BYTES);
+            gm_decommitted_account(base, scav);
+        } else {
+            gm_decommit_undo(base, scav);
+        }
+        pthread_mutex_unlock(&gm_heap.lock);
+        if (rc != 0) break;
+        done += GM_CHUNK_BYTES;
+    }
+    return done;
+}
+
+struct gm_drain_arg {
+    bool all;
+    uint32_t now, decay_ms;
+    size_t bytes;
+};
+
+static void gm_drain_one(struct gm_tcache *tc, void *argp)
+{
+    struct gm_drain_arg *a = argp;
+    struct gm_heap_local *hl = &tc->hl;
+    uint64_t put = atomic_load_explicit(&hl->cache_put, memory_order_relaxed);
+    if (put != hl->cache_seen) { /* the owner used its cache since we looked */
+        hl->cache_seen = put;
+        hl->cache_seen_ms = a->now;
+        if (!a->all) return;
+    }
+    if (a->all || (uint32_t)(a->now - hl->cache_seen_ms) >= a->decay_ms) a->bytes += gm_heap_local_drain(hl);
+}
+
+static void gm_cache_holds_one(struct gm_tcache *tc, void *argp)
+{
+    struct gm_heap_local *hl = &tc->hl;
+    for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++)
+        if (atomic_load_explicit(&hl->cache[i], memory_order_relaxed)) *(bool *)argp = true;
+}
+
+bool gm_heap_caches_hold(void)
+{
+    bool any = false;
+    gm_small_for_each_tcache(gm_cache_holds_one, &any);
+    return any;
+}
+
+size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms)
+{
+    struct gm_drain_arg a = {all, now, decay_ms, 0};
+    gm_small_for_each_tcache(gm_drain_one, &a);
+    return a.bytes;
 }

@@ -532,6 +532,8 @@ struct gm_heap_local {
     /* Bytes in the cache = put - took - drained; the owner writes the first
      * two without read-modify-write, drainers add to the third. */
     _Atomic uint64_t cache_put, cache_took, cache_drained;
+    uint64_t cache_seen;      /* the scavenger's last look at cache_put ... */
+    uint32_t cache_seen_ms;   /* ... and when it changed (under gm_scav_lock) */
 };
 
 int gm_heap_init(void) GM_HIDDEN; /* idempotent; -1 if the OS refuses */
@@ -562,8 +564,29 @@ void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s) GM_HIDDEN;
  * against the owner. Returns the bytes freed. Heap lock not held. */
 size_t gm_heap_local_drain(struct gm_heap_local *hl) GM_HIDDEN;
 /* Pages marked in use in the page allocator that are not mapped (the rest
- * of a partly grown chunk); heap lock held. For the slow check. */
+ * of a partly grown chunk, decommitted chunks); heap lock held. For the
+ * slow check. */
 size_t gm_heap_ungrown_pages(void) GM_HIDDEN;
+
+/* The scavenger's primitives (driven by scavenge.c, which holds
+ * gm_scav_lock around each call so that one runs at a time and gm_check
+ * never sees pages in flight). Each takes the heap lock only to pick pages
+ * and to put them back, never across the system call. */
+/* Return free dirty pages last freed at or before older_than (a gm_now_ms
+ * stamp), highest addresses first, until max_bytes; returns bytes released. */
+size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than) GM_HIDDEN;
+/* Decommit wholly free chunks idle since older_than, highest first, until
+ * max_bytes; returns bytes decommitted. They are committed again by growth
+ * before any new address space is. */
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than) GM_HIDDEN;
+/* Drain threads' span caches: all of them, or those unchanged for decay_ms. */
+size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms) GM_HIDDEN;
+bool gm_heap_caches_hold(void) GM_HIDDEN; /* any span cache not empty? */
+/* Retained heap memory (heap_sys - heap_released): what scavenging lowers. */
+uint64_t gm_heap_retained(void) GM_HIDDEN;
+
+/* Milliseconds from a coarse monotonic clock (wraps; compare differences). */
+uint32_t gm_now_ms(void) GM_HIDDEN;
 
 /* The span owning address p, or NULL if p is not in an in-use span. Fast,
  * lock-free; the caller checks state/ranges it relies on. */
@@ -590,6 +613,31 @@ struct gm_scav_stats {
     _Atomic bool strict;               /* strict-commit mode in force */
 };
 extern struct gm_scav_stats gm_scav GM_HIDDEN;
+
+/* Strict mode and the default (cgroup) limit, from the options and the
+ * system; called by gm_heap_init and again when options are read late. */
+void gm_scav_init(void) GM_HIDDEN;
+/* The heap freed pages: wake the background scavenger if it sleeps. Any
+ * context (it takes only the scavenger's own mutex). */
+void gm_scav_notify(void) GM_HIDDEN;
+/* The heap grew by bytes: scavenge synchronously if retained memory is
+ * past the goal. Called with no lock held. */
+void gm_scav_after_grow(size_t bytes) GM_HIDDEN;
+/* Work for the allocation and free paths, called at points where the
+ * calling thread holds no gomalloc lock: start the background scavenger
+ * once there is memory worth returning, or, without one, do its work
+ * now and then. */
+enum { GM_BG_IDLE = 0, GM_BG_STARTING, GM_BG_RUNNING, GM_BG_OFF };
+extern _Atomic int gm_bg_state GM_HIDDEN;
+void gm_scav_tick_slow(void) GM_HIDDEN;
+static inline void gm_scav_tick(void)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gm_bg_state, memory_order_relaxed) != GM_BG_RUNNING)) gm_scav_tick_slow();
+}
+/* Hold off every scavenging step (gm_check, fork). Outermost lock. */
+void gm_scav_lock_all(void) GM_HIDDEN;
+void gm_scav_unlock_all(void) GM_HIDDEN;
+void gm_scav_fork_child(void) GM_HIDDEN;
 
 /* ------------------------------------------------------------------------ */
 /* Layer 6b: small objects (small.c)                                        */

@@ -184,6 +184,7 @@ static void gm_options_load(void)
     gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
     gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
     gm_options_scavenge();
+    if (gm_heap.initialized) gm_scav_init();
 }
 
 /* Set up the calling thread (and, the first time, the heap). */
@@ -204,6 +205,7 @@ static struct gm_tcache *gm_thread_cache(void)
 
 static void gm_fork_prepare(void)
 {
+    gm_scav_lock_all();
     gm_small_fork_prepare();
     pthread_mutex_lock(&gm_heap.lock);
     gm_arena_fork_prepare();
@@ -214,6 +216,7 @@ static void gm_fork_parent(void)
     gm_arena_fork_parent();
     pthread_mutex_unlock(&gm_heap.lock);
     gm_small_fork_parent();
+    gm_scav_unlock_all();
 }
 
 static void gm_fork_child(void)
@@ -221,6 +224,7 @@ static void gm_fork_child(void)
     gm_arena_fork_child();
     pthread_mutex_init(&gm_heap.lock, NULL);
     gm_small_fork_child();
+    gm_scav_fork_child();
 }
 
 /* The exit report's descriptor: a close-on-exec duplicate of stderr taken
@@ -388,6 +392,7 @@ void *gm_malloc_slow(size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    gm_scav_tick();
     return gm_large_alloc(tc, size);
 }
 
@@ -398,6 +403,7 @@ void gm_free_slow(void *p, struct gm_span *s)
     struct gm_tcache *tc = gm_tc;
     if (st == GM_SPAN_LARGE) {
         gm_large_free(tc, s);
+        gm_scav_tick();
     } else if (tc) {
         gm_small_free(tc, s, p);
     } else {

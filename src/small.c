@@ -270,6 +270,7 @@ static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
 
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
+    gm_scav_tick();
     struct gm_span *s = tc->current[cls];
     gm_drain_notify(tc);
     if (s != &gm_empty_span) {
@@ -337,6 +338,7 @@ void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     if (p == NULL) { /* the owner's fast path emptied s */
         gm_span_release_if_empty(tc, s);
+        gm_scav_tick();
         return;
     }
     if (tc && atomic_load_explicit(&s->owner, memory_order_relaxed) == tc) {
