@@ -329,6 +329,7 @@ void *gm_arena_alloc(size_t n, size_t *size)
     uintptr_t v = (uintptr_t)gm_arena_reserve(n);
     if (!v) goto fail;
     if (v & (GM_ARENA_BYTES - 1)) gm_arena_corrupt(); /* misaligned: cannot happen */
+    gm_sys_nohuge((void *)v, n);
 
     /* All metadata in one allocation, so that it is all there or nothing is
      * counted: the records, then the L2 pages this region needs. */

@@ -52,7 +52,7 @@ static size_t gm_abandoned_ungrown;
  * on purpose: every range is a hole in the heap's read-write mapping and so
  * up to two more lines in /proc/self/maps; when it is full, chunks are only
  * madvised. Heap lock. */
-#define GM_DECOMMIT_RANGES 32
+#define GM_DECOMMIT_RANGES 16
 static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES];
 static size_t gm_ndecommitted, gm_decommitted_pages;
 

@@ -125,6 +125,12 @@ int gm_sys_unused(void *v, size_t n) GM_HIDDEN;
  * range, which drops RSS, VmData and the mode-2 commit charge. Subtracts n
  * from *stat and gm_os.committed. */
 int gm_sys_decommit(void *v, size_t n, gm_stat *stat) GM_HIDDEN;
+/* Heap address space only: apply the huge-page policy (MADV_NOHUGEPAGE
+ * where the kernel would back the heap with huge pages unasked, or with
+ * GOMALLOC_THP=0); called on each arena reservation, and by gm_sys_decommit
+ * on the range it remaps, so that the heap keeps one flag and its mappings
+ * still merge. */
+void gm_sys_nohuge(void *v, size_t n) GM_HIDDEN;
 /* Any -> None. committed_bytes of the range are subtracted from *stat. */
 int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat) GM_HIDDEN;
 /* Number of lines of /proc/self/maps (the VMA count), read without
@@ -762,6 +768,7 @@ struct gm_options {
     uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 1000): free memory idle
                         * this long goes back to the OS */
     int strict;        /* GOMALLOC_STRICT: -1 auto (default), 0 off, 1 on */
+    int thp;           /* GOMALLOC_THP: -1 auto (default), 0 never, 1 system's choice */
 };
 extern struct gm_options gm_opt GM_HIDDEN;
 /* The value of an environment variable, scanning environ directly (no

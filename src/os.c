@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -161,7 +162,34 @@ int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
     }
     gm_stat_add(stat, -(int64_t)n);
     gm_stat_add(&gm_os.committed, -(int64_t)n);
+    gm_sys_nohuge(v, n); /* the new mapping lost the arena's flag */
     return 0;
+}
+
+/* Huge-page policy (see scavenge.c): 1 = mark heap arenas MADV_NOHUGEPAGE. */
+static _Atomic int gm_nohuge = -1;
+
+static bool gm_sys_nohuge_wanted(void)
+{
+    int v = atomic_load_explicit(&gm_nohuge, memory_order_relaxed);
+    if (v >= 0) return v;
+    if (gm_opt.thp >= 0) {
+        v = gm_opt.thp == 0;
+    } else { /* auto: only where the kernel uses huge pages unasked */
+        char buf[128];
+        int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0) close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        v = strstr(buf, "[always]") != NULL;
+    }
+    atomic_store_explicit(&gm_nohuge, v, memory_order_relaxed);
+    return v;
+}
+
+void gm_sys_nohuge(void *v, size_t n)
+{
+    if (gm_sys_nohuge_wanted()) madvise(v, n, MADV_NOHUGEPAGE);
 }
 
 int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat)
