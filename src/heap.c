@@ -189,17 +189,21 @@ static size_t gm_heap_decommit_locked(size_t want)
     return done;
 }
 
-/* May the heap commit add more bytes under the memory limit? Makes room by
- * decommitting free chunks first when it is over. Heap lock held. */
-static bool gm_heap_limit_allows(size_t add)
+/* How much of add bytes the heap may commit under the memory limit
+ * (SIZE_MAX: all of it). Over the limit it first makes room by
+ * decommitting free chunks; a soft limit then lets growth through anyway.
+ * Heap lock held. */
+static size_t gm_heap_limit_room(size_t add)
 {
     uint64_t limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
-    if (!limit) return true;
+    if (!limit) return SIZE_MAX;
     uint64_t committed = gm_stat_load(&gm_os.committed);
-    if (committed + add <= limit) return true;
+    if (committed + add <= limit) return SIZE_MAX;
     gm_heap_decommit_locked(committed + add - limit);
     committed = gm_stat_load(&gm_os.committed);
-    return committed + add <= limit || !atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed);
+    if (committed + add <= limit || !atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed))
+        return SIZE_MAX;
+    return committed < limit ? (size_t)(limit - committed) : 0;
 }
 
 /* Commit [base, end) and hand it to the page allocator as free, released
@@ -238,7 +242,8 @@ static int gm_heap_grow(size_t npages)
 {
     size_t need = npages << GM_PAGE_SHIFT;
     if (need / GM_PAGE_SIZE != npages || need > GM_ADDR_LIMIT) return -1;
-    if (gm_ndecommitted && gm_heap_limit_allows(gm_align_up(need, GM_CHUNK_BYTES)) && gm_heap_recommit(npages) == 0)
+    if (gm_ndecommitted && gm_heap_limit_room(gm_align_up(need, GM_CHUNK_BYTES)) == SIZE_MAX &&
+        gm_heap_recommit(npages) == 0)
         return 0;
     uintptr_t base = gm_heap.arena_base;
     uintptr_t end = gm_grow_end(base, need);
@@ -262,7 +267,11 @@ static int gm_heap_grow(size_t npages)
         end = gm_grow_end(base, need);
         if (end > gm_heap.arena_end) end = gm_heap.arena_end;
     }
-    if (!gm_heap_limit_allows(end - base)) return -1;
+    size_t room = gm_heap_limit_room(end - base);
+    if (room < end - base) { /* a hard limit: grow by no more than needed */
+        end = gm_align_up(base + need, GM_GROW_ALIGN);
+        if (end - base > room) return -1;
+    }
     if (gm_heap_add(base, end) != 0) return -1;
     gm_heap.arena_base = end;
     return 0;
