@@ -52,6 +52,7 @@
  * pass takes the tcache registry lock and the heap lock inside it, each
  * briefly. gm_check and fork take it to see no pages in flight.
  */
+#define _GNU_SOURCE /* pthread_cond_clockwait */
 #include "internal.h"
 
 #include <errno.h>
@@ -70,7 +71,7 @@ static pthread_mutex_t gm_scav_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The background thread's sleep. */
 static pthread_mutex_t gm_bg_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gm_bg_cond = PTHREAD_COND_INITIALIZER;
-static _Atomic bool gm_bg_sleeping;
+static _Atomic bool gm_bg_parked; /* waiting with nothing to do: wake me */
 static _Atomic uint32_t gm_last_pass_ms; /* without a background thread */
 
 #define GM_SCAV_SLACK ((uint64_t)4 << 20)   /* retained beyond 110% of in use */
@@ -246,18 +247,19 @@ static void *gm_bg_main(void *arg)
         pthread_mutex_unlock(&gm_scav_lock);
         if (bytes) atomic_fetch_add_explicit(&gm_scav.background_runs, 1, memory_order_relaxed);
         pthread_mutex_lock(&gm_bg_mutex);
-        atomic_store(&gm_bg_sleeping, true);
         if (gm_scav_pending() || gm_over_limit() || gm_heap_caches_hold()) {
+            /* Paced: frees do not cut this sleep short, or a program that
+             * frees spans all the time would wake us all the time. */
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)gm_pass_period_ms() * 1000000u;
             ts.tv_sec += (time_t)(ns / 1000000000u);
             ts.tv_nsec = (long)(ns % 1000000000u);
-            pthread_cond_timedwait(&gm_bg_cond, &gm_bg_mutex, &ts);
+            pthread_cond_clockwait(&gm_bg_cond, &gm_bg_mutex, CLOCK_MONOTONIC, &ts);
         } else {
-            pthread_cond_wait(&gm_bg_cond, &gm_bg_mutex); /* nothing to return */
+            atomic_store(&gm_bg_parked, true); /* nothing to return */
+            while (atomic_load(&gm_bg_parked)) pthread_cond_wait(&gm_bg_cond, &gm_bg_mutex);
         }
-        atomic_store(&gm_bg_sleeping, false);
         pthread_mutex_unlock(&gm_bg_mutex);
     }
     return NULL;
@@ -265,9 +267,9 @@ static void *gm_bg_main(void *arg)
 
 void gm_scav_notify(void)
 {
-    if (!atomic_load_explicit(&gm_bg_sleeping, memory_order_relaxed)) return;
+    if (!atomic_load_explicit(&gm_bg_parked, memory_order_relaxed)) return;
     pthread_mutex_lock(&gm_bg_mutex);
-    pthread_cond_signal(&gm_bg_cond);
+    if (atomic_exchange(&gm_bg_parked, false)) pthread_cond_signal(&gm_bg_cond);
     pthread_mutex_unlock(&gm_bg_mutex);
 }
 
@@ -323,7 +325,7 @@ void gm_scav_fork_child(void)
     pthread_mutex_init(&gm_scav_lock, NULL);
     pthread_mutex_init(&gm_bg_mutex, NULL);
     pthread_cond_init(&gm_bg_cond, NULL);
-    atomic_store(&gm_bg_sleeping, false);
+    atomic_store(&gm_bg_parked, false);
     /* The parent's scavenger did not come along: start ours when needed. */
     atomic_store(&gm_bg_state, gm_opt.background ? GM_BG_IDLE : GM_BG_OFF);
 }
