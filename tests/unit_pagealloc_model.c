@@ -330,7 +330,8 @@ static int m_compare(struct gm_pagealloc *pa)
             words[nwords++] = (typeof(words[0])){m.ci[s] / 64, 0, 0};
         words[nwords - 1].dirty |= (uint64_t)(dirty > 0) << (m.ci[s] % 64);
         words[nwords - 1].free |= (uint64_t)(used == 0) << (m.ci[s] % 64);
-        if (sc->dirty != dirty && bad++ < 3) fprintf(stderr, "chunk +%#zx: dirty %u, bitmaps %u\n", m.ci[s] - BASE_CI, sc->dirty, dirty);
+        if (sc->dirty != dirty && bad++ < 3)
+            fprintf(stderr, "chunk +%#zx: dirty %u, bitmaps %u\n", m.ci[s] - BASE_CI, sc->dirty, dirty);
         if (((sc->flags & GM_SCAV_STAMPED) != 0) != m.stamped[s] || (m.stamped[s] && sc->stamp != m.stamp[s])) {
             if (bad++ < 3)
                 fprintf(stderr, "chunk +%#zx: stamp %u flags %u, model %u stamped %d\n", m.ci[s] - BASE_CI, sc->stamp,
