@@ -360,12 +360,13 @@ gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx
  * and set search_addr to the base of the lowest in_use range. */
 void gm_pagealloc_recompute(struct gm_pagealloc *pa) GM_HIDDEN;
 
-/* The scavenger's primitives. "Old for t": the chunk's dirty pages last
- * appeared at or before t, i.e. (int32_t)(stamp - t) <= 0 (exactly: its age
- * now - stamp is at least now - t, so stamps stay right up to 2^32 - 1 units
- * old), or it never had any. t must not be after pa->now; t = pa->now means
- * any chunk. */
-/* Take the highest run, at most max_pages long, of dirty pages of the
+/* The scavenger's primitives, below. "Old for t": the chunk's dirty pages
+ * last appeared at or before t, i.e. (int32_t)(stamp - t) <= 0 (exactly:
+ * its age now - stamp is at least now - t, so stamps stay right up to
+ * 2^32 - 1 units old), or it never had any. t must not be after pa->now;
+ * t = pa->now means any chunk.
+ *
+ * Take the highest run, at most max_pages long, of dirty pages of the
  * highest chunk that has dirty pages and is old for older_than: the pages
  * are marked in use (scav bits untouched) and returned with *npages; 0 if
  * there is none. The caller releases them, then gives them back with

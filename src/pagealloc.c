@@ -376,11 +376,17 @@ static gm_pallocsum gm_merge(const gm_pallocsum *c, unsigned log_child)
 /* The scavenge index: upkeep                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Whether chunk record s is old for t (see internal.h): ages are measured
- * back from now and compared unsigned, so wrapping clocks do no harm. */
+/* Time a is at or before time b (neither after now): ages are measured back
+ * from now and compared unsigned, so a wrapping clock does no harm. */
+static inline bool gm_at_or_before(const struct gm_pagealloc *pa, uint32_t a, uint32_t b)
+{
+    return (uint32_t)(pa->now - a) >= (uint32_t)(pa->now - b);
+}
+
+/* Whether chunk record s is old for t (see internal.h). */
 static inline bool gm_scav_old(const struct gm_pagealloc *pa, const struct gm_scavchunk *s, uint32_t t)
 {
-    return !(s->flags & GM_SCAV_STAMPED) || (uint32_t)(pa->now - s->stamp) >= (uint32_t)(pa->now - t);
+    return !(s->flags & GM_SCAV_STAMPED) || gm_at_or_before(pa, s->stamp, t);
 }
 
 /* Chunk ci may just have turned into a candidate for c's searches: if it
@@ -573,11 +579,11 @@ void gm_pagealloc_destroy(struct gm_pagealloc *pa)
     pa->search_addr = GM_SEARCH_NONE;
 }
 
-/* Commit the summaries, chunk records and index entries for chunks
- * [sc, ec). Each level's
- * range is widened to whole blocks of 8 because update merges whole blocks;
- * since an OS page holds 512 summaries, blocks never straddle a page, so the
- * widening costs nothing extra but keeps the rule independent of page size. */
+/* Commit the summaries, chunk records and scavenge index entries for chunks
+ * [sc, ec). Each level's range is widened to whole blocks of 8 because update
+ * merges whole blocks; since an OS page holds 512 summaries, blocks never
+ * straddle a page, so the widening costs nothing extra but keeps the rule
+ * independent of page size. */
 static int gm_pagealloc_map(struct gm_pagealloc *pa, size_t sc, size_t ec)
 {
     uintptr_t base = gm_chunk_base(sc), last = gm_chunk_base(ec) - 1;
@@ -587,10 +593,10 @@ static int gm_pagealloc_map(struct gm_pagealloc *pa, size_t sc, size_t ec)
         if (gm_sparse_ensure(&pa->summary[l], lo * sizeof(gm_pallocsum), (hi - lo) * sizeof(gm_pallocsum)) != 0)
             return -1;
     }
-    if (gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata), (ec - sc) * sizeof(struct gm_pallocdata)) != 0 ||
-        gm_sparse_ensure(&pa->scav.chunks, sc * sizeof(struct gm_scavchunk), (ec - sc) * sizeof(struct gm_scavchunk)) != 0)
+    size_t n = ec - sc, w0 = sc / 64, w1 = (ec - 1) / 64 + 1;
+    if (gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata), n * sizeof(struct gm_pallocdata)) != 0 ||
+        gm_sparse_ensure(&pa->scav.chunks, sc * sizeof(struct gm_scavchunk), n * sizeof(struct gm_scavchunk)) != 0)
         return -1;
-    size_t w0 = sc / 64, w1 = (ec - 1) / 64 + 1;
     return gm_sparse_ensure(&pa->scav.bits, w0 * sizeof(struct gm_chunkbits), (w1 - w0) * sizeof(struct gm_chunkbits));
 }
 
@@ -953,7 +959,7 @@ static size_t gm_index_find(struct gm_pagealloc *pa, bool free_bitmap, size_t be
 static size_t gm_index_search(struct gm_pagealloc *pa, struct gm_scav_cursor *c, bool free_bitmap, uint32_t t)
 {
     size_t from = pa->end;
-    if (c->valid && (uint32_t)(pa->now - t) >= (uint32_t)(pa->now - c->older_than)) from = c->top;
+    if (c->valid && gm_at_or_before(pa, t, c->older_than)) from = c->top;
     size_t ci = gm_index_find(pa, free_bitmap, from, t);
     *c = (struct gm_scav_cursor){.top = ci == SIZE_MAX ? 0 : ci + 1, .older_than = t, .valid = true};
     return ci;

@@ -1403,7 +1403,8 @@ static void test_take_free_chunk(void)
         same_stamps(name, &pa, &orig);
         /* Given back, the highest is found again. */
         size_t scav;
-        if (nt) CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, now, &scav), taken[0] > taken[nt - 1] ? taken[0] : taken[nt - 1]);
+        uintptr_t highest = nt ? (taken[0] > taken[nt - 1] ? taken[0] : taken[nt - 1]) : 0;
+        CHECK_EQ(gm_pagealloc_take_free_chunk(&pa, now, &scav), highest);
         gm_pagealloc_destroy(&pa);
         gm_pagealloc_destroy(&want);
         gm_pagealloc_destroy(&orig);
@@ -1478,14 +1479,13 @@ static void test_scav_cursor(void)
     gm_pagealloc_destroy(&pa);
 }
 
-/* Set chunk ci of pa to: all in use but the pages in `free` (dirty), stamped
- * at stamp (0: never). */
-static void set_chunk(struct gm_pagealloc *pa, size_t ci, uint64_t free_word0, uint64_t stamp)
+/* Set chunk ci of pa to: the first nwords words free (dirty) where free_word
+ * says so, the rest in use; stamped at stamp (0: never). */
+static void set_chunk(struct gm_pagealloc *pa, size_t ci, uint64_t free_word, unsigned nwords, uint64_t stamp)
 {
     struct gm_pallocdata *d = gm_pagealloc_chunk(pa, BASE_CI + ci);
-    memset(d, 0xff, sizeof d->alloc);
     memset(&d->scav, 0, sizeof d->scav);
-    d->alloc.w[0] = ~free_word0;
+    for (unsigned w = 0; w < 8; w++) d->alloc.w[w] = w < nwords ? ~free_word : ~0ull;
     struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, BASE_CI + ci);
     sc->stamp = (uint32_t)stamp;
     sc->flags = stamp ? GM_SCAV_STAMPED : 0;
@@ -1499,7 +1499,7 @@ static void test_scav_not_quadratic(void)
     memset(&pa, 0, sizeof pa);
     CHECK_EQ(gm_pagealloc_init(&pa, &meta), 0);
     CHECK_EQ(gm_pagealloc_grow(&pa, PA(0, 0), 256 * GM_CHUNK_BYTES), 0);
-    for (size_t ci = 0; ci < 256; ci++) set_chunk(&pa, ci, ci < 128 ? 0x55 : 0x1, ci < 128 ? 10 : 1000);
+    for (size_t ci = 0; ci < 256; ci++) set_chunk(&pa, ci, ci < 128 ? 0x55 : 0x1, 1, ci < 128 ? 10 : 1000);
     gm_pagealloc_recompute(&pa);
     pa.now = 1000;
     size_t n, calls = 0, wrong = 0;
@@ -1517,8 +1517,7 @@ static void test_scav_not_quadratic(void)
     CHECK_EQ(gm_pagealloc_scavenge_take(&pa, 8, 501, &n), 0);
     CHECK_EQ(pa.scav.passed_over, 256);
     /* Entirely free chunks: 64 old under 64 young. */
-    for (size_t ci = 0; ci < 128; ci++) set_chunk(&pa, ci, ~0ull, ci < 64 ? 0 : 1001);
-    for (size_t ci = 0; ci < 128; ci++) memset(&gm_pagealloc_chunk(&pa, BASE_CI + ci)->alloc, 0, sizeof(struct gm_pallocbits));
+    for (size_t ci = 0; ci < 128; ci++) set_chunk(&pa, ci, ~0ull, 8, ci < 64 ? 0 : 1001);
     gm_pagealloc_recompute(&pa);
     pa.scav.passed_over = 0;
     size_t scav;

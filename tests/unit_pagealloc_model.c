@@ -2,14 +2,19 @@
  *
  * Thousands of random operations (alloc of 1..1500 pages, whole and partial
  * frees, scavenged frees, in-place growth through free_run_at/alloc_range,
- * page cache refill/use/flush, and growth into discontiguous, partly
- * chunk-aligned ranges) run against a private allocator and against a plain
- * model: one byte of state and one scavenged flag per page, first fit by
- * linear scan. After every step the allocator must have answered exactly as
- * the model, its bitmaps must equal the model's pages, and a slow check
- * recomputes every summary at every level from the bitmaps, recounts
- * free_pages/scav_pages, checks scav & alloc == 0 and the searchAddr
- * invariant. Seeds are fixed; a failure prints the seed and step. */
+ * page cache refill/use/flush, growth into discontiguous, partly
+ * chunk-aligned ranges, and the scavenger's steps: scavenge_take and
+ * take_free_chunk with random ages, their runs given back later with
+ * free_scavenged, while the clock moves on and wraps) run against a private
+ * allocator and against a plain model: one byte of state and one scavenged
+ * flag per page and a last-dirty-free stamp per chunk, first fit (and
+ * highest old candidate) by linear scan. After every step the allocator must
+ * have answered exactly as the model, its bitmaps and stamps must equal the
+ * model's, and a slow check recomputes every summary at every level and the
+ * scavenge index (dirty counts, both chunk bitmaps) from the bitmaps,
+ * recounts free_pages/scav_pages, checks scav & alloc == 0, the searchAddr
+ * invariant and the search cursors' promise. Seeds are fixed; a failure
+ * prints the seed and step. */
 #include "internal.h"
 #include "test.h"
 
@@ -150,6 +155,10 @@ static struct {
     size_t ci[MAXSLOTS]; /* absolute chunk indices, ascending */
     uint8_t state[MAXSLOTS][CP];
     uint8_t scav[MAXSLOTS][CP];
+    bool stamped[MAXSLOTS]; /* a free left dirty pages in the chunk... */
+    uint32_t stamp[MAXSLOTS]; /* ...last at this time */
+    uint32_t now;
+    uint32_t last_older_than; /* the scavenger's last */
 } m;
 
 static int m_slot(size_t ci)
@@ -180,11 +189,14 @@ static void m_grow(uintptr_t base, size_t npages)
             m.ci[s] = m.ci[s - 1];
             memcpy(m.state[s], m.state[s - 1], CP);
             memcpy(m.scav[s], m.scav[s - 1], CP);
+            m.stamped[s] = m.stamped[s - 1];
+            m.stamp[s] = m.stamp[s - 1];
             s--;
         }
         m.ci[s] = ci;
         memset(m.state[s], M_UNGROWN, CP);
         memset(m.scav[s], 0, CP);
+        m.stamped[s] = false;
     }
     for (size_t i = 0; i < npages; i++) {
         uintptr_t a = base + i * PAGE;
@@ -227,12 +239,55 @@ static size_t m_take(uintptr_t base, size_t n) /* mark used; scavenged pages */
     return sc;
 }
 
+static void m_stamp(uintptr_t a)
+{
+    m.stamped[m_slot_of(a)] = true;
+    m.stamp[m_slot_of(a)] = m.now;
+}
+
+/* Pages in use have no scav flag, so a plain free leaves them dirty. */
 static void m_free(uintptr_t base, size_t n, bool scavenged)
 {
     for (size_t i = 0; i < n; i++) {
-        *m_state(base + i * PAGE) = M_FREE;
-        if (scavenged) *m_scav(base + i * PAGE) = 1;
+        uintptr_t a = base + i * PAGE;
+        if (!scavenged && *m_state(a) != M_FREE) m_stamp(a);
+        *m_state(a) = M_FREE;
+        if (scavenged) *m_scav(a) = 1;
     }
+}
+
+static bool m_old(size_t s, uint32_t t)
+{
+    return !m.stamped[s] || (uint32_t)(m.now - m.stamp[s]) >= (uint32_t)(m.now - t);
+}
+
+/* The highest run (at most max) of dirty pages in the highest old chunk
+ * that has any; 0 if none. */
+static uintptr_t m_scav_find(size_t max, uint32_t t, size_t *n)
+{
+    for (size_t s = m.nslots; s-- > 0;) {
+        if (!m_old(s, t)) continue;
+        for (unsigned i = CP; i-- > 0;) {
+            if (m.state[s][i] != M_FREE || m.scav[s][i]) continue;
+            unsigned lo = i;
+            while (lo > 0 && i + 1 - lo < max && m.state[s][lo - 1] == M_FREE && !m.scav[s][lo - 1]) lo--;
+            *n = i + 1 - lo;
+            return ((uintptr_t)m.ci[s] << GM_CHUNK_SHIFT) + lo * PAGE;
+        }
+    }
+    *n = 0;
+    return 0;
+}
+
+/* The highest old chunk with every page free; 0 if none. */
+static uintptr_t m_free_chunk_find(uint32_t t)
+{
+    for (size_t s = m.nslots; s-- > 0;) {
+        unsigned nfree = 0;
+        for (unsigned i = 0; i < CP; i++) nfree += m.state[s][i] == M_FREE;
+        if (nfree == CP && m_old(s, t)) return (uintptr_t)m.ci[s] << GM_CHUNK_SHIFT;
+    }
+    return 0;
 }
 
 static size_t m_free_run_at(uintptr_t base, size_t max)
@@ -246,17 +301,46 @@ static size_t m_free_run_at(uintptr_t base, size_t max)
     return n;
 }
 
-/* Bitmaps and counters equal the model's pages. */
+/* Bitmaps, counters and stamps equal the model's; the scavenge index
+ * equals what the bitmaps give, and no chunk above a cursor is a candidate
+ * for its time. */
 static int m_compare(struct gm_pagealloc *pa)
 {
     int bad = 0;
     size_t nfree = 0, nscav = 0;
+    struct {
+        size_t w;
+        uint64_t dirty, free;
+    } words[MAXSLOTS]; /* the index words over the model's chunks, as they should be */
+    size_t nwords = 0;
+    const struct gm_scav_cursor *dc = &pa->scav.dirty_cursor, *fc = &pa->scav.free_cursor;
     for (size_t s = 0; s < m.nslots; s++) {
         struct gm_pallocdata *d = gm_pagealloc_chunk(pa, m.ci[s]);
-        if (!d) {
+        const struct gm_scavchunk *sc = gm_pagealloc_scavchunk(pa, m.ci[s]);
+        if (!d || !sc) {
             fprintf(stderr, "chunk %#zx not grown\n", m.ci[s]);
             return 1;
         }
+        unsigned dirty = 0, used = 0; /* from the allocator's bitmaps */
+        for (unsigned i = 0; i < CP; i++) {
+            dirty += !bit(&d->alloc, i) && !bit(&d->scav, i);
+            used += bit(&d->alloc, i);
+        }
+        if (nwords == 0 || words[nwords - 1].w != m.ci[s] / 64)
+            words[nwords++] = (typeof(words[0])){m.ci[s] / 64, 0, 0};
+        words[nwords - 1].dirty |= (uint64_t)(dirty > 0) << (m.ci[s] % 64);
+        words[nwords - 1].free |= (uint64_t)(used == 0) << (m.ci[s] % 64);
+        if (sc->dirty != dirty && bad++ < 3)
+            fprintf(stderr, "chunk +%#zx: dirty %u, bitmaps %u\n", m.ci[s] - BASE_CI, sc->dirty, dirty);
+        if (((sc->flags & GM_SCAV_STAMPED) != 0) != m.stamped[s] || (m.stamped[s] && sc->stamp != m.stamp[s])) {
+            if (bad++ < 3)
+                fprintf(stderr, "chunk +%#zx: stamp %u flags %u, model %u stamped %d\n", m.ci[s] - BASE_CI, sc->stamp,
+                        sc->flags, m.stamp[s], m.stamped[s]);
+        }
+        if (dc->valid && m.ci[s] >= dc->top && dirty && m_old(s, dc->older_than) && bad++ < 3)
+            fprintf(stderr, "chunk +%#zx: a scavenge candidate above the cursor\n", m.ci[s] - BASE_CI);
+        if (fc->valid && m.ci[s] >= fc->top && !used && m_old(s, fc->older_than) && bad++ < 3)
+            fprintf(stderr, "chunk +%#zx: a free chunk candidate above the cursor\n", m.ci[s] - BASE_CI);
         for (unsigned i = 0; i < CP; i++) {
             bool used = m.state[s][i] != M_FREE;
             bool sc = m.state[s][i] == M_FREE && m.scav[s][i];
@@ -273,6 +357,18 @@ static int m_compare(struct gm_pagealloc *pa)
         fprintf(stderr, "counters %zu/%zu, model %zu/%zu\n", pa->free_pages, pa->scav_pages, nfree, nscav);
         bad++;
     }
+    for (size_t k = 0; k < nwords; k++) {
+        uint64_t dirty = 0, free = 0; /* as the allocator has them, all 64 chunks of the word */
+        for (unsigned i = 0; i < 64; i++) {
+            dirty |= (uint64_t)gm_pagealloc_index_bit(pa, words[k].w * 64 + i, false) << i;
+            free |= (uint64_t)gm_pagealloc_index_bit(pa, words[k].w * 64 + i, true) << i;
+        }
+        if ((dirty != words[k].dirty || free != words[k].free) && bad++ < 3)
+            fprintf(stderr, "index word %#zx: dirty %016llx free %016llx, want %016llx %016llx\n", words[k].w,
+                    (unsigned long long)dirty, (unsigned long long)free, (unsigned long long)words[k].dirty,
+                    (unsigned long long)words[k].free);
+    }
+    if (gm_pagealloc_scavengeable_pages(pa) != nfree - nscav && bad++ < 3) fprintf(stderr, "scavengeable pages\n");
     return bad;
 }
 
@@ -313,6 +409,66 @@ static struct {
 } live[MAXLIVE];
 static size_t nlive;
 static size_t n_alloc_ok, n_alloc_fail, n_cache, n_inplace, n_frees;
+static size_t n_scav_ok, n_scav_none, n_chunk_ok, n_chunk_none, n_given_back;
+
+/* Runs the scavenger took and has not given back yet. */
+#define MAXPEND 16
+static struct {
+    uintptr_t base;
+    size_t n;
+} pend[MAXPEND];
+static size_t npend;
+
+/* One of the scavenger's steps: take dirty pages, take a free chunk, or
+ * give a taken run back (as after madvise, or decommit and recommit).
+ * Returns false on a mismatch with the model. */
+static bool scav_step(struct gm_pagealloc *pa)
+{
+    unsigned k = (unsigned)(rnd() % 10);
+    /* older_than: now, recent, long ago, or the last one again (as the
+     * scavenger's loop does, which lets searches resume at their cursor). */
+    unsigned a = (unsigned)(rnd() % 5);
+    uint32_t older_than = a == 4 ? m.last_older_than : m.now - (a == 0 ? 0 : (uint32_t)(rnd() % (a == 3 ? 4096 : 256)));
+    m.last_older_than = older_than;
+    if (npend > 0 && (k < 4 || npend == MAXPEND)) {
+        size_t i = rnd() % npend;
+        gm_pagealloc_free_scavenged(pa, pend[i].base, pend[i].n);
+        m_free(pend[i].base, pend[i].n, true);
+        pend[i] = pend[--npend];
+        n_given_back++;
+        return true;
+    }
+    size_t n, wn = CP, scav, wscav = 0;
+    uintptr_t got, want;
+    if (k < 7) {
+        size_t max = rnd() % 2 ? 1 + rnd() % 8 : 1 + rnd() % 700;
+        want = m_scav_find(max, older_than, &wn);
+        got = gm_pagealloc_scavenge_take(pa, max, older_than, &n);
+        if (got != want || n != wn) {
+            fprintf(stderr, "scavenge_take(%zu, now - %u) = %#lx x %zu, model %#lx x %zu\n", max, m.now - older_than,
+                    (unsigned long)got, n, (unsigned long)want, wn);
+            return false;
+        }
+        got ? n_scav_ok++ : n_scav_none++;
+    } else {
+        want = m_free_chunk_find(older_than);
+        got = gm_pagealloc_take_free_chunk(pa, older_than, &scav);
+        n = CP;
+        for (size_t i = 0; want && i < CP; i++) wscav += *m_scav(want + i * PAGE);
+        if (got != want || scav != wscav) {
+            fprintf(stderr, "take_free_chunk(now - %u) = %#lx scav %zu, model %#lx scav %zu\n", m.now - older_than,
+                    (unsigned long)got, scav, (unsigned long)want, wscav);
+            return false;
+        }
+        got ? n_chunk_ok++ : n_chunk_none++;
+    }
+    if (got) {
+        m_take(got, n);
+        pend[npend].base = got;
+        pend[npend++].n = n;
+    }
+    return true;
+}
 
 static size_t rand_npages(void)
 {
@@ -327,7 +483,8 @@ static bool run_seed(uint64_t seed, int steps)
 {
     rng = seed;
     memset(&m, 0, sizeof m);
-    nlive = 0;
+    m.now = seed & 1 ? 0xfffff000u : (uint32_t)seed; /* some seeds see the clock wrap */
+    nlive = npend = 0;
     struct gm_pagealloc pa;
     memset(&pa, 0, sizeof pa);
     if (gm_pagealloc_init(&pa, &meta) != 0) return false;
@@ -338,6 +495,9 @@ static bool run_seed(uint64_t seed, int steps)
     const char *what = "";
     int step;
     for (step = 0; step < steps && ok; step++) {
+        if (rnd() % 4 == 0) m.now += (uint32_t)(rnd() % 64);
+        pa.now = m.now;
+        bool scavenger = rnd() % 100 < 15;
         unsigned op = (unsigned)(rnd() % 100);
         /* Keep the heap between full and roomy: lean to frees when it is
          * nearly full, grow now and then when allocations fail. */
@@ -349,6 +509,9 @@ static bool run_seed(uint64_t seed, int steps)
             if (gm_pagealloc_grow(&pa, base, grows[ngrown].npages * PAGE) != 0) ok = false;
             m_grow(base, grows[ngrown].npages);
             ngrown++;
+        } else if (scavenger) {
+            what = "scavenger";
+            ok = scav_step(&pa);
         } else if (op < 55 || nlive == 0) {
             what = "alloc";
             size_t n = rand_npages(), scav = 1, want = m_find(n);
@@ -450,8 +613,11 @@ static bool run_seed(uint64_t seed, int steps)
             } else if (rnd() % 4 == 0) {
                 uintptr_t b = pc.base;
                 gm_pagecache_flush(&pc, &pa);
-                for (unsigned i = 0; i < 64; i++)
-                    if (mcache >> i & 1) *m_state(b + i * PAGE) = M_FREE; /* scav bit was kept */
+                for (unsigned i = 0; i < 64; i++) {
+                    if (!(mcache >> i & 1)) continue;
+                    *m_state(b + i * PAGE) = M_FREE; /* scav bit was kept */
+                    if (!*m_scav(b + i * PAGE)) m_stamp(b + i * PAGE);
+                }
                 mcache = 0;
                 if (pc.base != 0 || pc.cache != 0) ok = false;
             } else {
@@ -485,13 +651,17 @@ static bool run_seed(uint64_t seed, int steps)
     }
     if (!ok) fprintf(stderr, "model test: seed %#llx failed at step %d (%s)\n", (unsigned long long)seed, step - 1, what);
     printf("seed %#llx: %d steps, %zu grows, %zu allocs (%zu failed), %zu frees, %zu in place, %zu cache ops, "
-           "%zu free pages of %zu\n",
+           "%zu free pages of %zu; scavenger: %zu takes (%zu none), %zu chunks (%zu none), %zu given back, "
+           "%llu passed over\n",
            (unsigned long long)seed, step, ngrown, n_alloc_ok, n_alloc_fail, n_frees, n_inplace, n_cache,
-           pa.free_pages, m.nslots * CP);
+           pa.free_pages, m.nslots * CP, n_scav_ok, n_scav_none, n_chunk_ok, n_chunk_none, n_given_back,
+           (unsigned long long)pa.scav.passed_over);
     /* The walk must have exercised every kind of step. */
     CHECK(ngrown == NGROWS);
     CHECK(n_alloc_ok > 500 && n_alloc_fail > 20 && n_frees > 500 && n_inplace > 20 && n_cache > 50);
+    CHECK(n_scav_ok > 100 && n_scav_none > 10 && n_chunk_ok > 5 && n_chunk_none > 20 && n_given_back > 100);
     n_alloc_ok = n_alloc_fail = n_frees = n_inplace = n_cache = 0;
+    n_scav_ok = n_scav_none = n_chunk_ok = n_chunk_none = n_given_back = 0;
     gm_pagealloc_destroy(&pa);
     return ok;
 }
@@ -499,7 +669,7 @@ static bool run_seed(uint64_t seed, int steps)
 int main(void)
 {
     static const uint64_t seeds[] = {1, 0x5eed, 0xdecafbad, 42424242, 7};
-    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) CHECK(run_seed(seeds[i], 4000));
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) CHECK(run_seed(seeds[i], 6000));
     CHECK_EQ(gm_stat_load(&meta), 0);
     return test_done("unit_pagealloc_model");
 }
