@@ -529,6 +529,7 @@ size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
         if (want == 0) want = 1;
         if (want > GM_SCAV_MAX_RUN) want = GM_SCAV_MAX_RUN;
         pthread_mutex_lock(&gm_heap.lock);
+        gm_heap_stamp(); /* the page allocator's now must not precede older_than */
         uintptr_t base = gm_pagealloc_scavenge_take(&gm_heap.pages, want, older_than, &n);
         pthread_mutex_unlock(&gm_heap.lock);
         if (!base) break;
@@ -556,6 +557,7 @@ size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than)
         size_t scav = 0;
         uintptr_t base = 0;
         pthread_mutex_lock(&gm_heap.lock);
+        gm_heap_stamp();
         if (gm_decommitted_room()) base = gm_pagealloc_take_free_chunk(&gm_heap.pages, older_than, &scav);
         pthread_mutex_unlock(&gm_heap.lock);
         if (!base) break;
