@@ -24,16 +24,6 @@
 
 #include "test.h"
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
 /* An object: header {size, seed}, then pattern bytes. */
 struct hdr {
     size_t size;
@@ -42,7 +32,7 @@ struct hdr {
 
 static size_t pick_size(uint64_t *s)
 {
-    uint64_t r = rnd(s);
+    uint64_t r = test_rnd(s);
     if (r % 97 == 0) return 32768 + (r >> 16) % (300 << 10); /* large */
     if (r % 7 == 0) return 1024 + (r >> 16) % 31744;
     return sizeof(struct hdr) + (r >> 16) % 512;
@@ -54,7 +44,7 @@ static void *obj_new(uint64_t *s)
     struct hdr *h = malloc(n);
     if (!h) return NULL;
     h->size = n;
-    h->seed = rnd(s);
+    h->seed = test_rnd(s);
     unsigned char *b = (unsigned char *)(h + 1);
     for (size_t i = 0; i < n - sizeof *h; i++) b[i] = (unsigned char)(h->seed + i);
     return h;
@@ -78,43 +68,26 @@ static void obj_free(void *p)
 /* 1. ring                                                                  */
 /* ------------------------------------------------------------------------ */
 
-#define RING 4096
 #define NTHREADS 8
 #define ITERS 150000
-static void *ring[RING];
-static size_t ring_head, ring_count;
-static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct test_ring ring = TEST_RING_INIT;
 static atomic_long made, freed;
 
 static void *ring_thread(void *arg)
 {
     uint64_t s = 0x1234567 + (uintptr_t)arg * 0x9e3779b97f4a7c15ull;
     for (int it = 0; it < ITERS; it++) {
-        void *out = NULL;
-        if (rnd(&s) & 1) {
+        void *out;
+        if (test_rnd(&s) & 1) {
             void *o = obj_new(&s);
             if (!o) {
                 atomic_fetch_add(&corrupt, 1);
                 continue;
             }
             atomic_fetch_add(&made, 1);
-            pthread_mutex_lock(&ring_lock);
-            if (ring_count < RING) {
-                ring[(ring_head + ring_count++) % RING] = o;
-            } else { /* full: swap with the oldest */
-                out = ring[ring_head];
-                ring[ring_head] = o;
-                ring_head = (ring_head + 1) % RING;
-            }
-            pthread_mutex_unlock(&ring_lock);
+            out = test_ring_put(&ring, o);
         } else {
-            pthread_mutex_lock(&ring_lock);
-            if (ring_count) {
-                out = ring[ring_head];
-                ring_head = (ring_head + 1) % RING;
-                ring_count--;
-            }
-            pthread_mutex_unlock(&ring_lock);
+            out = test_ring_take(&ring);
         }
         if (out) {
             obj_free(out);
@@ -129,10 +102,8 @@ static void test_ring(void)
     pthread_t th[NTHREADS];
     for (uintptr_t i = 0; i < NTHREADS; i++) CHECK_EQ(pthread_create(&th[i], NULL, ring_thread, (void *)i), 0);
     for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
-    while (ring_count) {
-        obj_free(ring[ring_head]);
-        ring_head = (ring_head + 1) % RING;
-        ring_count--;
+    for (void *o; (o = test_ring_take(&ring));) {
+        obj_free(o);
         atomic_fetch_add(&freed, 1);
     }
     CHECK_EQ(atomic_load(&corrupt), 0);
@@ -207,7 +178,7 @@ static void *busy_thread(void *arg)
     uint64_t s = 0x55 + (uintptr_t)arg;
     void *keep[16] = {0};
     while (!atomic_load(&stop)) {
-        unsigned k = (unsigned)(rnd(&s) % 16);
+        unsigned k = (unsigned)(test_rnd(&s) % 16);
         if (keep[k]) obj_free(keep[k]);
         keep[k] = obj_new(&s);
     }

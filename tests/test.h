@@ -35,15 +35,23 @@ static inline int test_done(const char *name)
 }
 
 
-/* A field of /proc/self/status in KiB (VmData, VmRSS, ...), read with
- * open/read so that it does not allocate; -1 if absent. */
+/* ------------------------------------------------------------------------ */
+/* /proc readers: open/read into stack buffers, so they never allocate and  */
+/* may be called while a test promises not to touch the allocator.         */
+/* ------------------------------------------------------------------------ */
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
-static inline long test_status_kb(const char *key)
+
+/* The number after "key:" in /proc/self/status (VmData and VmRSS are in
+ * KiB, Threads is a count); -1 if absent. */
+static inline long test_status_num(const char *key)
 {
     char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY);
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
@@ -53,5 +61,196 @@ static inline long test_status_kb(const char *key)
     for (char *p = buf; (p = strstr(p, key)); p++)
         if ((p == buf || p[-1] == '\n') && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
     return -1;
+}
+static inline long test_status_kb(const char *key) { return test_status_num(key); }
+/* VmRSS and VmData in bytes. */
+static inline long long test_vm_rss(void) { return (long long)test_status_num("VmRSS") * 1024; }
+static inline long long test_vm_data(void) { return (long long)test_status_num("VmData") * 1024; }
+static inline long test_threads(void) { return test_status_num("Threads"); }
+
+/* Lines of /proc/self/maps (one per mapping), -1 if unreadable. */
+static inline long test_maps_count(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    long lines = 0;
+    ssize_t r;
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < r; i++) lines += buf[i] == '\n';
+    close(fd);
+    return r < 0 ? -1 : lines;
+}
+
+/* Monotonic time in nanoseconds, and a sleep; neither allocates. */
+static inline long long test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+static inline void test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers and patterns                                              */
+/* ------------------------------------------------------------------------ */
+
+/* xorshift64*: *s must start non-zero. */
+static inline uint64_t test_rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Fills n bytes at p with a pattern that depends on seed and on each byte's
+ * offset; test_verify says whether it is still there. Word at a time: a
+ * gibibyte takes a fraction of a second. */
+#define TEST_PATTERN_STEP 0x9e3779b97f4a7c15ull
+static inline uint64_t test_pattern_start(uint64_t seed)
+{
+    return seed * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
+}
+static inline void test_fill(void *p, size_t n, uint64_t seed)
+{
+    unsigned char *b = p;
+    uint64_t x = test_pattern_start(seed);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8, x += TEST_PATTERN_STEP) memcpy(b + i, &x, 8);
+    for (; i < n; i++) b[i] = (unsigned char)(x >> (8 * (i & 7)));
+}
+static inline bool test_verify(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *b = p;
+    uint64_t x = test_pattern_start(seed), w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8, x += TEST_PATTERN_STEP) {
+        memcpy(&w, b + i, 8);
+        if (w != x) return false;
+    }
+    for (; i < n; i++)
+        if (b[i] != (unsigned char)(x >> (8 * (i & 7)))) return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A ring of objects that threads pass to each other                        */
+/* ------------------------------------------------------------------------ */
+#include <pthread.h>
+
+#define TEST_RING 4096
+struct test_ring {
+    pthread_mutex_t lock;
+    void *slot[TEST_RING];
+    size_t head, count;
+};
+#define TEST_RING_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+
+/* Puts o in; if the ring was full, returns the oldest object (now the
+ * caller's), else NULL. */
+static inline void *test_ring_put(struct test_ring *r, void *o)
+{
+    void *out = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->count < TEST_RING) {
+        r->slot[(r->head + r->count++) % TEST_RING] = o;
+    } else {
+        out = r->slot[r->head];
+        r->slot[r->head] = o;
+        r->head = (r->head + 1) % TEST_RING;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return out;
+}
+
+/* Takes the oldest object out, or NULL if the ring is empty. */
+static inline void *test_ring_take(struct test_ring *r)
+{
+    void *out = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->count) {
+        out = r->slot[r->head];
+        r->head = (r->head + 1) % TEST_RING;
+        r->count--;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sub-cases in fresh processes                                             */
+/* ------------------------------------------------------------------------ */
+#include <sys/wait.h>
+extern char **environ;
+
+/* Runs fn in a forked child; CHECKs that it returned 0 (its failure count). */
+static inline void test_in_child(const char *name, int (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) _exit(fn());
+    int st = 0;
+    waitpid(pid, &st, 0);
+    test_checks++;
+    if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        test_failures++;
+        fprintf(stderr, "child test %s failed (status %#x)\n", name, st);
+    }
+}
+
+/* Runs this program again (/proc/self/exe) as `exe marker`, so that options
+ * read at library start-up take effect: the environment is this one less
+ * every GOMALLOC_* variable, plus the NAME=value strings of env (NULL
+ * terminated, or NULL). before_exec, if not NULL, runs in the child just
+ * before execve (async-signal-safe calls only, e.g. setrlimit). Returns the
+ * wait status, or -1 if fork failed. Builds everything before forking. */
+#define TEST_ENV_MAX 1024
+static inline int test_reexec(const char *marker, const char *const *env, void (*before_exec)(void))
+{
+    char *envp[TEST_ENV_MAX + 1];
+    size_t n = 0, extra = 0;
+    while (env && env[extra]) extra++;
+    for (char **e = environ; *e && n + extra < TEST_ENV_MAX; e++)
+        if (strncmp(*e, "GOMALLOC_", 9) != 0) envp[n++] = *e;
+    for (size_t i = 0; i < extra && n < TEST_ENV_MAX; i++) envp[n++] = (char *)env[i];
+    envp[n] = NULL;
+    char *argv[] = {(char *)"/proc/self/exe", (char *)marker, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (before_exec) before_exec();
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+    }
+    return st;
+}
+
+/* test_reexec, then CHECK that the sub-case exited 0 (a sub-case's main
+ * returns test_done()), with its name and time on stdout. */
+static inline void test_subcase(const char *marker, const char *const *env, void (*before_exec)(void))
+{
+    long long t0 = test_now_ns();
+    int st = test_reexec(marker, env, before_exec);
+    bool ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    test_checks++;
+    if (!ok) {
+        test_failures++;
+        if (st != -1 && WIFSIGNALED(st)) fprintf(stderr, "sub-case %s: killed by signal %d\n", marker, WTERMSIG(st));
+        else fprintf(stderr, "sub-case %s failed (status %#x)\n", marker, st);
+    }
+    printf("sub-case %s: %s in %.1f s\n", marker, ok ? "passed" : "FAILED", (double)(test_now_ns() - t0) / 1e9);
+    fflush(stdout);
 }
 #endif

@@ -22,23 +22,7 @@ extern size_t gm_persistent_region_bytes; /* arena.c, GM_TESTING only */
 /* Bytes the tests themselves commit through the OS layer (not metadata). */
 static gm_stat test_own;
 
-/* A field of /proc/self/status in bytes, read without allocating. */
-static long long proc_status(const char *field)
-{
-    char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    size_t len = strlen(field);
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, field, len) == 0 && line[len] == ':') return strtoll(line + len + 1, NULL, 10) * 1024;
-    }
-    return -1;
-}
-static long long vm_data(void) { return proc_status("VmData"); }
+static long long vm_data(void) { return test_vm_data(); }
 
 /* The permissions ("rw-p", "---p") of the first mapping that overlaps
  * [addr, addr + len), or "" if none, from /proc/self/maps. */

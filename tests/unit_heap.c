@@ -21,21 +21,6 @@
 
 #define MiB ((size_t)1 << 20)
 
-/* Runs fn in a child; the child's exit status is its number of failures. */
-static void in_child(const char *name, int (*fn)(void))
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) _exit(fn());
-    int st;
-    waitpid(pid, &st, 0);
-    test_checks++;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        test_failures++;
-        fprintf(stderr, "child test %s failed (status %#x)\n", name, st);
-    }
-}
-
 static struct gm_span *span(size_t npages)
 {
     return gm_heap_alloc_span(NULL, npages, 0);
@@ -256,12 +241,12 @@ static int child_inplace(void)
 
 int main(void)
 {
-    in_child("first_page", child_first_page);
-    in_child("rlimit", child_rlimit);
-    in_child("arenas", child_arenas);
-    in_child("collision", child_collision);
-    in_child("faults", child_faults);
-    in_child("local", child_local);
-    in_child("inplace", child_inplace);
+    test_in_child("first_page", child_first_page);
+    test_in_child("rlimit", child_rlimit);
+    test_in_child("arenas", child_arenas);
+    test_in_child("collision", child_collision);
+    test_in_child("faults", child_faults);
+    test_in_child("local", child_local);
+    test_in_child("inplace", child_inplace);
     return test_done("unit_heap");
 }

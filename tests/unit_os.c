@@ -15,24 +15,8 @@
 #define GiB ((size_t)1 << 30)
 #define SLACK (256 * KiB) /* what the test itself may add to VmData/VmRSS */
 
-/* A field of /proc/self/status in bytes, read without allocating. */
-static long long proc_status(const char *field)
-{
-    char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    size_t len = strlen(field);
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, field, len) == 0 && line[len] == ':') return strtoll(line + len + 1, NULL, 10) * 1024;
-    }
-    return -1;
-}
-static long long vm_data(void) { return proc_status("VmData"); }
-static long long vm_rss(void) { return proc_status("VmRSS"); }
+static long long vm_data(void) { return test_vm_data(); }
+static long long vm_rss(void) { return test_vm_rss(); }
 
 static bool near(long long got, long long want) { return got >= want - (long long)SLACK && got <= want + (long long)SLACK; }
 
