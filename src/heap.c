@@ -50,10 +50,13 @@ static size_t gm_abandoned_ungrown;
  * address ranges, marked in use in the page allocator and mapped PROT_NONE.
  * Growth commits them again before it touches curArena. The list is short
  * on purpose: every range is a hole in the heap's read-write mapping and so
- * up to two more lines in /proc/self/maps; when it is full, chunks are only
- * madvised. Heap lock. */
+ * up to two more lines in /proc/self/maps. The scavenger's paced work stops
+ * at GM_DECOMMIT_RANGES (then chunks are only madvised); memory pressure
+ * (an allocation that fails otherwise) may go up to GM_DECOMMIT_RANGES_MAX,
+ * trading a few more mappings for not failing. Heap lock. */
 #define GM_DECOMMIT_RANGES 16
-static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES];
+#define GM_DECOMMIT_RANGES_MAX 64
+static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX];
 static size_t gm_ndecommitted, gm_decommitted_pages;
 
 int gm_heap_init(void)
@@ -93,10 +96,11 @@ uint64_t gm_heap_retained(void)
     return sys > rel ? sys - rel : 0;
 }
 
-/* Record the decommitted chunk at base; false if the list has no room. */
-static bool gm_decommitted_add(uintptr_t base)
+/* Record the decommitted range [base, base + bytes); false if the list
+ * has no room. */
+static bool gm_decommitted_add(uintptr_t base, size_t bytes)
 {
-    uintptr_t limit = base + GM_CHUNK_BYTES;
+    uintptr_t limit = base + bytes;
     size_t i = 0, n = gm_ndecommitted;
     while (i < n && gm_decommitted[i].limit < base) i++;
     bool joins_prev = i < n && gm_decommitted[i].limit == base;
@@ -111,46 +115,52 @@ static bool gm_decommitted_add(uintptr_t base)
     } else if (joins_next) {
         gm_decommitted[next].base = base;
     } else {
-        if (n == GM_DECOMMIT_RANGES) return false;
+        if (n == GM_DECOMMIT_RANGES_MAX) return false;
         memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
         gm_decommitted[i] = (struct gm_addr_range){base, limit};
         gm_ndecommitted++;
     }
-    gm_decommitted_pages += GM_CHUNK_PAGES;
+    gm_decommitted_pages += bytes >> GM_PAGE_SHIFT;
     return true;
 }
 
-/* Would a new range at base fit in the list? */
-static bool gm_decommitted_room(void) { return gm_ndecommitted < GM_DECOMMIT_RANGES; }
-
-/* Account for the chunk at base, just decommitted; scav_pages of it had
- * been counted released. Heap lock held. */
-static void gm_decommitted_account(uintptr_t base, size_t scav_pages)
+/* May one more range be decommitted (under pressure or not)? */
+static bool gm_decommitted_room(bool pressure)
 {
-    gm_decommitted_add(base); /* room was checked before the chunk was taken */
+    return gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES);
+}
+
+/* Account for [base, base + bytes), just decommitted; scav_pages of it
+ * had been counted released. Heap lock held. */
+static void gm_decommitted_account(uintptr_t base, size_t bytes, size_t scav_pages)
+{
+    gm_decommitted_add(base, bytes); /* room was checked before the range was taken */
     gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
-    gm_stat_add(&gm_scav.heap_decommitted, (int64_t)GM_CHUNK_BYTES);
-    atomic_fetch_add_explicit(&gm_scav.decommitted_total, GM_CHUNK_BYTES, memory_order_relaxed);
+    gm_stat_add(&gm_scav.heap_decommitted, (int64_t)bytes);
+    atomic_fetch_add_explicit(&gm_scav.decommitted_total, bytes, memory_order_relaxed);
 }
 
 /* The decommit failed: the chunk is still committed, give it back as free
  * dirty pages (its released pages are counted dirty from now on, which
  * errs on the side of holding memory). Heap lock held. */
-static void gm_decommit_undo(uintptr_t base, size_t scav_pages)
+static void gm_decommit_undo(uintptr_t base, size_t npages, size_t scav_pages)
 {
     gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
-    gm_pagealloc_free(&gm_heap.pages, base, GM_CHUNK_PAGES);
+    gm_pagealloc_free(&gm_heap.pages, base, npages);
 }
 
-/* Commit again npages' worth of whole decommitted chunks, contiguous, the
- * lowest that fit, and hand them to the page allocator as released pages.
- * Heap lock held. 0, or -1 if no range is long enough or the OS refuses. */
+/* Commit again npages' worth of a decommitted range, the lowest that fits
+ * (whole chunks where the range has them), and hand it to the page
+ * allocator as released pages. Heap lock held. 0, or -1 if no range is
+ * long enough or the OS refuses. */
 static int gm_heap_recommit(size_t npages)
 {
-    size_t bytes = gm_align_up(npages << GM_PAGE_SHIFT, GM_CHUNK_BYTES);
+    size_t need = npages << GM_PAGE_SHIFT;
     for (size_t i = 0; i < gm_ndecommitted; i++) {
         struct gm_addr_range *r = &gm_decommitted[i];
-        if (r->limit - r->base < bytes) continue;
+        size_t len = r->limit - r->base, bytes = gm_align_up(need, GM_CHUNK_BYTES);
+        if (len < need) continue;
+        if (bytes > len) bytes = gm_align_up(need, GM_GROW_ALIGN) < len ? gm_align_up(need, GM_GROW_ALIGN) : len;
         uintptr_t base = r->base;
         if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
         r->base += bytes;
@@ -175,15 +185,15 @@ static size_t gm_heap_decommit_locked(size_t want)
 {
     size_t done = 0;
     gm_heap_stamp();
-    while (done < want && gm_decommitted_room()) {
+    while (done < want && gm_decommitted_room(true)) {
         size_t scav;
         uintptr_t base = gm_pagealloc_take_free_chunk(&gm_heap.pages, gm_heap.pages.now, &scav);
         if (!base) break;
         if (gm_sys_decommit((void *)base, GM_CHUNK_BYTES, &gm_heap.heap_sys) != 0) {
-            gm_decommit_undo(base, scav);
+            gm_decommit_undo(base, GM_CHUNK_PAGES, scav);
             break;
         }
-        gm_decommitted_account(base, scav);
+        gm_decommitted_account(base, GM_CHUNK_BYTES, scav);
         done += GM_CHUNK_BYTES;
     }
     return done;
@@ -193,6 +203,8 @@ static size_t gm_heap_decommit_locked(size_t want)
  * (SIZE_MAX: all of it). Over the limit it first makes room by
  * decommitting free chunks; a soft limit then lets growth through anyway.
  * Heap lock held. */
+__thread bool gm_heap_soft_ok __attribute__((tls_model("initial-exec")));
+
 static size_t gm_heap_limit_room(size_t add)
 {
     uint64_t limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
@@ -201,8 +213,10 @@ static size_t gm_heap_limit_room(size_t add)
     if (committed + add <= limit) return SIZE_MAX;
     gm_heap_decommit_locked(committed + add - limit);
     committed = gm_stat_load(&gm_os.committed);
-    if (committed + add <= limit || !atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed))
-        return SIZE_MAX;
+    if (committed + add <= limit) return SIZE_MAX;
+    /* A soft limit holds like a hard one until the caller has reclaimed
+     * what it could (gm_alloc_span), then lets growth through. */
+    if (!atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed) && gm_heap_soft_ok) return SIZE_MAX;
     return committed < limit ? (size_t)(limit - committed) : 0;
 }
 
@@ -485,7 +499,28 @@ void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s)
     }
 }
 
-size_t gm_heap_local_drain(struct gm_heap_local *hl)
+/* Give span s (ours alone: taken out of a cache) back as released pages:
+ * it sat unused for a decay period already, so freeing it dirty would only
+ * restart the clock of its chunk. Falls back to a plain free if the OS
+ * refuses. */
+static void gm_heap_release_span(struct gm_span *s)
+{
+    uint64_t bytes = gm_span_bytes(s);
+    if (gm_sys_unused((void *)s->base, bytes) != 0) {
+        gm_heap_free_span(s);
+        return;
+    }
+    pthread_mutex_lock(&gm_heap.lock);
+    atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
+    gm_pagealloc_free_scavenged(&gm_heap.pages, s->base, s->npages);
+    gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
+    gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+    gm_fixalloc_free(&gm_heap.spanalloc, s);
+    pthread_mutex_unlock(&gm_heap.lock);
+    atomic_fetch_add_explicit(&gm_scav.released_total, bytes, memory_order_relaxed);
+}
+
+size_t gm_heap_local_drain(struct gm_heap_local *hl, bool release)
 {
     size_t bytes = 0;
     for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++) {
@@ -494,14 +529,15 @@ size_t gm_heap_local_drain(struct gm_heap_local *hl)
         if (!s) continue;
         bytes += gm_span_bytes(s);
         atomic_fetch_add_explicit(&hl->cache_drained, gm_span_bytes(s), memory_order_relaxed);
-        gm_heap_free_span(s);
+        if (release) gm_heap_release_span(s);
+        else gm_heap_free_span(s);
     }
     return bytes;
 }
 
 void gm_heap_local_flush(struct gm_heap_local *hl)
 {
-    gm_heap_local_drain(hl);
+    gm_heap_local_drain(hl, false);
     pthread_mutex_lock(&gm_heap.lock);
     gm_heap_stamp();
     if (!gm_pagecache_empty(&hl->pc)) gm_pagecache_flush(&hl->pc, &gm_heap.pages);
@@ -550,7 +586,7 @@ size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
     return done;
 }
 
-size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than)
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure)
 {
     size_t done = 0;
     while (done < max_bytes) {
@@ -558,7 +594,7 @@ size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than)
         uintptr_t base = 0;
         pthread_mutex_lock(&gm_heap.lock);
         gm_heap_stamp();
-        if (gm_decommitted_room()) base = gm_pagealloc_take_free_chunk(&gm_heap.pages, older_than, &scav);
+        if (gm_decommitted_room(pressure)) base = gm_pagealloc_take_free_chunk(&gm_heap.pages, older_than, &scav);
         pthread_mutex_unlock(&gm_heap.lock);
         if (!base) break;
         /* heap_sys is lowered under the lock below, with the rest. */
@@ -566,9 +602,9 @@ size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than)
         pthread_mutex_lock(&gm_heap.lock);
         if (rc == 0) {
             gm_stat_add(&gm_heap.heap_sys, -(int64_t)GM_CHUNK_BYTES);
-            gm_decommitted_account(base, scav);
+            gm_decommitted_account(base, GM_CHUNK_BYTES, scav);
         } else {
-            gm_decommit_undo(base, scav);
+            gm_decommit_undo(base, GM_CHUNK_PAGES, scav);
         }
         pthread_mutex_unlock(&gm_heap.lock);
         if (rc != 0) break;
@@ -593,7 +629,7 @@ static void gm_drain_one(struct gm_tcache *tc, void *argp)
         hl->cache_seen_ms = a->now;
         if (!a->all) return;
     }
-    if (a->all || (uint32_t)(a->now - hl->cache_seen_ms) >= a->decay_ms) a->bytes += gm_heap_local_drain(hl);
+    if (a->all || (uint32_t)(a->now - hl->cache_seen_ms) >= a->decay_ms) a->bytes += gm_heap_local_drain(hl, true);
 }
 
 static void gm_cache_holds_one(struct gm_tcache *tc, void *argp)
@@ -615,4 +651,32 @@ size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms)
     struct gm_drain_arg a = {all, now, decay_ms, 0};
     gm_small_for_each_tcache(gm_drain_one, &a);
     return a.bytes;
+}
+
+/* Under memory pressure only (gm_scav_reclaim): decommit free runs of at
+ * least min_pages inside chunks that still hold live pages, lowest first,
+ * as long as the decommitted-range list has room (which bounds the extra
+ * mappings this costs). Heap lock held across the system calls: this is
+ * the path where allocation has failed anyway. Returns bytes decommitted. */
+size_t gm_heap_decommit_runs(size_t min_pages)
+{
+    size_t done = 0;
+    pthread_mutex_lock(&gm_heap.lock);
+    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_decommitted_room(true);) {
+        size_t scav_bytes;
+        uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, n, &scav_bytes);
+        if (!base) {
+            n /= 2;
+            continue;
+        }
+        size_t bytes = n << GM_PAGE_SHIFT, scav = scav_bytes >> GM_PAGE_SHIFT;
+        if (gm_sys_decommit((void *)base, bytes, &gm_heap.heap_sys) != 0) {
+            gm_decommit_undo(base, n, scav);
+            break;
+        }
+        gm_decommitted_account(base, bytes, scav);
+        done += bytes;
+    }
+    pthread_mutex_unlock(&gm_heap.lock);
+    return done;
 }

@@ -552,6 +552,9 @@ int gm_heap_init(void) GM_HIDDEN; /* idempotent; -1 if the OS refuses */
  * heap unchanged. */
 struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsigned sizeclass) GM_HIDDEN;
 void gm_heap_free_span(struct gm_span *s) GM_HIDDEN;
+/* Set by gm_alloc_span for its second attempt: growth may pass a soft
+ * memory limit (the first attempt treats it as hard). */
+extern __thread bool gm_heap_soft_ok GM_HIDDEN;
 /* Try to grow span s (large) in place to npages: true on success. */
 bool gm_heap_grow_span(struct gm_span *s, size_t npages) GM_HIDDEN;
 /* Shrink span s (large) in place to npages (>= 1), freeing the tail. */
@@ -567,9 +570,10 @@ struct gm_span *gm_heap_cache_take(struct gm_heap_local *hl, size_t npages) GM_H
 /* Free large span s into the thread's span cache, or to the heap if it is
  * too big for it (evicting the oldest entry when full). Owner only. */
 void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s) GM_HIDDEN;
-/* Free every span in hl's span cache to the heap; any thread, lock-free
- * against the owner. Returns the bytes freed. Heap lock not held. */
-size_t gm_heap_local_drain(struct gm_heap_local *hl) GM_HIDDEN;
+/* Free every span in hl's span cache to the heap, as released pages if
+ * release (the scavenger) or as free dirty pages (thread exit); any thread,
+ * lock-free against the owner. Returns the bytes freed. No lock held. */
+size_t gm_heap_local_drain(struct gm_heap_local *hl, bool release) GM_HIDDEN;
 /* Pages marked in use in the page allocator that are not mapped (the rest
  * of a partly grown chunk, decommitted chunks); heap lock held. For the
  * slow check. */
@@ -584,8 +588,12 @@ size_t gm_heap_ungrown_pages(void) GM_HIDDEN;
 size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than) GM_HIDDEN;
 /* Decommit wholly free chunks idle since older_than, highest first, until
  * max_bytes; returns bytes decommitted. They are committed again by growth
- * before any new address space is. */
-size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than) GM_HIDDEN;
+ * before any new address space is. pressure: an allocation fails otherwise,
+ * so more holes in the heap's mapping are acceptable. */
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure) GM_HIDDEN;
+/* Memory pressure: decommit free runs of at least min_pages inside chunks
+ * that still hold live pages (whole free chunks go first, gm_heap_decommit). */
+size_t gm_heap_decommit_runs(size_t min_pages) GM_HIDDEN;
 /* Drain threads' span caches: all of them, or those unchanged for decay_ms. */
 size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms) GM_HIDDEN;
 bool gm_heap_caches_hold(void) GM_HIDDEN; /* any span cache not empty? */
@@ -645,6 +653,9 @@ static inline void gm_scav_tick(void)
 void gm_scav_lock_all(void) GM_HIDDEN;
 void gm_scav_unlock_all(void) GM_HIDDEN;
 void gm_scav_fork_child(void) GM_HIDDEN;
+/* Memory is short: return everything free now, decommitting free chunks
+ * whatever the mode. No lock held. */
+void gm_scav_reclaim(void) GM_HIDDEN;
 
 /* ------------------------------------------------------------------------ */
 /* Layer 6b: small objects (small.c)                                        */
@@ -677,6 +688,13 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
  * from the owner when the span is in its full list. */
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
 void gm_tcache_release(struct gm_tcache *tc) GM_HIDDEN; /* thread exit */
+/* A span from the heap for tc's thread; if the heap cannot grow (the OS,
+ * RLIMIT_DATA or the memory limit refuses), first give back everything the
+ * thread and the heap hold unused (gm_tcache_reclaim) and try again. */
+struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned sizeclass) GM_HIDDEN;
+/* Return tc's empty spans and caches, central empties, and (through the
+ * scavenger) every free page and free chunk now. No lock held. */
+void gm_tcache_reclaim(struct gm_tcache *tc) GM_HIDDEN;
 /* Return empty spans held by central lists to the heap (trim). */
 size_t gm_central_trim(void) GM_HIDDEN;
 /* Walk accounting for gm_check: objects in use per class over all spans. */

@@ -276,7 +276,7 @@ static struct gm_span *gm_large_alloc_span(struct gm_tcache *tc, size_t size)
 {
     size_t npages = gm_pages_of(size);
     struct gm_span *s = gm_heap_cache_take(&tc->hl, npages);
-    if (!s) s = gm_heap_alloc_span(&tc->hl, npages, 0);
+    if (!s) s = gm_alloc_span(tc, npages, 0);
     if (GM_UNLIKELY(!s)) return NULL; /* errno is ENOMEM */
     gm_large_count_alloc(tc, s, size);
     return s;
@@ -515,7 +515,7 @@ static void *gm_aligned(size_t align, size_t size)
      * part, give the rest back. */
     size_t npages = gm_pages_of(size == 0 ? 1 : size);
     size_t extra = (align >> GM_PAGE_SHIFT) - 1;
-    struct gm_span *s = gm_heap_alloc_span(&tc->hl, npages + extra, 0);
+    struct gm_span *s = gm_alloc_span(tc, npages + extra, 0);
     if (!s) return NULL;
     uintptr_t base = gm_align_up(s->base, align);
     if (base != s->base || s->npages != npages) gm_heap_trim_span(s, base, npages);

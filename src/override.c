@@ -73,10 +73,11 @@ void *__libc_pvalloc(size_t size) { return gm_api_pvalloc(size); }
 /* glibc's extensions                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* glibc keeps pad bytes at the top of its heap; gomalloc returns every free
+ * page (pad is moot: nothing is kept for the next growth but caches). */
 GM_PUBLIC int malloc_trim(size_t pad)
 {
-    size_t released = gm_central_trim();
-    return released > 0;
+    return gm_scavenge() > 0;
 }
 
 GM_PUBLIC int mallopt(int param, int value)

@@ -77,6 +77,7 @@ static _Atomic uint32_t gm_last_pass_ms; /* without a background thread */
 #define GM_SCAV_SLACK ((uint64_t)4 << 20)   /* retained beyond 110% of in use */
 #define GM_BG_STACK ((size_t)64 << 10)      /* the scavenger's stack */
 #define GM_BG_START_BYTES ((size_t)1 << 20) /* worth a thread */
+#define GM_RECLAIM_RUN_PAGES 16               /* 128 KiB: smallest run decommitted under pressure */
 
 uint32_t gm_now_ms(void)
 {
@@ -203,7 +204,7 @@ static size_t gm_scav_pass(bool all)
     if (gm_over_limit()) all = true;
     uint32_t older = all ? now : now - gm_opt.decay_ms;
     size_t bytes = gm_heap_drain_caches(all, now, gm_opt.decay_ms);
-    if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older);
+    if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older, false);
     bytes += gm_heap_scavenge(SIZE_MAX, older);
     return bytes;
 }
@@ -212,6 +213,18 @@ static size_t gm_scav_pass(bool all)
 static bool gm_scav_pending(void)
 {
     return gm_pagealloc_scavengeable_pages(&gm_heap.pages) != 0;
+}
+
+void gm_scav_reclaim(void)
+{
+    if (!gm_heap.initialized) return;
+    pthread_mutex_lock(&gm_scav_lock);
+    uint32_t now = gm_now_ms();
+    gm_heap_drain_caches(true, now, 0);
+    gm_heap_decommit(SIZE_MAX, now, true);
+    gm_heap_decommit_runs(GM_RECLAIM_RUN_PAGES);
+    gm_heap_scavenge(SIZE_MAX, now);
+    pthread_mutex_unlock(&gm_scav_lock);
 }
 
 size_t gm_scavenge(void)

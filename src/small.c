@@ -145,7 +145,7 @@ static bool gm_span_collect(struct gm_span *s)
 
 static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
 {
-    struct gm_span *s = gm_heap_alloc_span(&tc->hl, gm_class_npages[cls], cls);
+    struct gm_span *s = gm_alloc_span(tc, gm_class_npages[cls], cls);
     if (!s) return NULL;
     uint32_t size = gm_class_size[cls], n = gm_class_nelems[cls];
     s->elemsize = size;
@@ -504,8 +504,52 @@ void gm_tcache_release(struct gm_tcache *tc)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Trim, statistics, fork                                                   */
+/* Trim, reclaim, statistics, fork                                          */
 /* ------------------------------------------------------------------------ */
+
+/* Can s, whose objects are all free, go back to the heap now? (No freer is
+ * about to tell us about it and no remote free waits to be collected.) */
+static bool gm_span_quiet(struct gm_span *s)
+{
+    uintptr_t tf = atomic_load_explicit(&s->thread_free, memory_order_acquire);
+    return (tf & GM_TF_MASK) != GM_TF_BUSY && !(tf & ~(uintptr_t)GM_TF_MASK) &&
+           !atomic_load_explicit(&s->notify_pending, memory_order_acquire);
+}
+
+void gm_tcache_reclaim(struct gm_tcache *tc)
+{
+    gm_drain_notify(tc);
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = tc->current[c];
+        if (s != &gm_empty_span) {
+            gm_span_collect(s);
+            if (s->used == 0 && gm_span_quiet(s)) {
+                tc->current[c] = &gm_empty_span;
+                atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+                gm_heap_free_span(s);
+            }
+        }
+        for (struct gm_span *p = tc->partial[c], *next; p; p = next) {
+            next = p->next;
+            gm_span_collect(p);
+            gm_span_release_if_empty(tc, p);
+        }
+    }
+    gm_heap_local_flush(&tc->hl);
+    gm_central_trim();
+    gm_scav_reclaim();
+}
+
+struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned cls)
+{
+    struct gm_span *s = gm_heap_alloc_span(&tc->hl, npages, cls);
+    if (GM_LIKELY(s != NULL)) return s;
+    gm_tcache_reclaim(tc);
+    gm_heap_soft_ok = true;
+    s = gm_heap_alloc_span(&tc->hl, npages, cls);
+    gm_heap_soft_ok = false;
+    return s;
+}
 
 size_t gm_central_trim(void)
 {
