@@ -715,6 +715,7 @@ void gm_bputc(struct gm_buf *b, char c) GM_HIDDEN;
 void gm_bputs(struct gm_buf *b, const char *s) GM_HIDDEN;
 /* v in decimal, right-aligned in width columns (0: no padding). */
 void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width) GM_HIDDEN;
+void gm_bputi(struct gm_buf *b, int64_t v) GM_HIDDEN; /* signed, no padding */
 /* write(2) all of it, retrying on EINTR; gives up on other errors. */
 void gm_write_all(int fd, const char *p, size_t n) GM_HIDDEN;
 

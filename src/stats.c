@@ -118,11 +118,13 @@ static uint64_t gm_live_bytes(const struct gm_counts_sum *sum, uint64_t *live)
     return total;
 }
 
-/* Every figure of the current version. */
-static void gm_stats_fill(struct gm_stats *st)
+/* Every figure of the current version; *large_req (if not NULL) gets the
+ * bytes requested by live large objects, which the text report shows. */
+static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
 {
     struct gm_counts_sum sum;
     gm_sum_counts(&sum);
+    if (large_req) *large_req = gm_sub0(sum.large_req_alloc, sum.large_req_freed);
     memset(st, 0, sizeof *st);
     st->version = GM_STATS_VERSION;
     st->size = sizeof *st;
@@ -174,7 +176,7 @@ _Static_assert(sizeof gm_stats_sizes / sizeof gm_stats_sizes[0] == GM_STATS_VERS
 void gm_stats_read(struct gm_stats *out, size_t size)
 {
     struct gm_stats st;
-    gm_stats_fill(&st);
+    gm_stats_fill(&st, NULL);
     uint32_t v = GM_STATS_VERSION;
     while (v > 0 && gm_stats_sizes[v] > size) v--;
     st.version = v;
@@ -216,6 +218,12 @@ void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
     while ((v /= 10) != 0);
     for (unsigned i = n; i < width; i++) gm_bputc(b, ' ');
     while (n) gm_bputc(b, d[--n]);
+}
+
+void gm_bputi(struct gm_buf *b, int64_t v)
+{
+    if (v < 0) gm_bputc(b, '-');
+    gm_bputu(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 0);
 }
 
 static void gm_bpad(struct gm_buf *b, const char *s, unsigned width)
@@ -335,62 +343,71 @@ static size_t gm_byte_figures(const struct gm_stats *st, uint64_t large_req, str
     return n;
 }
 
-static uint64_t gm_large_req(void)
-{
-    struct gm_counts_sum sum;
-    gm_sum_counts(&sum);
-    return gm_sub0(sum.large_req_alloc, sum.large_req_freed);
-}
+/* What both reports show, gathered once. */
+struct gm_report {
+    struct gm_stats st;
+    struct gm_figure fig[GM_MAX_FIGURES];
+    size_t nfig;
+    const char *program;
+};
 
-size_t gm_stats_format(char *buf, size_t cap)
+/* Gathers the figures, lets body write a report into buf, terminates it. */
+static size_t gm_format(char *buf, size_t cap, void (*body)(struct gm_buf *, const struct gm_report *))
 {
     if (cap == 0) return 0;
     char comm[32];
-    struct gm_stats st;
-    gm_stats_fill(&st);
-    struct gm_figure fig[GM_MAX_FIGURES];
-    size_t nfig = gm_byte_figures(&st, gm_large_req(), fig);
+    struct gm_report r;
+    uint64_t large_req;
+    gm_stats_fill(&r.st, &large_req);
+    r.nfig = gm_byte_figures(&r.st, large_req, r.fig);
+    r.program = gm_comm(comm, sizeof comm);
     struct gm_buf b = {buf, 0, cap - 1};
-    gm_bputs(&b, "gomalloc statistics of ");
-    gm_bputs(&b, gm_comm(comm, sizeof comm));
-    gm_bputs(&b, " (pid ");
-    gm_bputu(&b, (uint64_t)getpid(), 0);
-    gm_bputs(&b, "), in bytes\n");
-    for (size_t i = 0; i < nfig; i++) gm_bline(&b, fig[i].name, fig[i].value, NULL, fig[i].what);
-    if (st.memory_limit)
-        gm_bline(&b, "memory_limit", st.memory_limit, NULL,
-                 st.memory_limit_hard ? "hard: allocations past it fail" : "soft: the heap scavenges to stay under it");
-    else
-        gm_bline(&b, "memory_limit", 0, "none", "no limit on the heap");
-    gm_bline(&b, "strict_commit", 0, st.strict_commit ? "on" : "off", "free chunks are decommitted when on");
-    gm_bcount(&b, "background_runs", st.background_runs, "background scavenger wake-ups that had work");
-    if (st.mappings < 0) gm_bline(&b, "mappings", 0, "unknown", "lines of /proc/self/maps");
-    else gm_bcount(&b, "mappings", (uint64_t)st.mappings, "lines of /proc/self/maps");
-    gm_bputs(&b, "  ");
-    gm_bpad(&b, "mallocs", GM_NAME_WIDTH);
-    gm_bputu(&b, st.mallocs, 10);
-    gm_bputs(&b, "  frees ");
-    gm_bputu(&b, st.frees, 0);
-    gm_bputs(&b, ", live ");
-    gm_bputu(&b, gm_sub0(st.mallocs, st.frees), 0);
-    gm_bputs(&b, " (large: ");
-    gm_bputu(&b, gm_sub0(st.class_mallocs[0], st.class_frees[0]), 0);
-    gm_bputs(&b, ")\n");
-    gm_bputs(&b, "  class     size      mallocs        frees         live   live bytes\n");
-    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
-        if (st.class_mallocs[c] == 0 && st.class_frees[c] == 0) continue;
-        gm_bputs(&b, "  ");
-        gm_bputu(&b, c, 5);
-        if (c == 0) gm_bputs(&b, "    large");
-        else gm_bputu(&b, st.class_size[c], 9);
-        gm_bputu(&b, st.class_mallocs[c], 13);
-        gm_bputu(&b, st.class_frees[c], 13);
-        gm_bputu(&b, gm_sub0(st.class_mallocs[c], st.class_frees[c]), 13);
-        gm_bputu(&b, st.class_live_bytes[c], 13);
-        gm_bputc(&b, '\n');
-    }
+    body(&b, &r);
     buf[b.n] = 0;
     return b.n;
+}
+
+static void gm_text_body(struct gm_buf *b, const struct gm_report *r)
+{
+    const struct gm_stats *st = &r->st;
+    gm_bputs(b, "gomalloc statistics of ");
+    gm_bputs(b, r->program);
+    gm_bputs(b, " (pid ");
+    gm_bputu(b, (uint64_t)getpid(), 0);
+    gm_bputs(b, "), in bytes\n");
+    for (size_t i = 0; i < r->nfig; i++) gm_bline(b, r->fig[i].name, r->fig[i].value, NULL, r->fig[i].what);
+    if (st->memory_limit)
+        gm_bline(b, "memory_limit", st->memory_limit, NULL,
+                 st->memory_limit_hard ? "hard: allocations past it fail" : "soft: the heap scavenges to stay under it");
+    else
+        gm_bline(b, "memory_limit", 0, "none", "no limit on the heap");
+    gm_bline(b, "strict_commit", 0, st->strict_commit ? "on" : "off", "free chunks are decommitted when on");
+    gm_bcount(b, "background_runs", st->background_runs, "background scavenger wake-ups that had work");
+    if (st->mappings < 0) gm_bline(b, "mappings", 0, "unknown", "lines of /proc/self/maps");
+    else gm_bcount(b, "mappings", (uint64_t)st->mappings, "lines of /proc/self/maps");
+    gm_bputs(b, "  ");
+    gm_bpad(b, "mallocs", GM_NAME_WIDTH);
+    gm_bputu(b, st->mallocs, 10);
+    gm_bputs(b, "  frees ");
+    gm_bputu(b, st->frees, 0);
+    gm_bputs(b, ", live ");
+    gm_bputu(b, gm_sub0(st->mallocs, st->frees), 0);
+    gm_bputs(b, " (large: ");
+    gm_bputu(b, gm_sub0(st->class_mallocs[0], st->class_frees[0]), 0);
+    gm_bputs(b, ")\n");
+    gm_bputs(b, "  class     size      mallocs        frees         live   live bytes\n");
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
+        if (st->class_mallocs[c] == 0 && st->class_frees[c] == 0) continue;
+        gm_bputs(b, "  ");
+        gm_bputu(b, c, 5);
+        if (c == 0) gm_bputs(b, "    large");
+        else gm_bputu(b, st->class_size[c], 9);
+        gm_bputu(b, st->class_mallocs[c], 13);
+        gm_bputu(b, st->class_frees[c], 13);
+        gm_bputu(b, gm_sub0(st->class_mallocs[c], st->class_frees[c]), 13);
+        gm_bputu(b, st->class_live_bytes[c], 13);
+        gm_bputc(b, '\n');
+    }
 }
 
 /* JSON pieces: every member but the last ends with ",\n". */
@@ -435,50 +452,44 @@ static void gm_jstr(struct gm_buf *b, const char *key, const char *s)
     gm_bputs(b, "\",\n");
 }
 
-size_t gm_stats_format_json(char *buf, size_t cap)
+static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
 {
-    if (cap == 0) return 0;
-    char comm[32];
-    struct gm_stats st;
-    gm_stats_fill(&st);
-    struct gm_figure fig[GM_MAX_FIGURES];
-    size_t nfig = gm_byte_figures(&st, 0, fig);
-    struct gm_buf b = {buf, 0, cap - 1};
-    gm_bputs(&b, "{\n");
-    gm_jnum(&b, "version", st.version);
-    gm_jstr(&b, "program", gm_comm(comm, sizeof comm));
-    gm_jnum(&b, "pid", (uint64_t)getpid());
-    for (size_t i = 0; i < nfig; i++)
-        if (!fig[i].text_only) gm_jnum(&b, fig[i].name, fig[i].value);
-    gm_jnum(&b, "memory_limit", st.memory_limit);
-    gm_jbool(&b, "memory_limit_hard", st.memory_limit_hard);
-    gm_jbool(&b, "strict_commit", st.strict_commit);
-    gm_jnum(&b, "background_runs", st.background_runs);
-    gm_jkey(&b, "mappings");
-    if (st.mappings < 0) gm_bputc(&b, '-');
-    gm_bputu(&b, st.mappings < 0 ? (uint64_t)-st.mappings : (uint64_t)st.mappings, 0);
-    gm_bputs(&b, ",\n");
-    gm_jnum(&b, "mallocs", st.mallocs);
-    gm_jnum(&b, "frees", st.frees);
-    gm_jkey(&b, "classes");
-    gm_bputs(&b, "[\n");
+    const struct gm_stats *st = &r->st;
+    gm_bputs(b, "{\n");
+    gm_jnum(b, "version", st->version);
+    gm_jstr(b, "program", r->program);
+    gm_jnum(b, "pid", (uint64_t)getpid());
+    for (size_t i = 0; i < r->nfig; i++)
+        if (!r->fig[i].text_only) gm_jnum(b, r->fig[i].name, r->fig[i].value);
+    gm_jnum(b, "memory_limit", st->memory_limit);
+    gm_jbool(b, "memory_limit_hard", st->memory_limit_hard);
+    gm_jbool(b, "strict_commit", st->strict_commit);
+    gm_jnum(b, "background_runs", st->background_runs);
+    gm_jkey(b, "mappings");
+    gm_bputi(b, st->mappings);
+    gm_bputs(b, ",\n");
+    gm_jnum(b, "mallocs", st->mallocs);
+    gm_jnum(b, "frees", st->frees);
+    gm_jkey(b, "classes");
+    gm_bputs(b, "[\n");
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
-        gm_bputs(&b, "    {\"class\": ");
-        gm_bputu(&b, c, 0);
-        gm_bputs(&b, ", \"size\": ");
-        gm_bputu(&b, st.class_size[c], 0);
-        gm_bputs(&b, ", \"mallocs\": ");
-        gm_bputu(&b, st.class_mallocs[c], 0);
-        gm_bputs(&b, ", \"frees\": ");
-        gm_bputu(&b, st.class_frees[c], 0);
-        gm_bputs(&b, ", \"live_bytes\": ");
-        gm_bputu(&b, st.class_live_bytes[c], 0);
-        gm_bputs(&b, c + 1 < GM_NUM_CLASSES ? "},\n" : "}\n");
+        gm_bputs(b, "    {\"class\": ");
+        gm_bputu(b, c, 0);
+        gm_bputs(b, ", \"size\": ");
+        gm_bputu(b, st->class_size[c], 0);
+        gm_bputs(b, ", \"mallocs\": ");
+        gm_bputu(b, st->class_mallocs[c], 0);
+        gm_bputs(b, ", \"frees\": ");
+        gm_bputu(b, st->class_frees[c], 0);
+        gm_bputs(b, ", \"live_bytes\": ");
+        gm_bputu(b, st->class_live_bytes[c], 0);
+        gm_bputs(b, c + 1 < GM_NUM_CLASSES ? "},\n" : "}\n");
     }
-    gm_bputs(&b, "  ]\n}\n");
-    buf[b.n] = 0;
-    return b.n;
+    gm_bputs(b, "  ]\n}\n");
 }
+
+size_t gm_stats_format(char *buf, size_t cap) { return gm_format(buf, cap, gm_text_body); }
+size_t gm_stats_format_json(char *buf, size_t cap) { return gm_format(buf, cap, gm_json_body); }
 
 #define GM_REPORT_MAX 16384
 

@@ -109,12 +109,6 @@ static void gm_proc_status(int64_t *rss, int64_t *data)
     *data = gm_status_bytes(text, "VmData");
 }
 
-static void gm_bputi(struct gm_buf *b, int64_t v)
-{
-    if (v < 0) gm_bputc(b, '-');
-    gm_bputu(b, v < 0 ? (uint64_t)-v : (uint64_t)v, 0);
-}
-
 /* Sample now and write the line. Trace lock held, fd open. */
 static void gm_trace_line(void)
 {
