@@ -21,7 +21,8 @@ LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$B/CMakeCache.txt")
 STAGE=$W/stage
 P=$STAGE/opt/gomalloc
 
-if make -C "$SRC" --no-print-directory BUILD="$B" PREFIX=/opt/gomalloc DESTDIR="$STAGE" install >"$W/install.log" 2>&1; then
+# A make of its own, not a part of the make that may be running ctest.
+if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$SRC" --no-print-directory BUILD="$B" PREFIX=/opt/gomalloc DESTDIR="$STAGE" install >"$W/install.log" 2>&1; then
     pass "make install PREFIX DESTDIR"
 else
     fail "make install"; tail -20 "$W/install.log"
