@@ -1,9 +1,12 @@
-# The commands a newcomer needs: make, make test, make run, make bench.
+# The commands a newcomer needs: make, make test, make run, make bench,
+# make install.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all test run bench clean
+.PHONY: all test run bench install clean
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -23,6 +26,12 @@ run: all
 # QUICK=1 for a short run. Report: bench/out/report.md.
 bench: all
 	QUICK=$(QUICK) python3 bench/run.py
+
+# Install into $(DESTDIR)$(PREFIX): libgomalloc.so.0 and libgomalloc.a, the
+# header, gomalloc(3), a pkg-config file, a CMake package, gomalloc-run and
+# gomalloc-plot.
+install: all
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 clean:
 	rm -rf $(BUILD)

@@ -31,12 +31,14 @@ GM_API void *gm_pvalloc(size_t size);
 GM_API size_t gm_malloc_usable_size(const void *p);
 
 /* Statistics in the spirit of Go's runtime.MemStats. All figures in bytes
- * unless named otherwise. The struct only grows; check `version`. */
-#define GM_STATS_VERSION 1
+ * unless named otherwise. The struct only grows: fields are added at the end
+ * with a new GM_STATS_VERSION, and `version` and `size` say which fields the
+ * library filled (a library older than the header fills fewer). */
+#define GM_STATS_VERSION 2
 #define GM_NUM_CLASSES 66 /* size classes incl. class 0 (large) */
 struct gm_stats {
     uint32_t version;
-    uint32_t size; /* sizeof(struct gm_stats) as built into the library */
+    uint32_t size; /* bytes filled: sizeof(struct gm_stats) of that version */
     /* Go's MemStats figures */
     uint64_t sys;           /* everything the heap has committed: heap_sys + metadata */
     uint64_t heap_sys;      /* heap memory mapped for spans (in use, free or released) */
@@ -55,9 +57,30 @@ struct gm_stats {
     uint64_t class_size[GM_NUM_CLASSES];
     uint64_t class_mallocs[GM_NUM_CLASSES];
     uint64_t class_frees[GM_NUM_CLASSES];
+    /* ---- version 2: returning memory, the memory limit ---- */
+    uint64_t heap_decommitted;  /* heap bytes decommitted (strict commit): address
+                                 * space kept, no commit charge */
+    uint64_t scavenged_total;   /* bytes ever returned to the OS with madvise */
+    uint64_t decommitted_total; /* bytes ever decommitted */
+    uint64_t recommitted_total; /* decommitted bytes ever committed again */
+    uint64_t background_runs;   /* background scavenger wake-ups that had work */
+    uint64_t memory_limit;      /* gm_set_memory_limit's bytes, 0 = none */
+    uint32_t memory_limit_hard; /* 1: allocations past the limit fail */
+    uint32_t strict_commit;     /* 1: strict-commit mode (free chunks decommitted) */
+    uint64_t class_live_bytes[GM_NUM_CLASSES]; /* live bytes per class (class 0:
+                                 * whole pages of large objects); sum = heap_alloc */
 };
+/* Fills the first `size` bytes of *s (pass sizeof *s): a program built with
+ * an older header gets the fields it knows and nothing past its struct.
+ * version and size name the newest version that fits (0 if none does). */
+GM_API void gm_stats_read(struct gm_stats *s, size_t size);
+/* The statistics as this header declares them. (The symbol gm_stats_get,
+ * for programs built against version 1, fills version 1's fields only.) */
 GM_API void gm_stats_get(struct gm_stats *s);
+#define gm_stats_get(s) gm_stats_read((s), sizeof *(s))
+/* The report for people (GOMALLOC_STATS=1) and as JSON (GOMALLOC_STATS=json). */
 GM_API void gm_stats_print(FILE *f);
+GM_API void gm_stats_print_json(FILE *f);
 /* Walks the whole heap and recomputes the statistics (Go's ReadMemStatsSlow);
  * returns 0 if they agree, else prints what differs to stderr and returns -1. */
 GM_API int gm_check(void);

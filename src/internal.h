@@ -28,7 +28,8 @@
  *   5 scavenge.c   returning memory (later issue)
  *   6 small.c      size classes, tcache, central lists, remote frees
  *   7 large objects and 8 the API: malloc.c
- *   9 stats.c      statistics and the slow consistency check
+ *   9 stats.c      statistics and the slow consistency check;
+ *     trace.c      the memory timeline (GOMALLOC_TRACE)
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
@@ -781,7 +782,10 @@ void gm_arena_fork_child(void) GM_HIDDEN;
  * from the library's constructor). */
 struct gm_options {
     bool stats; /* GOMALLOC_STATS: statistics report on stderr at exit */
+    bool stats_json; /* GOMALLOC_STATS=json: that report as JSON */
     bool check; /* GOMALLOC_CHECK: gm_check() at exit */
+    const char *trace; /* GOMALLOC_TRACE: memory timeline file (trace.c) */
+    uint32_t trace_ms; /* GOMALLOC_TRACE_MS (default 10): its sampling period */
     /* scavenge.c */
     bool background;   /* GOMALLOC_BACKGROUND (default on): scavenger thread */
     uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 1000): free memory idle
@@ -836,14 +840,53 @@ static inline __attribute__((always_inline)) void gm_free_fast(void *p)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Layer 9: statistics (stats.c)                                            */
+/* Layer 9: statistics (stats.c) and the memory timeline (trace.c)         */
 /* ------------------------------------------------------------------------ */
+/* Text built in a caller's buffer, without stdio or allocation, for reports
+ * that go out with write(2). Output past cap is dropped. */
+struct gm_buf {
+    char *p;
+    size_t n, cap;
+};
+void gm_bputc(struct gm_buf *b, char c) GM_HIDDEN;
+void gm_bputs(struct gm_buf *b, const char *s) GM_HIDDEN;
+/* v in decimal, right-aligned in width columns (0: no padding). */
+void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width) GM_HIDDEN;
+void gm_bputi(struct gm_buf *b, int64_t v) GM_HIDDEN; /* signed, no padding */
+/* write(2) all of it, retrying on EINTR; gives up on other errors. */
+void gm_write_all(int fd, const char *p, size_t n) GM_HIDDEN;
+
 /* The human-readable report into buf (no allocation, no stdio); returns its
  * length (truncated to cap - 1, always NUL-terminated). */
 size_t gm_stats_format(char *buf, size_t cap) GM_HIDDEN;
-/* The report written to fd with write(2): safe at exit and in handlers. */
+/* The same figures as one JSON object, with the same contract. */
+size_t gm_stats_format_json(char *buf, size_t cap) GM_HIDDEN;
+/* The reports written to fd with write(2): safe at exit and in handlers. */
 void gm_stats_print_fd(int fd) GM_HIDDEN;
+void gm_stats_print_json_fd(int fd) GM_HIDDEN;
 /* gm_check, writing its findings to fd with write(2). */
 int gm_check_fd(int fd) GM_HIDDEN;
+/* The memory timeline's figures (struct gm_stats meanings), read without
+ * the heap lock: cheap, but one reading may mix nearby moments. */
+struct gm_stats_quick {
+    uint64_t heap_inuse, heap_alloc, heap_sys, heap_released, committed;
+};
+void gm_stats_quick(struct gm_stats_quick *q) GM_HIDDEN;
+
+/* A walk of the heap for malloc_info (heap lock held while it walks): small
+ * spans in use per class, and free page runs (page allocator and threads'
+ * page caches) by size, bucket k holding runs of [2^k, 2^(k+1)) pages. */
+#define GM_RUN_BUCKETS 24
+struct gm_census {
+    uint64_t class_spans[GM_NUM_CLASSES]; /* class 0: large spans */
+    uint64_t runs[GM_RUN_BUCKETS];        /* free runs */
+    uint64_t run_pages[GM_RUN_BUCKETS];   /* their pages */
+    uint64_t run_min[GM_RUN_BUCKETS], run_max[GM_RUN_BUCKETS]; /* pages */
+};
+void gm_stats_census(struct gm_census *c) GM_HIDDEN;
+
+/* Start the sampler thread of GOMALLOC_TRACE (from the library constructor
+ * only: it creates a thread and registers fork and exit handlers). */
+void gm_trace_start(const char *path, uint32_t period_ms) GM_HIDDEN;
 
 #endif /* GM_INTERNAL_H */

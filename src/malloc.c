@@ -32,9 +32,10 @@
  * constructor: the heap and the calling thread's tcache are initialized on
  * its first allocation, options are read by scanning environ. The library
  * constructor (a point where no libc lock is held) registers the fork
- * handlers and, with GOMALLOC_STATS/GOMALLOC_CHECK, the exit report: doing
- * that from inside malloc could deadlock when the first allocation comes
- * from atexit or pthread_atfork themselves.
+ * handlers and, with GOMALLOC_STATS/GOMALLOC_CHECK, the exit report, and
+ * with GOMALLOC_TRACE starts the sampler thread (trace.c): doing that from
+ * inside malloc could deadlock when the first allocation comes from atexit,
+ * pthread_atfork or pthread_create themselves.
  *
  * fork: prepare takes every lock in the global order (tcache registry,
  * central lists, heap, arena.c's), so the child's copy of the heap is
@@ -183,7 +184,13 @@ static void gm_options_load(void)
     int expect = 0;
     if (!atomic_compare_exchange_strong(&gm_options_read, &expect, 1)) return;
     gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
+    const char *v = gm_getenv("GOMALLOC_STATS");
+    gm_opt.stats_json = v && strcmp(v, "json") == 0;
     gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+    gm_opt.trace = gm_getenv("GOMALLOC_TRACE");
+    const char *rest = "";
+    uint64_t ms = (v = gm_getenv("GOMALLOC_TRACE_MS")) ? gm_parse_size(v, &rest) : 0;
+    gm_opt.trace_ms = ms && *rest == 0 && ms <= 3600000 ? (uint32_t)ms : 10;
     gm_options_scavenge();
     if (gm_heap.initialized) gm_scav_init();
 }
@@ -235,7 +242,8 @@ static int gm_report_fd = 2;
 
 static void gm_at_exit(void)
 {
-    if (gm_opt.stats) gm_stats_print_fd(gm_report_fd);
+    if (gm_opt.stats && gm_opt.stats_json) gm_stats_print_json_fd(gm_report_fd);
+    else if (gm_opt.stats) gm_stats_print_fd(gm_report_fd);
     if (gm_opt.check) gm_check_fd(gm_report_fd);
 }
 
@@ -248,6 +256,7 @@ __attribute__((constructor)) static void gm_constructor(void)
         if (fd >= 0) gm_report_fd = fd;
         atexit(gm_at_exit);
     }
+    if (gm_opt.trace) gm_trace_start(gm_opt.trace, gm_opt.trace_ms);
 }
 
 /* ------------------------------------------------------------------------ */

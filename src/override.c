@@ -92,16 +92,12 @@ struct gm_info {
 static void gm_info_get(struct gm_info *in, struct gm_stats *st)
 {
     gm_stats_get(st);
-    uint64_t small_live = 0;
-    for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
-        if (st->class_mallocs[c] > st->class_frees[c])
-            small_live += (st->class_mallocs[c] - st->class_frees[c]) * st->class_size[c];
-    in->small_live = small_live;
-    in->large_bytes = st->heap_alloc > small_live ? st->heap_alloc - small_live : 0;
+    in->large_bytes = st->class_live_bytes[0];
+    in->small_live = st->heap_alloc - in->large_bytes;
     in->large_count = st->class_mallocs[0] > st->class_frees[0] ? st->class_mallocs[0] - st->class_frees[0] : 0;
     in->arena = st->heap_sys > in->large_bytes ? st->heap_sys - in->large_bytes : 0;
     uint64_t small_spans = st->heap_inuse > in->large_bytes ? st->heap_inuse - in->large_bytes : 0;
-    in->small_free = small_spans > small_live ? small_spans - small_live : 0;
+    in->small_free = small_spans > in->small_live ? small_spans - in->small_live : 0;
     in->free_pages = st->heap_idle / GM_PAGE_SIZE;
     in->keep = st->heap_idle > st->heap_released ? st->heap_idle - st->heap_released : 0;
 }
@@ -148,49 +144,86 @@ GM_PUBLIC struct mallinfo mallinfo(void)
 
 GM_PUBLIC void malloc_stats(void) { gm_stats_print(stderr); }
 
-/* glibc's XML layout (one heap). Where glibc lists its free-chunk bins,
- * <sizes> lists gomalloc's size classes with their live objects; the totals
- * say "fast" for nothing, "rest" for free bytes, "mmap" for large objects.
- * gomalloc keeps no peak, so system "max" repeats the current figure. */
+/* malloc_info's parts that appear twice: in the heap and in the totals. */
+static void gm_info_size(FILE *fp, uint64_t from, uint64_t to, uint64_t total, uint64_t count)
+{
+    fprintf(fp, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n", (unsigned long long)from,
+            (unsigned long long)to, (unsigned long long)total, (unsigned long long)count);
+}
+
+static void gm_info_total(FILE *fp, const char *type, uint64_t count, uint64_t size)
+{
+    fprintf(fp, "<total type=\"%s\" count=\"%llu\" size=\"%llu\"/>\n", type, (unsigned long long)count,
+            (unsigned long long)size);
+}
+
+static void gm_info_system(FILE *fp, uint64_t system, uint64_t aspace, uint64_t mprotect)
+{
+    fprintf(fp,
+            "<system type=\"current\" size=\"%llu\"/>\n"
+            "<system type=\"max\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n"
+            "<aspace type=\"mprotect\" size=\"%llu\"/>\n",
+            (unsigned long long)system, (unsigned long long)system, (unsigned long long)aspace,
+            (unsigned long long)mprotect);
+}
+
+/* glibc's XML layout with one heap, holding gomalloc's own figures in
+ * glibc's meanings (the mapping of mallinfo2 above):
+ *   <sizes>  free memory by size, as glibc lists its bins: a line per size
+ *            class whose spans in use have free objects (from = to = the
+ *            class size), then the free page runs grouped by powers of two
+ *            of pages (from, to: the smallest and largest run of the group).
+ *            Free runs are the page allocator's, the threads' page caches'
+ *            and span caches': all of heap_idle.
+ *   fast     the free objects of small-object spans (like glibc's fastbins,
+ *            freed small chunks that serve only their own size);
+ *   rest     the free page runs (size = heap_idle);
+ *   mmap     live large objects in whole pages (mallinfo2's hblks, hblkhd);
+ *   system   heap memory not holding large objects (mallinfo2's arena);
+ *            gomalloc keeps no peak, so "max" repeats "current";
+ *   aspace   total: address space reserved; mprotect: what is committed
+ *            (glibc's own heaps are reserved and made writable with
+ *            mprotect as they grow, as gomalloc's arenas are).
+ * The census behind <sizes> walks the heap's span tables and bitmaps under
+ * the heap lock, as glibc walks its bins under each arena's lock. */
 GM_PUBLIC int malloc_info(int options, FILE *fp)
 {
     if (options != 0) {
         errno = EINVAL;
         return -1;
     }
+    struct gm_census cen;
+    gm_stats_census(&cen);
     struct gm_stats st;
     struct gm_info in;
     gm_info_get(&in, &st);
-    unsigned long long rest = in.arena - in.small_live;
+    uint64_t fast_count = 0, fast_bytes = 0, rest_count = 0, rest_bytes = 0;
     fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        uint64_t slots = cen.class_spans[c] * gm_class_nelems[c];
         uint64_t live = st.class_mallocs[c] > st.class_frees[c] ? st.class_mallocs[c] - st.class_frees[c] : 0;
-        if (!live) continue;
-        fprintf(fp, "  <size from=\"%llu\" to=\"%llu\" total=\"%llu\" count=\"%llu\"/>\n",
-                (unsigned long long)st.class_size[c - 1] + 1, (unsigned long long)st.class_size[c],
-                (unsigned long long)(live * st.class_size[c]), (unsigned long long)live);
+        if (slots <= live) continue;
+        gm_info_size(fp, st.class_size[c], st.class_size[c], (slots - live) * st.class_size[c], slots - live);
+        fast_count += slots - live;
+        fast_bytes += (slots - live) * st.class_size[c];
     }
-    fprintf(fp,
-            "</sizes>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
-            "<system type=\"current\" size=\"%llu\"/>\n"
-            "<system type=\"max\" size=\"%llu\"/>\n"
-            "<aspace type=\"total\" size=\"%llu\"/>\n"
-            "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
-            "</heap>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
-            "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
-            "<system type=\"current\" size=\"%llu\"/>\n"
-            "<system type=\"max\" size=\"%llu\"/>\n"
-            "<aspace type=\"total\" size=\"%llu\"/>\n"
-            "<aspace type=\"mprotect\" size=\"%llu\"/>\n"
-            "</malloc>\n",
-            (unsigned long long)in.free_pages, rest, (unsigned long long)st.sys, (unsigned long long)st.sys,
-            (unsigned long long)st.reserved, (unsigned long long)st.committed, (unsigned long long)in.free_pages,
-            rest, (unsigned long long)in.large_count, (unsigned long long)in.large_bytes,
-            (unsigned long long)st.sys, (unsigned long long)st.sys, (unsigned long long)st.reserved,
-            (unsigned long long)st.committed);
+    for (unsigned k = 0; k < GM_RUN_BUCKETS; k++) {
+        if (!cen.runs[k]) continue;
+        gm_info_size(fp, cen.run_min[k] * GM_PAGE_SIZE, cen.run_max[k] * GM_PAGE_SIZE, cen.run_pages[k] * GM_PAGE_SIZE,
+                     cen.runs[k]);
+        rest_count += cen.runs[k];
+        rest_bytes += cen.run_pages[k] * GM_PAGE_SIZE;
+    }
+    fputs("</sizes>\n", fp);
+    gm_info_total(fp, "fast", fast_count, fast_bytes);
+    gm_info_total(fp, "rest", rest_count, rest_bytes);
+    gm_info_system(fp, in.arena, st.reserved, st.committed);
+    fputs("</heap>\n", fp);
+    gm_info_total(fp, "fast", fast_count, fast_bytes);
+    gm_info_total(fp, "rest", rest_count, rest_bytes);
+    gm_info_total(fp, "mmap", in.large_count, in.large_bytes);
+    gm_info_system(fp, in.arena, st.reserved, st.committed);
+    fputs("</malloc>\n", fp);
     return 0;
 }

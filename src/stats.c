@@ -15,9 +15,10 @@
  *                                         dead (tcaches are reused, never
  *                                         freed, so sums only grow), plus
  *                                         frees by threads without one;
- *   heap_alloc                            live objects per class times the
+ *   heap_alloc, class_live_bytes          live objects per class times the
  *                                         class size, plus the whole pages
- *                                         of live large objects.
+ *                                         of live large objects (class 0);
+ *   heap_decommitted, *_total, limit      the scavenger's (scavenge.c).
  * Counters are per-thread and read without stopping anyone, so a reading
  * taken while other threads allocate is a blend of nearby moments; each
  * figure is exact once they are quiet.
@@ -32,8 +33,23 @@
  * requested size: the heap's own tests make spans without one) against
  * their counters. It must run while no other thread touches the heap.
  *
- * Reports are formatted into a caller's buffer with no stdio and no
- * allocation, so the exit report can go out with write(2).
+ * struct gm_stats only grows. gm_stats_read copies no more than the size the
+ * caller passes, and names the newest version that fits in it, so a program
+ * built against an older header never has bytes written past its struct;
+ * the symbol gm_stats_get stays version 1's entry point for programs built
+ * before version 2 (the header maps the name to gm_stats_read since).
+ *
+ * Reports, for people and as JSON (GOMALLOC_STATS=1 / =json), are formatted
+ * into a caller's buffer with no stdio and no allocation, so the exit report
+ * can go out with write(2); both list the same byte figures from one table.
+ * The JSON object has the struct's field names, plus program and pid, with
+ * the per-class arrays as a "classes" list.
+ *
+ * The census behind malloc_info walks the span tables (small spans in use
+ * per class) and the page allocator's bitmaps (free page runs) under the
+ * heap lock, and the threads' page caches under the registry lock: a cost
+ * proportional to the heap, paid only by malloc_info. gm_stats_quick gives
+ * the memory timeline (trace.c) its figures without the heap lock.
  */
 #include "internal.h"
 
@@ -88,10 +104,27 @@ static uint64_t gm_meta_total(void)
            gm_stat_load(&gm_meta.spans) + gm_stat_load(&gm_meta.tcaches) + gm_stat_load(&gm_meta.other);
 }
 
-void gm_stats_get(struct gm_stats *st)
+/* Live bytes per class (class 0: whole pages of large objects) into live[]
+ * if not NULL; returns their sum, heap_alloc. */
+static uint64_t gm_live_bytes(const struct gm_counts_sum *sum, uint64_t *live)
+{
+    uint64_t total = 0;
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
+        uint64_t v = c ? gm_sub0(sum->mallocs[c], sum->frees[c]) * gm_class_size[c]
+                       : gm_sub0(sum->large_alloc, sum->large_freed);
+        if (live) live[c] = v;
+        total += v;
+    }
+    return total;
+}
+
+/* Every figure of the current version; *large_req (if not NULL) gets the
+ * bytes requested by live large objects, which the text report shows. */
+static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
 {
     struct gm_counts_sum sum;
     gm_sum_counts(&sum);
+    if (large_req) *large_req = gm_sub0(sum.large_req_alloc, sum.large_req_freed);
     memset(st, 0, sizeof *st);
     st->version = GM_STATS_VERSION;
     st->size = sizeof *st;
@@ -101,6 +134,7 @@ void gm_stats_get(struct gm_stats *st)
     st->heap_sys = gm_stat_load(&gm_heap.heap_sys);
     st->heap_inuse = gm_sub0(gm_stat_load(&gm_heap.heap_inuse), sum.cached); /* cached spans are idle */
     st->heap_released = gm_stat_load(&gm_heap.heap_released);
+    st->heap_decommitted = gm_stat_load(&gm_scav.heap_decommitted);
     pthread_mutex_unlock(&gm_heap.lock);
     st->heap_idle = gm_sub0(st->heap_sys, st->heap_inuse);
 
@@ -116,39 +150,67 @@ void gm_stats_get(struct gm_stats *st)
     st->reserved = gm_stat_load(&gm_os.reserved);
     st->mappings = gm_sys_mapping_count();
 
-    uint64_t alloc = gm_sub0(sum.large_alloc, sum.large_freed);
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
         st->class_size[c] = gm_class_size[c];
         st->class_mallocs[c] = sum.mallocs[c];
         st->class_frees[c] = sum.frees[c];
         st->mallocs += sum.mallocs[c];
         st->frees += sum.frees[c];
-        if (c) alloc += gm_sub0(sum.mallocs[c], sum.frees[c]) * gm_class_size[c];
     }
-    st->heap_alloc = alloc;
+    st->heap_alloc = gm_live_bytes(&sum, st->class_live_bytes);
+
+    st->scavenged_total = atomic_load_explicit(&gm_scav.released_total, memory_order_relaxed);
+    st->decommitted_total = atomic_load_explicit(&gm_scav.decommitted_total, memory_order_relaxed);
+    st->recommitted_total = atomic_load_explicit(&gm_scav.recommitted_total, memory_order_relaxed);
+    st->background_runs = atomic_load_explicit(&gm_scav.background_runs, memory_order_relaxed);
+    st->memory_limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
+    st->memory_limit_hard = atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed);
+    st->strict_commit = atomic_load_explicit(&gm_scav.strict, memory_order_relaxed);
+}
+
+/* sizeof(struct gm_stats) in each version, indexed by version. */
+static const size_t gm_stats_sizes[] = {0, offsetof(struct gm_stats, heap_decommitted), sizeof(struct gm_stats)};
+_Static_assert(sizeof gm_stats_sizes / sizeof gm_stats_sizes[0] == GM_STATS_VERSION + 1,
+               "a new version needs its size here");
+
+void gm_stats_read(struct gm_stats *out, size_t size)
+{
+    struct gm_stats st;
+    gm_stats_fill(&st, NULL);
+    uint32_t v = GM_STATS_VERSION;
+    while (v > 0 && gm_stats_sizes[v] > size) v--;
+    st.version = v;
+    st.size = (uint32_t)gm_stats_sizes[v];
+    size_t n = v ? gm_stats_sizes[v] : offsetof(struct gm_stats, sys);
+    memcpy(out, &st, n < size ? n : size);
+}
+
+void gm_stats_quick(struct gm_stats_quick *q)
+{
+    struct gm_counts_sum sum;
+    gm_sum_counts(&sum);
+    q->heap_inuse = gm_sub0(gm_stat_load(&gm_heap.heap_inuse), sum.cached);
+    q->heap_alloc = gm_live_bytes(&sum, NULL);
+    q->heap_sys = gm_stat_load(&gm_heap.heap_sys);
+    q->heap_released = gm_stat_load(&gm_heap.heap_released);
+    q->committed = gm_stat_load(&gm_os.committed);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Formatting without stdio                                                 */
 /* ------------------------------------------------------------------------ */
 
-struct gm_buf {
-    char *p;
-    size_t n, cap; /* cap excludes the terminating NUL */
-};
-
-static void gm_bputc(struct gm_buf *b, char c)
+void gm_bputc(struct gm_buf *b, char c)
 {
     if (b->n < b->cap) b->p[b->n++] = c;
 }
 
-static void gm_bputs(struct gm_buf *b, const char *s)
+void gm_bputs(struct gm_buf *b, const char *s)
 {
     while (*s) gm_bputc(b, *s++);
 }
 
-/* v in decimal, right-aligned in width columns (0: no padding). */
-static void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
+void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
 {
     char d[24];
     unsigned n = 0;
@@ -156,6 +218,12 @@ static void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
     while ((v /= 10) != 0);
     for (unsigned i = n; i < width; i++) gm_bputc(b, ' ');
     while (n) gm_bputc(b, d[--n]);
+}
+
+void gm_bputi(struct gm_buf *b, int64_t v)
+{
+    if (v < 0) gm_bputc(b, '-');
+    gm_bputu(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 0);
 }
 
 static void gm_bpad(struct gm_buf *b, const char *s, unsigned width)
@@ -191,16 +259,36 @@ static void gm_bputsize(struct gm_buf *b, uint64_t v)
     for (size_t i = 0; i < t.n; i++) gm_bputc(b, tmp[i]);
 }
 
-static void gm_bline(struct gm_buf *b, const char *name, uint64_t v, const char *what)
+#define GM_NAME_WIDTH 18
+
+/* "  name  <value column>  what": value is a size with its bytes when
+ * word is NULL, else word in the size column. */
+static void gm_bline(struct gm_buf *b, const char *name, uint64_t v, const char *word, const char *what)
 {
     gm_bputs(b, "  ");
-    gm_bpad(b, name, 14);
-    gm_bputsize(b, v);
-    gm_bputs(b, " ");
-    gm_bputu(b, v, 13);
+    gm_bpad(b, name, GM_NAME_WIDTH);
+    if (word) {
+        for (size_t n = strlen(word); n < 10; n++) gm_bputc(b, ' ');
+        gm_bputs(b, word);
+        gm_bputs(b, "              ");
+    } else {
+        gm_bputsize(b, v);
+        gm_bputs(b, " ");
+        gm_bputu(b, v, 13);
+    }
     gm_bputs(b, "  ");
     gm_bputs(b, what);
     gm_bputc(b, '\n');
+}
+
+/* A count in the size column. */
+static void gm_bcount(struct gm_buf *b, const char *name, uint64_t v, const char *what)
+{
+    char num[24];
+    struct gm_buf t = {num, 0, sizeof num - 1};
+    gm_bputu(&t, v, 0);
+    num[t.n] = 0;
+    gm_bline(b, name, 0, num, what);
 }
 
 /* The process's name from /proc/self/comm, without stdio. */
@@ -215,79 +303,197 @@ static const char *gm_comm(char *buf, size_t cap)
     return buf;
 }
 
-size_t gm_stats_format(char *buf, size_t cap)
+/* The byte figures both reports show, in their order. text_only rows are
+ * not in struct gm_stats (the JSON report mirrors the struct). */
+struct gm_figure {
+    const char *name;
+    uint64_t value;
+    const char *what;
+    bool text_only;
+};
+#define GM_MAX_FIGURES 24
+
+static size_t gm_byte_figures(const struct gm_stats *st, uint64_t large_req, struct gm_figure *f)
+{
+    const struct gm_figure all[] = {
+        {"sys", st->sys, "committed by the heap: heap_sys + metadata", false},
+        {"heap_sys", st->heap_sys, "heap memory mapped for spans", false},
+        {"heap_inuse", st->heap_inuse, "in spans in use", false},
+        {"heap_idle", st->heap_idle, "free pages (heap_sys - heap_inuse)", false},
+        {"heap_released", st->heap_released, "free pages returned to the OS", false},
+        {"heap_decommitted", st->heap_decommitted, "heap pages decommitted: no commit charge", false},
+        {"heap_alloc", st->heap_alloc, "live objects, rounded to their size class", false},
+        {"large", st->class_live_bytes[0], "pages of live large objects", true},
+        {"large_req", large_req, "bytes requested by live large objects", true},
+        {"meta_arena_index", st->meta_arena_index, "metadata: arena index", false},
+        {"meta_arenas", st->meta_arenas, "metadata: arena records", false},
+        {"meta_pagealloc", st->meta_pagealloc, "metadata: page allocator bitmaps and summaries", false},
+        {"meta_spans", st->meta_spans, "metadata: span records", false},
+        {"meta_tcaches", st->meta_tcaches, "metadata: thread caches", false},
+        {"meta_other", st->meta_other, "metadata: other", false},
+        {"committed", st->committed, "mapped read-write (what VmData sees)", false},
+        {"reserved", st->reserved, "address space held, committed or not", false},
+        {"scavenged_total", st->scavenged_total, "ever returned to the OS (madvise)", false},
+        {"decommitted_total", st->decommitted_total, "ever decommitted", false},
+        {"recommitted_total", st->recommitted_total, "ever committed again after a decommit", false},
+    };
+    size_t n = sizeof all / sizeof all[0];
+    _Static_assert(sizeof all / sizeof all[0] <= GM_MAX_FIGURES, "GM_MAX_FIGURES too small");
+    memcpy(f, all, sizeof all);
+    return n;
+}
+
+/* What both reports show, gathered once. */
+struct gm_report {
+    struct gm_stats st;
+    struct gm_figure fig[GM_MAX_FIGURES];
+    size_t nfig;
+    const char *program;
+};
+
+/* Gathers the figures, lets body write a report into buf, terminates it. */
+static size_t gm_format(char *buf, size_t cap, void (*body)(struct gm_buf *, const struct gm_report *))
 {
     if (cap == 0) return 0;
     char comm[32];
-    struct gm_stats st;
-    gm_stats_get(&st);
+    struct gm_report r;
+    uint64_t large_req;
+    gm_stats_fill(&r.st, &large_req);
+    r.nfig = gm_byte_figures(&r.st, large_req, r.fig);
+    r.program = gm_comm(comm, sizeof comm);
     struct gm_buf b = {buf, 0, cap - 1};
-    uint64_t live_large = gm_sub0(st.class_mallocs[0], st.class_frees[0]);
-    uint64_t large_pages = 0;
-    {
-        uint64_t small = 0;
-        for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
-            small += gm_sub0(st.class_mallocs[c], st.class_frees[c]) * st.class_size[c];
-        large_pages = gm_sub0(st.heap_alloc, small);
-    }
-    gm_bputs(&b, "gomalloc statistics of ");
-    gm_bputs(&b, gm_comm(comm, sizeof comm));
-    gm_bputs(&b, " (pid ");
-    gm_bputu(&b, (uint64_t)getpid(), 0);
-    gm_bputs(&b, "), in bytes\n");
-    gm_bline(&b, "sys", st.sys, "committed by the heap: heap_sys + metadata");
-    gm_bline(&b, "heap_sys", st.heap_sys, "heap memory mapped for spans");
-    gm_bline(&b, "heap_inuse", st.heap_inuse, "in spans in use");
-    gm_bline(&b, "heap_idle", st.heap_idle, "free pages (heap_sys - heap_inuse)");
-    gm_bline(&b, "heap_released", st.heap_released, "free pages returned to the OS");
-    gm_bline(&b, "heap_alloc", st.heap_alloc, "live objects, rounded to their size class");
-    gm_bline(&b, "large", large_pages, "pages of live large objects");
-    struct gm_counts_sum sum;
-    gm_sum_counts(&sum);
-    gm_bline(&b, "large_req", gm_sub0(sum.large_req_alloc, sum.large_req_freed),
-             "bytes requested by live large objects");
-    gm_bline(&b, "meta_index", st.meta_arena_index, "metadata: arena index");
-    gm_bline(&b, "meta_arenas", st.meta_arenas, "metadata: arena records");
-    gm_bline(&b, "meta_pagealloc", st.meta_pagealloc, "metadata: page allocator bitmaps and summaries");
-    gm_bline(&b, "meta_spans", st.meta_spans, "metadata: span records");
-    gm_bline(&b, "meta_tcaches", st.meta_tcaches, "metadata: thread caches");
-    gm_bline(&b, "meta_other", st.meta_other, "metadata: other");
-    gm_bline(&b, "committed", st.committed, "mapped read-write (what VmData sees)");
-    gm_bline(&b, "reserved", st.reserved, "address space held, committed or not");
-    gm_bputs(&b, "  mappings      ");
-    if (st.mappings < 0) gm_bputs(&b, "   unknown");
-    else gm_bputu(&b, (uint64_t)st.mappings, 10);
-    gm_bputs(&b, "  lines of /proc/self/maps\n");
-    gm_bputs(&b, "  mallocs       ");
-    gm_bputu(&b, st.mallocs, 10);
-    gm_bputs(&b, "  frees ");
-    gm_bputu(&b, st.frees, 0);
-    gm_bputs(&b, ", live ");
-    gm_bputu(&b, gm_sub0(st.mallocs, st.frees), 0);
-    gm_bputs(&b, " (large: ");
-    gm_bputu(&b, live_large, 0);
-    gm_bputs(&b, ")\n");
-    gm_bputs(&b, "  class     size      mallocs        frees         live   live bytes\n");
-    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
-        if (st.class_mallocs[c] == 0 && st.class_frees[c] == 0) continue;
-        uint64_t live = gm_sub0(st.class_mallocs[c], st.class_frees[c]);
-        gm_bputs(&b, "  ");
-        gm_bputu(&b, c, 5);
-        if (c == 0) gm_bputs(&b, "    large");
-        else gm_bputu(&b, st.class_size[c], 9);
-        gm_bputu(&b, st.class_mallocs[c], 13);
-        gm_bputu(&b, st.class_frees[c], 13);
-        gm_bputu(&b, live, 13);
-        gm_bputu(&b, c == 0 ? large_pages : live * st.class_size[c], 13);
-        gm_bputc(&b, '\n');
-    }
+    body(&b, &r);
     buf[b.n] = 0;
     return b.n;
 }
 
+static void gm_text_body(struct gm_buf *b, const struct gm_report *r)
+{
+    const struct gm_stats *st = &r->st;
+    gm_bputs(b, "gomalloc statistics of ");
+    gm_bputs(b, r->program);
+    gm_bputs(b, " (pid ");
+    gm_bputu(b, (uint64_t)getpid(), 0);
+    gm_bputs(b, "), in bytes\n");
+    for (size_t i = 0; i < r->nfig; i++) gm_bline(b, r->fig[i].name, r->fig[i].value, NULL, r->fig[i].what);
+    if (st->memory_limit)
+        gm_bline(b, "memory_limit", st->memory_limit, NULL,
+                 st->memory_limit_hard ? "hard: allocations past it fail" : "soft: the heap scavenges to stay under it");
+    else
+        gm_bline(b, "memory_limit", 0, "none", "no limit on the heap");
+    gm_bline(b, "strict_commit", 0, st->strict_commit ? "on" : "off", "free chunks are decommitted when on");
+    gm_bcount(b, "background_runs", st->background_runs, "background scavenger wake-ups that had work");
+    if (st->mappings < 0) gm_bline(b, "mappings", 0, "unknown", "lines of /proc/self/maps");
+    else gm_bcount(b, "mappings", (uint64_t)st->mappings, "lines of /proc/self/maps");
+    gm_bputs(b, "  ");
+    gm_bpad(b, "mallocs", GM_NAME_WIDTH);
+    gm_bputu(b, st->mallocs, 10);
+    gm_bputs(b, "  frees ");
+    gm_bputu(b, st->frees, 0);
+    gm_bputs(b, ", live ");
+    gm_bputu(b, gm_sub0(st->mallocs, st->frees), 0);
+    gm_bputs(b, " (large: ");
+    gm_bputu(b, gm_sub0(st->class_mallocs[0], st->class_frees[0]), 0);
+    gm_bputs(b, ")\n");
+    gm_bputs(b, "  class     size      mallocs        frees         live   live bytes\n");
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
+        if (st->class_mallocs[c] == 0 && st->class_frees[c] == 0) continue;
+        gm_bputs(b, "  ");
+        gm_bputu(b, c, 5);
+        if (c == 0) gm_bputs(b, "    large");
+        else gm_bputu(b, st->class_size[c], 9);
+        gm_bputu(b, st->class_mallocs[c], 13);
+        gm_bputu(b, st->class_frees[c], 13);
+        gm_bputu(b, gm_sub0(st->class_mallocs[c], st->class_frees[c]), 13);
+        gm_bputu(b, st->class_live_bytes[c], 13);
+        gm_bputc(b, '\n');
+    }
+}
+
+/* JSON pieces: every member but the last ends with ",\n". */
+static void gm_jkey(struct gm_buf *b, const char *key)
+{
+    gm_bputs(b, "  \"");
+    gm_bputs(b, key);
+    gm_bputs(b, "\": ");
+}
+
+static void gm_jnum(struct gm_buf *b, const char *key, uint64_t v)
+{
+    gm_jkey(b, key);
+    gm_bputu(b, v, 0);
+    gm_bputs(b, ",\n");
+}
+
+static void gm_jbool(struct gm_buf *b, const char *key, bool v)
+{
+    gm_jkey(b, key);
+    gm_bputs(b, v ? "true,\n" : "false,\n");
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void gm_jstr(struct gm_buf *b, const char *key, const char *s)
+{
+    gm_jkey(b, key);
+    gm_bputc(b, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            gm_bputc(b, '\\');
+            gm_bputc(b, (char)c);
+        } else if (c < 0x20) {
+            gm_bputs(b, "\\u00");
+            gm_bputc(b, "0123456789abcdef"[c >> 4]);
+            gm_bputc(b, "0123456789abcdef"[c & 15]);
+        } else {
+            gm_bputc(b, (char)c);
+        }
+    }
+    gm_bputs(b, "\",\n");
+}
+
+static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
+{
+    const struct gm_stats *st = &r->st;
+    gm_bputs(b, "{\n");
+    gm_jnum(b, "version", st->version);
+    gm_jstr(b, "program", r->program);
+    gm_jnum(b, "pid", (uint64_t)getpid());
+    for (size_t i = 0; i < r->nfig; i++)
+        if (!r->fig[i].text_only) gm_jnum(b, r->fig[i].name, r->fig[i].value);
+    gm_jnum(b, "memory_limit", st->memory_limit);
+    gm_jbool(b, "memory_limit_hard", st->memory_limit_hard);
+    gm_jbool(b, "strict_commit", st->strict_commit);
+    gm_jnum(b, "background_runs", st->background_runs);
+    gm_jkey(b, "mappings");
+    gm_bputi(b, st->mappings);
+    gm_bputs(b, ",\n");
+    gm_jnum(b, "mallocs", st->mallocs);
+    gm_jnum(b, "frees", st->frees);
+    gm_jkey(b, "classes");
+    gm_bputs(b, "[\n");
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
+        gm_bputs(b, "    {\"class\": ");
+        gm_bputu(b, c, 0);
+        gm_bputs(b, ", \"size\": ");
+        gm_bputu(b, st->class_size[c], 0);
+        gm_bputs(b, ", \"mallocs\": ");
+        gm_bputu(b, st->class_mallocs[c], 0);
+        gm_bputs(b, ", \"frees\": ");
+        gm_bputu(b, st->class_frees[c], 0);
+        gm_bputs(b, ", \"live_bytes\": ");
+        gm_bputu(b, st->class_live_bytes[c], 0);
+        gm_bputs(b, c + 1 < GM_NUM_CLASSES ? "},\n" : "}\n");
+    }
+    gm_bputs(b, "  ]\n}\n");
+}
+
+size_t gm_stats_format(char *buf, size_t cap) { return gm_format(buf, cap, gm_text_body); }
+size_t gm_stats_format_json(char *buf, size_t cap) { return gm_format(buf, cap, gm_json_body); }
+
 #define GM_REPORT_MAX 16384
 
-static void gm_write_all(int fd, const char *p, size_t n)
+void gm_write_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = write(fd, p, n);
@@ -300,22 +506,27 @@ static void gm_write_all(int fd, const char *p, size_t n)
     }
 }
 
-void gm_stats_print_fd(int fd)
+static void gm_report_fd(int fd, size_t (*format)(char *, size_t))
 {
     char buf[GM_REPORT_MAX];
     int saved = errno;
-    size_t n = gm_stats_format(buf, sizeof buf);
+    size_t n = format(buf, sizeof buf);
     gm_write_all(fd, buf, n);
     errno = saved;
 }
 
-void gm_stats_print(FILE *f)
+static void gm_report_file(FILE *f, size_t (*format)(char *, size_t))
 {
     char buf[GM_REPORT_MAX];
-    size_t n = gm_stats_format(buf, sizeof buf);
+    size_t n = format(buf, sizeof buf);
     fwrite(buf, 1, n, f);
     fflush(f);
 }
+
+void gm_stats_print_fd(int fd) { gm_report_fd(fd, gm_stats_format); }
+void gm_stats_print_json_fd(int fd) { gm_report_fd(fd, gm_stats_format_json); }
+void gm_stats_print(FILE *f) { gm_report_file(f, gm_stats_format); }
+void gm_stats_print_json(FILE *f) { gm_report_file(f, gm_stats_format_json); }
 
 /* ------------------------------------------------------------------------ */
 /* The slow check                                                           */
@@ -347,8 +558,9 @@ static bool gm_page_allocated(uintptr_t addr)
     return (d->alloc.w[i / 64] >> (i % 64)) & 1;
 }
 
-/* Every in-use span, counted at its base page. Heap lock held. */
-static void gm_check_spans(struct gm_check_walk *w)
+/* Calls fn once for every span that is not dead, found at its base page in
+ * the arenas' span tables. Heap lock held. */
+static void gm_for_each_span(void (*fn)(struct gm_span *s, unsigned state, void *arg), void *arg)
 {
     for (size_t i = 0; i < GM_ARENA_L1_ENTRIES; i++) {
         struct gm_arena *_Atomic *l2 = atomic_load_explicit(&gm_arena_l1[i], memory_order_acquire);
@@ -359,30 +571,35 @@ static void gm_check_spans(struct gm_check_walk *w)
             uintptr_t abase = (uintptr_t)((i << GM_ARENA_L2_BITS) + j) << GM_ARENA_SHIFT;
             for (size_t pg = 0; pg < GM_PAGES_PER_ARENA; pg++) {
                 struct gm_span *s = atomic_load_explicit(&a->spans[pg], memory_order_acquire);
-                uintptr_t addr = abase + (pg << GM_PAGE_SHIFT);
-                if (!s || s->base != addr) continue;
+                if (!s || s->base != abase + (pg << GM_PAGE_SHIFT)) continue;
                 unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
-                if (st == GM_SPAN_DEAD) continue;
-                if (st != GM_SPAN_CACHED) w->inuse_pages += s->npages;
-                if (st == GM_SPAN_LARGE && s->large_size != 0) { /* a large object of the API */
-                    w->large_pages += s->npages;
-                    w->large_count++;
-                    w->large_req += s->large_size;
-                } else if (st == GM_SPAN_SMALL) {
-                    w->small_pages += s->npages;
-                } else if (st == GM_SPAN_CACHED) {
-                    w->cached_pages += s->npages;
-                }
-                for (size_t k = 0; k < s->npages; k++) {
-                    uintptr_t p = addr + (k << GM_PAGE_SHIFT);
-                    if (gm_span_lookup(p) != s) {
-                        if (!w->bad_publish++) w->first_bad_publish = p;
-                    }
-                    if (!gm_page_allocated(p)) {
-                        if (!w->bad_bitmap++) w->first_bad_bitmap = p;
-                    }
-                }
+                if (st != GM_SPAN_DEAD) fn(s, st, arg);
             }
+        }
+    }
+}
+
+/* One in-use span for gm_check: its pages, and every page's records. */
+static void gm_check_span(struct gm_span *s, unsigned st, void *arg)
+{
+    struct gm_check_walk *w = arg;
+    if (st != GM_SPAN_CACHED) w->inuse_pages += s->npages;
+    if (st == GM_SPAN_LARGE && s->large_size != 0) { /* a large object of the API */
+        w->large_pages += s->npages;
+        w->large_count++;
+        w->large_req += s->large_size;
+    } else if (st == GM_SPAN_SMALL) {
+        w->small_pages += s->npages;
+    } else if (st == GM_SPAN_CACHED) {
+        w->cached_pages += s->npages;
+    }
+    for (size_t k = 0; k < s->npages; k++) {
+        uintptr_t p = s->base + (k << GM_PAGE_SHIFT);
+        if (gm_span_lookup(p) != s) {
+            if (!w->bad_publish++) w->first_bad_publish = p;
+        }
+        if (!gm_page_allocated(p)) {
+            if (!w->bad_bitmap++) w->first_bad_bitmap = p;
         }
     }
 }
@@ -476,7 +693,7 @@ static int gm_check_quiet_heap(int fd)
     uint64_t heap_released = gm_stat_load(&gm_heap.heap_released);
     uint64_t pa_free = 0, pa_scav = 0, ungrown = 0;
     if (init) {
-        gm_check_spans(&w);
+        gm_for_each_span(gm_check_span, &w);
         gm_check_bitmaps(&bits);
         pa_free = gm_heap.pages.free_pages;
         pa_scav = gm_heap.pages.scav_pages;
@@ -525,3 +742,90 @@ static int gm_check_quiet_heap(int fd)
     gm_check_le("heap_alloc", small_alloc + w.large_pages * P, "heap_inuse", heap_inuse);
     return gm_check_failures ? -1 : 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* The census for malloc_info                                               */
+/* ------------------------------------------------------------------------ */
+
+static void gm_census_run(struct gm_census *c, uint64_t pages)
+{
+    if (pages == 0) return;
+    unsigned k = 63 - (unsigned)__builtin_clzll(pages);
+    if (k >= GM_RUN_BUCKETS) k = GM_RUN_BUCKETS - 1;
+    if (c->runs[k] == 0 || pages < c->run_min[k]) c->run_min[k] = pages;
+    if (pages > c->run_max[k]) c->run_max[k] = pages;
+    c->runs[k]++;
+    c->run_pages[k] += pages;
+}
+
+/* The free runs of a thread's page cache window (1 bits are free pages).
+ * Its owner changes it without a lock: read it once. */
+static void gm_census_pagecache(struct gm_tcache *tc, void *arg)
+{
+    uint64_t free = *(volatile uint64_t *)&tc->hl.pc.cache;
+    while (free) {
+        free >>= __builtin_ctzll(free);
+        unsigned len = ~free ? (unsigned)__builtin_ctzll(~free) : 64;
+        gm_census_run(arg, len);
+        free = len < 64 ? free >> len : 0;
+    }
+}
+
+static void gm_census_span(struct gm_span *s, unsigned st, void *arg)
+{
+    struct gm_census *c = arg;
+    if (st == GM_SPAN_SMALL) c->class_spans[s->sizeclass]++;
+    else if (st == GM_SPAN_LARGE) c->class_spans[0]++;
+    else if (st == GM_SPAN_CACHED) gm_census_run(c, s->npages); /* idle, kept whole */
+}
+
+/* The free runs of the page allocator's bitmaps over the grown ranges (a
+ * run ends where a range does). Heap lock held. */
+static void gm_census_bitmaps(struct gm_census *c)
+{
+    struct gm_pagealloc *pa = &gm_heap.pages;
+    for (size_t r = 0; r < pa->in_use.len; r++) {
+        uint64_t run = 0;
+        for (uintptr_t a = pa->in_use.ranges[r].base; a < pa->in_use.ranges[r].limit; a += GM_CHUNK_BYTES) {
+            struct gm_pallocdata *d = gm_pagealloc_chunk(pa, a >> GM_CHUNK_SHIFT);
+            for (unsigned k = 0; d && k < GM_CHUNK_PAGES / 64; k++) {
+                uint64_t free = ~d->alloc.w[k];
+                if (free == ~(uint64_t)0) {
+                    run += 64;
+                    continue;
+                }
+                for (unsigned i = 0; i < 64; i++) {
+                    if ((free >> i) & 1) {
+                        run++;
+                    } else {
+                        gm_census_run(c, run);
+                        run = 0;
+                    }
+                }
+            }
+        }
+        gm_census_run(c, run);
+    }
+}
+
+void gm_stats_census(struct gm_census *c)
+{
+    memset(c, 0, sizeof *c);
+    gm_small_for_each_tcache(gm_census_pagecache, c); /* never inside the heap lock */
+    pthread_mutex_lock(&gm_heap.lock);
+    if (gm_heap.initialized) {
+        gm_for_each_span(gm_census_span, c);
+        gm_census_bitmaps(c);
+    }
+    pthread_mutex_unlock(&gm_heap.lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Version 1's entry point                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Programs built against version 1 of gomalloc.h call this symbol with a
+ * version-1 struct; since version 2 the header maps gm_stats_get(s) to
+ * gm_stats_read(s, sizeof *s). */
+#undef gm_stats_get
+void gm_stats_get(struct gm_stats *s) { gm_stats_read(s, gm_stats_sizes[1]); }
