@@ -645,10 +645,10 @@ void gm_scav_after_grow(size_t bytes) GM_HIDDEN;
  * now and then. */
 enum { GM_BG_IDLE = 0, GM_BG_STARTING, GM_BG_RUNNING, GM_BG_OFF };
 extern _Atomic int gm_bg_state GM_HIDDEN;
-void gm_scav_tick_slow(void) GM_HIDDEN;
+void gm_scav_tick_slow(bool thread_exit) GM_HIDDEN;
 static inline void gm_scav_tick(void)
 {
-    if (GM_UNLIKELY(atomic_load_explicit(&gm_bg_state, memory_order_relaxed) != GM_BG_RUNNING)) gm_scav_tick_slow();
+    if (GM_UNLIKELY(atomic_load_explicit(&gm_bg_state, memory_order_relaxed) != GM_BG_RUNNING)) gm_scav_tick_slow(false);
 }
 /* Hold off every scavenging step (gm_check, fork). Outermost lock. */
 void gm_scav_lock_all(void) GM_HIDDEN;
@@ -698,6 +698,7 @@ struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned size
 void gm_tcache_reclaim(struct gm_tcache *tc) GM_HIDDEN;
 /* Return empty spans held by central lists to the heap (trim). */
 size_t gm_central_trim(void) GM_HIDDEN;
+bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list? (racy) */
 /* Walk accounting for gm_check: objects in use per class over all spans. */
 void gm_small_count_live(uint64_t live[GM_NUM_CLASSES]) GM_HIDDEN;
 

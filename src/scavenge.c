@@ -75,8 +75,9 @@ static _Atomic bool gm_bg_parked; /* waiting with nothing to do: wake me */
 static _Atomic uint32_t gm_last_pass_ms; /* without a background thread */
 
 #define GM_SCAV_SLACK ((uint64_t)4 << 20)   /* retained beyond 110% of in use */
-#define GM_BG_STACK ((size_t)64 << 10)      /* the scavenger's stack */
-#define GM_BG_START_BYTES ((size_t)1 << 20) /* worth a thread */
+#define GM_BG_STACK ((size_t)64 << 10)      /* the scavenger's stack ... */
+#define GM_BG_STACK_MAX ((size_t)4 << 20)   /* ... up to this, then the default */
+#define GM_BG_START_BYTES ((size_t)256 << 10) /* worth a thread */
 #define GM_RECLAIM_RUN_PAGES 16               /* 128 KiB: smallest run decommitted under pressure */
 
 uint32_t gm_now_ms(void)
@@ -203,16 +204,20 @@ static size_t gm_scav_pass(bool all)
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
     uint32_t older = all ? now : now - gm_opt.decay_ms;
-    size_t bytes = gm_heap_drain_caches(all, now, gm_opt.decay_ms);
+    /* Spans whose last objects other threads freed after their owner left
+     * sit empty in the central lists: first give them back to the heap. */
+    size_t bytes = gm_central_trim();
+    bytes += gm_heap_drain_caches(all, now, gm_opt.decay_ms);
     if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older, false);
     bytes += gm_heap_scavenge(SIZE_MAX, older);
     return bytes;
 }
 
-/* Is there anything a later pass could return? (Racy reads: a hint.) */
+/* Is there anything a later pass could return? (Racy reads: a hint.)
+ * Central spans count: remote frees can empty them without telling us. */
 static bool gm_scav_pending(void)
 {
-    return gm_pagealloc_scavengeable_pages(&gm_heap.pages) != 0;
+    return gm_pagealloc_scavengeable_pages(&gm_heap.pages) != 0 || gm_central_holds();
 }
 
 void gm_scav_reclaim(void)
@@ -290,29 +295,36 @@ static void gm_bg_start(void)
 {
     int expect = GM_BG_IDLE;
     if (!atomic_compare_exchange_strong(&gm_bg_state, &expect, GM_BG_STARTING)) return;
-    pthread_attr_t attr;
     pthread_t t;
     sigset_t all, old;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
+    sigfillset(&all); /* the thread inherits this mask: no signals for it */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* A small stack, so that the thread costs next to no commit; glibc
+     * refuses one too small for the program's static TLS (EINVAL), so
+     * grow it until it fits, up to the default. */
+    int rc = EINVAL;
+    for (size_t stack = GM_BG_STACK; rc == EINVAL && stack <= GM_BG_STACK_MAX; stack *= 4) {
+        pthread_attr_t attr;
+        if ((rc = pthread_attr_init(&attr)) != 0) break;
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, GM_BG_STACK);
-        sigfillset(&all); /* the thread inherits this mask: no signals for it */
-        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (stack < GM_BG_STACK_MAX) pthread_attr_setstacksize(&attr, stack);
         rc = pthread_create(&t, &attr, gm_bg_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&attr);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     atomic_store(&gm_bg_state, rc == 0 ? GM_BG_RUNNING : GM_BG_OFF);
 }
 
-void gm_scav_tick_slow(void)
+/* thread_exit: called as a thread leaves; what it held (spans now in the
+ * central lists, its caches) is for the scavenger to return. */
+void gm_scav_tick_slow(bool thread_exit)
 {
     int st = atomic_load_explicit(&gm_bg_state, memory_order_relaxed);
     if (st == GM_BG_IDLE) {
         if (!gm_opt.background) atomic_store(&gm_bg_state, GM_BG_OFF);
         if (!gm_heap.initialized || !gm_opt.background) return;
-        if (gm_pagealloc_scavengeable_pages(&gm_heap.pages) << GM_PAGE_SHIFT >= GM_BG_START_BYTES || gm_over_limit())
+        if (thread_exit || gm_pagealloc_scavengeable_pages(&gm_heap.pages) << GM_PAGE_SHIFT >= GM_BG_START_BYTES ||
+            gm_over_limit())
             gm_bg_start();
         return;
     }

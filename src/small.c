@@ -498,6 +498,7 @@ void gm_tcache_release(struct gm_tcache *tc)
     }
     gm_heap_local_flush(&tc->hl);
     gm_tc = NULL;
+    gm_scav_tick_slow(true); /* what the thread held is free now: someone must return it */
     pthread_mutex_lock(&gm_tc_lock);
     tc->dead = true;
     pthread_mutex_unlock(&gm_tc_lock);
@@ -571,6 +572,13 @@ size_t gm_central_trim(void)
         pthread_mutex_unlock(&ce->lock);
     }
     return released;
+}
+
+bool gm_central_holds(void)
+{
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
+        if (__atomic_load_n(&gm_central[c].nspans, __ATOMIC_RELAXED)) return true;
+    return false;
 }
 
 static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
