@@ -212,12 +212,18 @@ static struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls)
 }
 
 /* Put an exhausted owned span on the full list, armed so the first remote
- * free tells us. False if remote frees arrived meanwhile (collect instead). */
+ * free tells us. False if remote frees arrived meanwhile (collect instead).
+ * The arming outlives the full list: taking the span off it (unfull) leaves
+ * NOTIFY set until a remote free uses it up, so a span that fills and
+ * drains by its owner's own frees again and again (a steady live set) pays
+ * no atomic read-modify-write after the first time. A notification about
+ * a span that is no longer full is harmless (the owner checks in_full). */
 static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
 {
     uintptr_t expect = GM_TF_NONE;
-    if (!atomic_compare_exchange_strong_explicit(&s->thread_free, &expect, GM_TF_NOTIFY,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+    if (atomic_load_explicit(&s->thread_free, memory_order_relaxed) != GM_TF_NOTIFY &&
+        !atomic_compare_exchange_strong_explicit(&s->thread_free, &expect, GM_TF_NOTIFY, memory_order_acq_rel,
+                                                 memory_order_relaxed))
         return false;
     s->in_full = 1;
     gm_list_push(&tc->full[s->sizeclass], s);
@@ -227,11 +233,6 @@ static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
 /* The owner takes s off its full list (it has free objects now). */
 static void gm_span_unfull(struct gm_tcache *tc, struct gm_span *s)
 {
-    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
-    while ((old & GM_TF_MASK) == GM_TF_NOTIFY &&
-           !atomic_compare_exchange_weak_explicit(&s->thread_free, &old, old & ~(uintptr_t)GM_TF_MASK,
-                                                  memory_order_acq_rel, memory_order_relaxed)) {
-    }
     gm_list_remove(&tc->full[s->sizeclass], s);
     s->in_full = 0;
     gm_list_push(&tc->partial[s->sizeclass], s);
@@ -434,8 +435,27 @@ struct gm_tcache *gm_tcache_init(void)
 }
 
 /* Hand an owned span that is not full to central, or to the heap if empty. */
+/* Clear a NOTIFY left armed on s (gm_span_to_full), waiting out a freer
+ * that is telling us about it right now, before s changes hands: a freer
+ * must never find NOTIFY on a span with no owner. */
+static void gm_span_disarm(struct gm_span *s)
+{
+    for (;;) {
+        uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_acquire);
+        if ((old & GM_TF_MASK) == GM_TF_BUSY) {
+            sched_yield();
+            continue;
+        }
+        if ((old & GM_TF_MASK) != GM_TF_NOTIFY ||
+            atomic_compare_exchange_weak_explicit(&s->thread_free, &old, old & ~(uintptr_t)GM_TF_MASK,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return;
+    }
+}
+
 static void gm_span_disown(struct gm_tcache *tc, struct gm_span *s)
 {
+    gm_span_disarm(s);
     gm_span_collect(s);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     s->in_full = 0;
