@@ -177,6 +177,7 @@ int gm_set_memory_limit(size_t bytes, int hard)
 
 size_t gm_get_memory_limit(int *hard)
 {
+    gm_heap_init(); /* the default comes from the cgroup, read at heap start */
     if (hard) *hard = atomic_load(&gm_scav.limit_hard);
     return (size_t)atomic_load(&gm_scav.limit);
 }
