@@ -789,9 +789,10 @@ struct gm_options {
     uint32_t trace_ms; /* GOMALLOC_TRACE_MS (default 10): its sampling period */
     /* scavenge.c */
     bool background;   /* GOMALLOC_BACKGROUND (default on): scavenger thread */
-    uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 1000): free memory idle
+    uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 500): free memory idle
                         * this long goes back to the OS */
-    int strict;        /* GOMALLOC_STRICT: -1 auto (default), 0 off, 1 on */
+    int strict;        /* GOMALLOC_STRICT: 1 on (default), 0 off, -1 auto:
+                        * on where commit is accounted strictly */
     int thp;           /* GOMALLOC_THP: -1 auto (default), 0 never, 1 system's choice */
 };
 extern struct gm_options gm_opt GM_HIDDEN;

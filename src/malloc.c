@@ -61,7 +61,7 @@
 
 extern char **environ;
 
-struct gm_options gm_opt = {.background = true, .decay_ms = 1000, .strict = -1, .thp = -1};
+struct gm_options gm_opt = {.background = true, .decay_ms = 500, .strict = 1, .thp = -1};
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
 _Atomic uint64_t gm_notc_large_req_freed;
@@ -165,7 +165,8 @@ static void gm_options_scavenge(void)
         uint64_t ms = gm_parse_size(v, &rest);
         if ((*v == '0' && v[1] == 0) || (ms && *rest == 0 && ms < UINT32_MAX)) gm_opt.decay_ms = (uint32_t)ms;
     }
-    if ((v = gm_getenv("GOMALLOC_STRICT")) && *v) gm_opt.strict = gm_env_bool("GOMALLOC_STRICT");
+    if ((v = gm_getenv("GOMALLOC_STRICT")) && *v)
+        gm_opt.strict = strcmp(v, "auto") == 0 ? -1 : gm_env_bool("GOMALLOC_STRICT");
     if ((v = gm_getenv("GOMALLOC_THP")) && *v && strcmp(v, "auto") != 0) gm_opt.thp = gm_env_bool("GOMALLOC_THP");
     if ((v = gm_getenv("GOMALLOC_MEMORY_LIMIT")) && *v) {
         const char *rest = v;

@@ -4,7 +4,8 @@
  *
  * What goes back, and when:
  *   - Free pages that nobody has reused for decay_ms (GOMALLOC_DECAY_MS,
- *     default 1000) are released with madvise(MADV_DONTNEED): RSS drops,
+ *     default 500, so that memory is back about a second after a burst)
+ *     are released with madvise(MADV_DONTNEED): RSS drops,
  *     the commit charge does not. The page allocator stamps each chunk with
  *     the time of its last dirty free, and hands out the highest-addressed
  *     old runs first (gm_pagealloc_scavenge_take), because the allocator is
@@ -36,10 +37,16 @@
  * (or if the thread cannot be created) the allocation and free slow paths
  * run the passes themselves, at most once per decay_ms / 4.
  *
- * Strict mode is on when /proc/sys/vm/overcommit_memory is 2, RLIMIT_DATA
- * is finite, a memory limit is set, or GOMALLOC_STRICT=1; off with
- * GOMALLOC_STRICT=0. The default memory limit is a soft one taken from the
- * cgroup's memory.max (v2) or memory.limit_in_bytes (v1).
+ * Strict mode is on by default, because the commit charge should follow
+ * the live heap everywhere, not only where the kernel enforces it (DESIGN
+ * §4: committed memory back within 1.1 x live about a second after a
+ * burst); the price is a hole in the heap's mapping per decommitted range,
+ * bounded as above. GOMALLOC_STRICT=0 turns it off (free memory is then
+ * only madvised), =auto turns it on only where commit is accounted
+ * strictly: /proc/sys/vm/overcommit_memory is 2 or RLIMIT_DATA is finite. A
+ * memory limit decommits in either case. The default memory limit is a
+ * soft one taken from the cgroup's memory.max (v2) or
+ * memory.limit_in_bytes (v1).
  *
  * Huge pages: gomalloc never asks for transparent huge pages. Where the
  * system backs anonymous memory with them unasked ("always"), each arena
