@@ -1,5 +1,6 @@
 /* test.h — the tests' tiny harness: CHECK records a failure with its line and
- * goes on; test_done() prints the closing line and gives the exit code. */
+ * goes on; test_done() prints the closing line and gives the exit code. Also
+ * a deterministic generator and a position-dependent fill pattern. */
 #ifndef GM_TEST_H
 #define GM_TEST_H
 #include <stdio.h>
@@ -53,5 +54,36 @@ static inline long test_status_kb(const char *key)
     for (char *p = buf; (p = strstr(p, key)); p++)
         if ((p == buf || p[-1] == '\n') && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
     return -1;
+}
+/* A deterministic generator (xorshift64*), one state per thread. */
+#include <stdbool.h>
+#include <stdint.h>
+static inline uint64_t test_rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Object contents: byte i of an object filled with seed, so that a prefix
+ * moved by realloc, or a tail added to it, still checks. */
+static inline unsigned char test_pat(uint64_t seed, size_t i)
+{
+    return (unsigned char)(seed + i + (i >> 8) * 31);
+}
+static inline void test_fill(void *p, size_t from, size_t to, uint64_t seed)
+{
+    unsigned char *b = p;
+    for (size_t i = from; i < to; i++) b[i] = test_pat(seed, i);
+}
+static inline bool test_verify(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != test_pat(seed, i)) return false;
+    return true;
 }
 #endif
