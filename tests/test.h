@@ -86,4 +86,20 @@ static inline bool test_verify(const void *p, size_t n, uint64_t seed)
         if (b[i] != test_pat(seed, i)) return false;
     return true;
 }
+/* Sanitized builds run slower: tests divide their iteration counts by
+ * TEST_SLOWDOWN (about how much slower the build runs). */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_SLOWDOWN 8
+#elif defined(__SANITIZE_ADDRESS__)
+#define TEST_SLOWDOWN 2
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_SLOWDOWN 8
+#elif __has_feature(address_sanitizer)
+#define TEST_SLOWDOWN 2
+#endif
+#endif
+#ifndef TEST_SLOWDOWN
+#define TEST_SLOWDOWN 1
+#endif
 #endif
