@@ -86,8 +86,9 @@ static inline bool test_verify(const void *p, size_t n, uint64_t seed)
         if (b[i] != test_pat(seed, i)) return false;
     return true;
 }
-/* Sanitized builds run slower: tests divide their iteration counts by
- * TEST_SLOWDOWN (about how much slower the build runs). */
+/* Sanitized builds: TEST_SANITIZER is 1 under ASan or TSan, whose shadow
+ * memory or application ranges change where mappings may go; tests divide
+ * their iteration counts by TEST_SLOWDOWN (about how much slower they run). */
 #if defined(__SANITIZE_THREAD__)
 #define TEST_SLOWDOWN 8
 #elif defined(__SANITIZE_ADDRESS__)
@@ -99,7 +100,10 @@ static inline bool test_verify(const void *p, size_t n, uint64_t seed)
 #define TEST_SLOWDOWN 2
 #endif
 #endif
-#ifndef TEST_SLOWDOWN
+#ifdef TEST_SLOWDOWN
+#define TEST_SANITIZER 1
+#else
+#define TEST_SANITIZER 0
 #define TEST_SLOWDOWN 1
 #endif
 #endif
