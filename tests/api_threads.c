@@ -78,12 +78,9 @@ static void obj_free(void *p)
 /* 1. ring                                                                  */
 /* ------------------------------------------------------------------------ */
 
-#define RING 4096
 #define NTHREADS 8
 #define ITERS 150000
-static void *ring[RING];
-static size_t ring_head, ring_count;
-static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct test_ring ring = TEST_RING_INIT;
 static atomic_long made, freed;
 
 static void *ring_thread(void *arg)
@@ -98,23 +95,9 @@ static void *ring_thread(void *arg)
                 continue;
             }
             atomic_fetch_add(&made, 1);
-            pthread_mutex_lock(&ring_lock);
-            if (ring_count < RING) {
-                ring[(ring_head + ring_count++) % RING] = o;
-            } else { /* full: swap with the oldest */
-                out = ring[ring_head];
-                ring[ring_head] = o;
-                ring_head = (ring_head + 1) % RING;
-            }
-            pthread_mutex_unlock(&ring_lock);
+            out = test_ring_put(&ring, o);
         } else {
-            pthread_mutex_lock(&ring_lock);
-            if (ring_count) {
-                out = ring[ring_head];
-                ring_head = (ring_head + 1) % RING;
-                ring_count--;
-            }
-            pthread_mutex_unlock(&ring_lock);
+            out = test_ring_get(&ring);
         }
         if (out) {
             obj_free(out);
@@ -129,10 +112,8 @@ static void test_ring(void)
     pthread_t th[NTHREADS];
     for (uintptr_t i = 0; i < NTHREADS; i++) CHECK_EQ(pthread_create(&th[i], NULL, ring_thread, (void *)i), 0);
     for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
-    while (ring_count) {
-        obj_free(ring[ring_head]);
-        ring_head = (ring_head + 1) % RING;
-        ring_count--;
+    for (void *o; (o = test_ring_get(&ring));) {
+        obj_free(o);
         atomic_fetch_add(&freed, 1);
     }
     CHECK_EQ(atomic_load(&corrupt), 0);
@@ -170,12 +151,7 @@ static void test_churn(void)
 {
     struct gm_stats a, b;
     gm_stats_get(&a);
-    for (uintptr_t i = 0; i < CHURN_THREADS; i += CHURN_BATCH) {
-        pthread_t th[CHURN_BATCH];
-        for (uintptr_t j = 0; j < CHURN_BATCH; j++)
-            CHECK_EQ(pthread_create(&th[j], NULL, churn_thread, (void *)(i + j)), 0);
-        for (int j = 0; j < CHURN_BATCH; j++) pthread_join(th[j], NULL);
-    }
+    CHECK_EQ(test_run_batched(churn_thread, CHURN_THREADS, CHURN_BATCH), 0);
     for (int j = 0; j < CHURN_BATCH; j++) {
         void *p = atomic_exchange(&leftover[j], NULL);
         if (p) obj_free(p);

@@ -55,9 +55,64 @@ static inline long test_status_kb(const char *key)
         if ((p == buf || p[-1] == '\n') && p[klen] == ':') return strtol(p + klen + 1, NULL, 10);
     return -1;
 }
-/* A deterministic generator (xorshift64*), one state per thread. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* Runs fn((void *)i) for i in [0, n) on threads, batch at a time (batch <=
+ * 64); returns how many threads could not be created. */
+static inline int test_run_batched(void *(*fn)(void *), uintptr_t n, unsigned batch)
+{
+    int failed = 0;
+    for (uintptr_t i = 0; i < n; i += batch) {
+        pthread_t th[64];
+        bool ok[64];
+        for (unsigned j = 0; j < batch && i + j < n; j++)
+            failed += !(ok[j] = pthread_create(&th[j], NULL, fn, (void *)(i + j)) == 0);
+        for (unsigned j = 0; j < batch && i + j < n; j++)
+            if (ok[j]) pthread_join(th[j], NULL);
+    }
+    return failed;
+}
+
+/* A queue of pointers that threads pass objects through: put returns the
+ * oldest object when the ring is full (NULL otherwise), get the oldest or
+ * NULL. Initialize with TEST_RING_INIT. */
+#define TEST_RING 4096
+struct test_ring {
+    pthread_mutex_t lock;
+    void *slot[TEST_RING];
+    size_t head, count;
+};
+#define TEST_RING_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+static inline void *test_ring_put(struct test_ring *r, void *p)
+{
+    void *out = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->count < TEST_RING) {
+        r->slot[(r->head + r->count++) % TEST_RING] = p;
+    } else { /* full: swap with the oldest */
+        out = r->slot[r->head];
+        r->slot[r->head] = p;
+        r->head = (r->head + 1) % TEST_RING;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return out;
+}
+static inline void *test_ring_get(struct test_ring *r)
+{
+    void *out = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->count) {
+        out = r->slot[r->head];
+        r->head = (r->head + 1) % TEST_RING;
+        r->count--;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return out;
+}
+
+/* A deterministic generator (xorshift64*), one state per thread. */
 static inline uint64_t test_rnd(uint64_t *s)
 {
     uint64_t x = *s;

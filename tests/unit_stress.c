@@ -23,47 +23,17 @@
 /* ------------------------------------------------------------------------ */
 
 #define NTHREADS 8
-#define RING 2048
 #define ITERS (60000 / TEST_SLOWDOWN)
-static struct tobj ring[RING];
-static size_t ring_head, ring_count;
-static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct test_ring ring = TEST_RING_INIT; /* of struct tobj, boxed in libc memory */
 static atomic_long made, freed;
 static atomic_int stop;
 
-/* Puts o in the ring; returns the object it displaced (or an empty one). */
-static struct tobj ring_put(struct tobj o)
+/* Checks and frees the object in box, and the box. */
+static void drop(struct tobj *box)
 {
-    struct tobj out = {0};
-    pthread_mutex_lock(&ring_lock);
-    if (ring_count < RING) {
-        ring[(ring_head + ring_count++) % RING] = o;
-    } else { /* full: swap with the oldest */
-        out = ring[ring_head];
-        ring[ring_head] = o;
-        ring_head = (ring_head + 1) % RING;
-    }
-    pthread_mutex_unlock(&ring_lock);
-    return out;
-}
-
-static struct tobj ring_get(void)
-{
-    struct tobj out = {0};
-    pthread_mutex_lock(&ring_lock);
-    if (ring_count) {
-        out = ring[ring_head];
-        ring_head = (ring_head + 1) % RING;
-        ring_count--;
-    }
-    pthread_mutex_unlock(&ring_lock);
-    return out;
-}
-
-static void drop(struct tobj *o)
-{
-    if (!o->p) return;
-    tobj_free(o);
+    if (!box) return;
+    tobj_free(box);
+    free(box);
     atomic_fetch_add(&freed, 1);
 }
 
@@ -73,19 +43,20 @@ static void *ring_thread(void *arg)
     struct tobj mine = {0}; /* one object this thread keeps reallocating */
     for (int it = 0; it < ITERS; it++) {
         uint64_t x = test_rnd(&r);
-        struct tobj out = {0};
         if (x % 16 == 0) {
             if (mine.p) tobj_realloc(&mine, &r);
             else tobj_new(&mine, &r);
         } else if (x & 1) {
-            struct tobj o = {0};
-            if (!tobj_new(&o, &r)) continue;
+            struct tobj *box = calloc(1, sizeof *box);
+            if (!box || !tobj_new(box, &r)) {
+                free(box);
+                continue;
+            }
             atomic_fetch_add(&made, 1);
-            out = ring_put(o);
+            drop(test_ring_put(&ring, box));
         } else {
-            out = ring_get();
+            drop(test_ring_get(&ring));
         }
-        drop(&out);
     }
     tobj_free(&mine);
     return NULL;
@@ -111,7 +82,7 @@ static void test_ring(void)
     for (int i = 0; i < NTHREADS; i++) pthread_join(th[i], NULL);
     atomic_store(&stop, 1);
     pthread_join(w, NULL);
-    for (struct tobj o; (o = ring_get()).p;) drop(&o);
+    for (struct tobj *box; (box = test_ring_get(&ring));) drop(box);
     CHECK_EQ(atomic_load(&made), atomic_load(&freed));
     printf("ring: %ld objects through %d threads\n", atomic_load(&made), NTHREADS);
     CHECK_EQ(gm_check(), 0);
@@ -143,12 +114,7 @@ static void test_churn(void)
 {
     struct gm_stats a, b;
     gm_stats_get(&a);
-    for (uintptr_t i = 0; i < CHURN_THREADS; i += CHURN_BATCH) {
-        pthread_t th[CHURN_BATCH];
-        for (uintptr_t j = 0; j < CHURN_BATCH; j++)
-            CHECK_EQ(pthread_create(&th[j], NULL, churn_thread, (void *)(i + j)), 0);
-        for (int j = 0; j < CHURN_BATCH; j++) pthread_join(th[j], NULL);
-    }
+    CHECK_EQ(test_run_batched(churn_thread, CHURN_THREADS, CHURN_BATCH), 0);
     gm_stats_get(&b);
     printf("churn: %d threads, tcaches %llu -> %llu bytes\n", CHURN_THREADS, (unsigned long long)a.meta_tcaches,
            (unsigned long long)b.meta_tcaches);
