@@ -262,6 +262,8 @@ static void sweep(void)
         if (runs)
             printf("%-8s    0 calls: %3u children behind a first fault (of %u points that call it)\n", kind_name[k2],
                    runs, n2);
+        else if (base[k2] == 0)
+            printf("%-8s    0 calls: never made, not swept\n", kind_name[k2]);
     }
     for (unsigned i = 0; i < NKNOWN; i++) {
         printf("known bug, %s then %s: %u children failed\n", kind_name[known[i].kind], kind_name[known[i].kind2],
