@@ -9,7 +9,7 @@
 #     objects raise none);
 #   - gomalloc really served it (its statistics count the mallocs);
 #   - a real program (sort) under memcheck on gomalloc gets the errors it
-#     gets on Valgrind's own malloc, no more.
+#     gets on Valgrind's own malloc, no more; the threaded demo gets none.
 # Uses BUILD_DIR's libgomalloc.so if it was configured with GM_VALGRIND=ON,
 # else builds one in BUILD_DIR/valgrind. Skips (exit 77) without valgrind or
 # its headers, or while src/ has no call sites for the hooks yet.
@@ -104,6 +104,18 @@ if [ -n "$(summary "$W/err0")" ] && [ "$(summary "$W/err2")" = "$(summary "$W/er
 else
     fail "sort under memcheck: $(summary "$W/err2"), on Valgrind's malloc: $(summary "$W/err0")"
     head -40 "$W/err2"
+fi
+
+# Threads, cross-thread frees and exits (the demo checks its own results).
+if [ -x "$B/gomalloc-demo" ]; then
+    if LD_PRELOAD=$LIB $VG "$B/gomalloc-demo" >"$W/demo" 2>"$W/err3" &&
+        grep -q "ERROR SUMMARY: 0 errors" "$W/err3" && grep -q " 0 mismatches" "$W/demo" &&
+        grep -qE "total heap usage: [0-9]{3},[0-9,]* allocs" "$W/err3"; then
+        pass "the threaded demo under memcheck: 0 errors, $(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$W/err3") blocks tracked"
+    else
+        fail "the threaded demo under memcheck: $(summary "$W/err3")"
+        head -40 "$W/err3"
+    fi
 fi
 
 echo "valgrind: $npass passed, $nfail failed"
