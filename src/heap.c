@@ -231,6 +231,7 @@ nomem:
 void gm_heap_free_span(struct gm_span *s)
 {
     size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
+    gm_vg_noaccess((void *)s->base, bytes);
     pthread_mutex_lock(&gm_heap.lock);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
     gm_pagealloc_free(&gm_heap.pages, s->base, s->npages);

@@ -40,6 +40,7 @@
 #include <pthread.h>
 
 #include "gomalloc.h"
+#include "valgrind_hooks.h"
 
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -559,10 +560,13 @@ static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
     struct gm_span *s = tc->current[cls];
     void **p = (void **)s->free;
     if (GM_LIKELY(p != NULL)) {
+        gm_vg_quiet_begin();
         s->free = p[0];
         p[1] = NULL; /* clear the freed-object marker */
+        gm_vg_quiet_end();
         s->used++;
         gm_count_inc(&tc->counts[cls].mallocs);
+        gm_vg_alloc(p, s->elemsize, false);
         return p;
     }
     return gm_small_alloc_slow(tc, cls);
@@ -577,12 +581,13 @@ static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *
     uintptr_t a = (uintptr_t)p, off = a - s->base;
     uintptr_t *o = (uintptr_t *)p;
     if (GM_UNLIKELY(off >= s->limit - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-                    o[1] == (gm_free_key ^ a)))
+                    gm_vg_word(&o[1]) == (gm_free_key ^ a)))
         gm_small_check_free(s, p); /* aborts unless a false alarm */
     if (GM_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full)) {
         o[1] = gm_free_key ^ a;
         o[0] = (uintptr_t)s->local_free;
         s->local_free = p;
+        gm_vg_free(p);
         gm_count_inc(&tc->counts[s->sizeclass].frees);
         if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
         return;

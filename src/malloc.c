@@ -267,6 +267,7 @@ static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t
     gm_count_inc(&tc->counts[0].mallocs);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
     gm_stat_add(&gm_heap.large_alloc, (int64_t)size);
+    gm_vg_alloc((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT, false);
 }
 
 /* A new large span for size bytes (size <= GM_MAX_REQUEST). */
@@ -288,6 +289,7 @@ static void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
 {
     uint64_t bytes = (uint64_t)s->npages << GM_PAGE_SHIFT;
     size_t req = s->large_size;
+    gm_vg_free((void *)s->base);
     gm_heap_free_span(s);
     if (tc) {
         gm_count_inc(&tc->counts[0].frees);
@@ -308,6 +310,7 @@ static void gm_large_count_resize(struct gm_tcache *tc, struct gm_span *s, size_
         gm_counter_add(&tc->large_bytes_freed, (uint64_t)(old_pages - s->npages) << GM_PAGE_SHIFT);
     gm_stat_add(&gm_heap.large_alloc, (int64_t)size - (int64_t)s->large_size);
     s->large_size = size;
+    gm_vg_resize((void *)s->base, old_pages << GM_PAGE_SHIFT, (size_t)s->npages << GM_PAGE_SHIFT);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -321,7 +324,9 @@ static bool gm_on_list(const struct gm_span *s, uintptr_t head, uintptr_t a)
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == a) return true;
         if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        gm_vg_quiet_begin();
         head = *(const uintptr_t *)head;
+        gm_vg_quiet_end();
     }
     return false;
 }
@@ -338,7 +343,7 @@ static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
     }
     if (GM_UNLIKELY((uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off))
         gm_bad_pointer(op, GM_BAD_INTERIOR, p);
-    if (GM_UNLIKELY(((const uintptr_t *)p)[1] == (gm_free_key ^ a))) {
+    if (GM_UNLIKELY(gm_vg_word(&((const uintptr_t *)p)[1]) == (gm_free_key ^ a))) {
         if (op == GM_OP_FREE) {
             gm_small_check_free(s, (void *)p); /* aborts unless a false alarm */
             return;
@@ -430,6 +435,7 @@ void *gm_api_calloc(size_t n, size_t size)
     struct gm_span *s = gm_large_alloc_span(tc, total);
     if (!s) return NULL;
     if (s->needzero) memset((void *)s->base, 0, total);
+    gm_vg_defined((void *)s->base, total); /* zero either way */
     return (void *)s->base;
 }
 

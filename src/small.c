@@ -108,6 +108,7 @@ static void gm_span_take_list(struct gm_span *s, void *list)
  * whether free is non-empty. */
 static bool gm_span_collect(struct gm_span *s)
 {
+    gm_vg_quiet_begin();
     if (s->local_free) {
         /* local_free objects were subtracted from used when freed */
         void **tail = s->local_free;
@@ -124,6 +125,7 @@ static bool gm_span_collect(struct gm_span *s)
             break;
         }
     }
+    gm_vg_quiet_end();
     return s->free != NULL;
 }
 
@@ -141,6 +143,7 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     s->nelems = n;
     s->limit = s->base + (uintptr_t)n * size;
     /* Carve in address order, each object marked free. */
+    gm_vg_undefined((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
     uintptr_t next = 0;
     for (uint32_t i = n; i-- > 0;) {
         uintptr_t *o = (uintptr_t *)(s->base + (uintptr_t)i * size);
@@ -148,6 +151,7 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
         o[1] = gm_free_key ^ (uintptr_t)o;
         next = (uintptr_t)o;
     }
+    gm_vg_noaccess((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
     s->free = (void *)next;
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
     return s;
@@ -284,6 +288,8 @@ found:
 static void gm_free_remote(struct gm_span *s, void *p)
 {
     uintptr_t *o = p;
+    gm_vg_free(p);
+    gm_vg_quiet_begin();
     o[1] = gm_free_key ^ (uintptr_t)p;
     uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
     for (;;) {
@@ -293,6 +299,7 @@ static void gm_free_remote(struct gm_span *s, void *p)
         o[0] = old & ~(uintptr_t)GM_TF_MASK;
         if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p | nflags,
                                                   memory_order_release, memory_order_relaxed)) {
+            gm_vg_quiet_end();
             if (flags == GM_TF_ORPHAN) {
                 gm_central_push(s);
             } else if (flags == GM_TF_NOTIFY) {
@@ -325,6 +332,7 @@ void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
         o[1] = gm_free_key ^ (uintptr_t)p;
         o[0] = (uintptr_t)s->local_free;
         s->local_free = p;
+        gm_vg_free(p);
         s->used--;
         gm_count_inc(&tc->counts[s->sizeclass].frees);
         if (s->in_full) gm_span_unfull(tc, s);
@@ -342,7 +350,9 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == p) return true;
         if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        gm_vg_quiet_begin();
         head = *(uintptr_t *)head;
+        gm_vg_quiet_end();
     }
     return false;
 }
@@ -506,7 +516,9 @@ size_t gm_central_trim(void)
 static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
 {
     uint32_t n = 0;
+    gm_vg_quiet_begin();
     for (; head && n <= s->nelems; n++) head = *(uintptr_t *)head;
+    gm_vg_quiet_end();
     return n;
 }
 
