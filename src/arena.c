@@ -327,7 +327,12 @@ void *gm_arena_alloc(size_t n, size_t *size)
     if (!gm_arenas.initialized) gm_arena_hints_init();
     gm_arenas.saved = gm_arenas.h;
     uintptr_t v = (uintptr_t)gm_arena_reserve(n);
-    if (!v) goto fail;
+    if (!v) {
+        /* A request too big for every hint dropped them all on the way:
+         * they are still good for requests that fit. */
+        gm_arenas.h = gm_arenas.saved;
+        goto fail;
+    }
     if (v & (GM_ARENA_BYTES - 1)) gm_arena_corrupt(); /* misaligned: cannot happen */
     gm_sys_nohuge((void *)v, n);
 

@@ -227,7 +227,12 @@ static int gm_heap_add(uintptr_t base, uintptr_t end)
     size_t n = end - base;
     if (gm_sys_map((void *)base, n, &gm_heap.heap_sys) != 0) return -1;
     if (gm_pagealloc_grow(&gm_heap.pages, base, n) != 0) {
-        gm_sys_decommit((void *)base, n, &gm_heap.heap_sys);
+        if (gm_sys_decommit((void *)base, n, &gm_heap.heap_sys) != 0) {
+            /* Still read-write, but not the heap's: stop counting it, as
+             * the next growth maps and counts this same range again. */
+            gm_stat_add(&gm_heap.heap_sys, -(int64_t)n);
+            gm_stat_add(&gm_os.committed, -(int64_t)n);
+        }
         return -1;
     }
     gm_stat_add(&gm_heap.heap_released, (int64_t)n);
@@ -355,7 +360,7 @@ static struct gm_span *gm_heap_alloc_local(struct gm_heap_local *hl, size_t npag
 
 struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsigned cls)
 {
-    if (GM_UNLIKELY(!gm_heap.initialized) && gm_heap_init() != 0) goto nomem;
+    if (GM_UNLIKELY(!gm_heap_ready()) && gm_heap_init() != 0) goto nomem;
     if (npages == 0 || npages > (GM_ADDR_LIMIT >> GM_PAGE_SHIFT)) goto nomem;
     if (hl && npages < GM_PAGECACHE_MAX_SPAN) {
         struct gm_span *s = gm_heap_alloc_local(hl, npages, cls);
@@ -389,6 +394,7 @@ nomem:
 void gm_heap_free_span(struct gm_span *s)
 {
     size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
+    gm_vg_noaccess((void *)s->base, bytes);
     pthread_mutex_lock(&gm_heap.lock);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
     gm_heap_stamp();
@@ -463,11 +469,13 @@ struct gm_span *gm_heap_cache_take(struct gm_heap_local *hl, size_t npages)
     if (npages > GM_SPAN_CACHE_MAX_PAGES) return NULL;
     size_t most = npages + npages / 8;
     for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++) {
-        struct gm_span *s = atomic_load_explicit(&hl->cache[i], memory_order_relaxed);
-        /* Records are never unmapped, so reading a stolen one is harmless;
-         * the exchange decides. Only the owner puts, so it returns s or NULL. */
-        if (!s || s->npages < npages || s->npages > most) continue;
-        s = atomic_exchange_explicit(&hl->cache[i], NULL, memory_order_acquire);
+        /* The size is the owner's own note: the record itself may have been
+         * stolen and reused meanwhile. Only the owner puts, so the exchange
+         * returns the span noted or NULL. */
+        if (!atomic_load_explicit(&hl->cache[i], memory_order_relaxed) || hl->cache_npages[i] < npages ||
+            hl->cache_npages[i] > most)
+            continue;
+        struct gm_span *s = atomic_exchange_explicit(&hl->cache[i], NULL, memory_order_acquire);
         if (!s) continue;
         gm_owner_add(&hl->cache_took, gm_span_bytes(s));
         s->needzero = 1;
@@ -491,6 +499,7 @@ void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s)
         }
     }
     gm_owner_add(&hl->cache_put, gm_span_bytes(s));
+    hl->cache_npages[slot] = s->npages;
     atomic_store_explicit(&s->state, GM_SPAN_CACHED, memory_order_release);
     struct gm_span *old = atomic_exchange_explicit(&hl->cache[slot], s, memory_order_acq_rel);
     if (old) {

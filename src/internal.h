@@ -41,6 +41,7 @@
 #include <pthread.h>
 
 #include "gomalloc.h"
+#include "valgrind_hooks.h"
 
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -384,7 +385,7 @@ uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_t
 /* Free pages not scavenged (what the scavenger could release), O(1). */
 static inline size_t gm_pagealloc_scavengeable_pages(const struct gm_pagealloc *pa)
 {
-    return pa->free_pages - pa->scav_pages;
+    return __atomic_load_n(&pa->free_pages, __ATOMIC_RELAXED) - __atomic_load_n(&pa->scav_pages, __ATOMIC_RELAXED);
 }
 /* Tests: chunk ci's scavenge record (NULL if not grown) and its bits in the
  * chunk-index bitmaps (0 where the bitmap is not mapped). */
@@ -536,6 +537,7 @@ struct gm_heap_local {
      * exchange, so any thread may empty a slot the same way (the scavenger,
      * gm_heap_local_drain). */
     struct gm_span *_Atomic cache[GM_SPAN_CACHE_SLOTS];
+    uint32_t cache_npages[GM_SPAN_CACHE_SLOTS]; /* owner-private: what it put */
     unsigned cache_next;
     /* Bytes in the cache = put - took - drained; the owner writes the first
      * two without read-modify-write, drainers add to the third. */
@@ -545,6 +547,7 @@ struct gm_heap_local {
 };
 
 int gm_heap_init(void) GM_HIDDEN; /* idempotent; -1 if the OS refuses */
+static inline bool gm_heap_ready(void) { return __atomic_load_n(&gm_heap.initialized, __ATOMIC_ACQUIRE); }
 /* Allocate a span of npages for sizeclass (0 = large). hl, if not NULL, is
  * the calling thread's stock, used without the heap lock for spans of fewer
  * than GM_PAGECACHE_MAX_SPAN pages. The span is published in the arena index
@@ -723,10 +726,13 @@ static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
     struct gm_span *s = tc->current[cls];
     void **p = (void **)s->free;
     if (GM_LIKELY(p != NULL)) {
+        gm_vg_quiet_begin();
         s->free = p[0];
         p[1] = NULL; /* clear the freed-object marker */
+        gm_vg_quiet_end();
         s->used++;
         gm_count_inc(&tc->counts[cls].mallocs);
+        gm_vg_alloc(p, s->elemsize, false);
         return p;
     }
     return gm_small_alloc_slow(tc, cls);
@@ -741,12 +747,13 @@ static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *
     uintptr_t a = (uintptr_t)p, off = a - s->base;
     uintptr_t *o = (uintptr_t *)p;
     if (GM_UNLIKELY(off >= s->limit - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-                    o[1] == (gm_free_key ^ a)))
+                    gm_vg_word(&o[1]) == (gm_free_key ^ a)))
         gm_small_check_free(s, p); /* aborts unless a false alarm */
     if (GM_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full)) {
         o[1] = gm_free_key ^ a;
         o[0] = (uintptr_t)s->local_free;
         s->local_free = p;
+        gm_vg_free(p);
         gm_count_inc(&tc->counts[s->sizeclass].frees);
         if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
         return;

@@ -193,7 +193,7 @@ static void gm_options_load(void)
     uint64_t ms = (v = gm_getenv("GOMALLOC_TRACE_MS")) ? gm_parse_size(v, &rest) : 0;
     gm_opt.trace_ms = ms && *rest == 0 && ms <= 3600000 ? (uint32_t)ms : 10;
     gm_options_scavenge();
-    if (gm_heap.initialized) gm_scav_init();
+    if (gm_heap_ready()) gm_scav_init();
 }
 
 /* Set up the calling thread (and, the first time, the heap). */
@@ -279,6 +279,7 @@ static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t
     gm_count_inc(&tc->counts[0].mallocs);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
     gm_counter_add(&tc->large_req_alloc, size);
+    gm_vg_alloc((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT, false);
 }
 
 /* A new large span for size bytes (size <= GM_MAX_REQUEST). */
@@ -302,6 +303,7 @@ static void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
 {
     uint64_t bytes = (uint64_t)s->npages << GM_PAGE_SHIFT;
     size_t req = s->large_size;
+    gm_vg_free((void *)s->base);
     if (tc) gm_heap_cache_put(&tc->hl, s);
     else gm_heap_free_span(s);
     if (tc) {
@@ -325,6 +327,7 @@ static void gm_large_count_resize(struct gm_tcache *tc, struct gm_span *s, size_
     if (size > s->large_size) gm_counter_add(&tc->large_req_alloc, size - s->large_size);
     else gm_counter_add(&tc->large_req_freed, s->large_size - size);
     s->large_size = size;
+    gm_vg_resize((void *)s->base, old_pages << GM_PAGE_SHIFT, (size_t)s->npages << GM_PAGE_SHIFT);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -338,7 +341,9 @@ static bool gm_on_list(const struct gm_span *s, uintptr_t head, uintptr_t a)
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == a) return true;
         if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        gm_vg_quiet_begin();
         head = *(const uintptr_t *)head;
+        gm_vg_quiet_end();
     }
     return false;
 }
@@ -355,7 +360,7 @@ static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
     }
     if (GM_UNLIKELY((uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off))
         gm_bad_pointer(op, GM_BAD_INTERIOR, p);
-    if (GM_UNLIKELY(((const uintptr_t *)p)[1] == (gm_free_key ^ a))) {
+    if (GM_UNLIKELY(gm_vg_word(&((const uintptr_t *)p)[1]) == (gm_free_key ^ a))) {
         if (op == GM_OP_FREE) {
             gm_small_check_free(s, (void *)p); /* aborts unless a false alarm */
             return;
@@ -449,6 +454,7 @@ void *gm_api_calloc(size_t n, size_t size)
     struct gm_span *s = gm_large_alloc_span(tc, total);
     if (!s) return NULL;
     if (s->needzero) memset((void *)s->base, 0, total);
+    gm_vg_defined((void *)s->base, total); /* zero either way */
     return (void *)s->base;
 }
 

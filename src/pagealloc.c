@@ -110,6 +110,14 @@
  */
 #include "internal.h"
 
+/* free_pages and scav_pages change under the owner's lock but are read
+ * without it as hints (the scavenger's "anything to do?"): atomic stores
+ * and loads, no read-modify-write. */
+static inline void gm_count_add(size_t *c, ptrdiff_t d)
+{
+    __atomic_store_n(c, *c + (size_t)d, __ATOMIC_RELAXED);
+}
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -630,8 +638,8 @@ static void gm_mark_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size
         struct gm_pallocdata *c = gm_chunk_of(pa, w.ci);
         unsigned was_used = gm_bits_clear(&c->alloc, w.pi, w.pn);
         unsigned was_scav = gm_bits_set(&c->scav, w.pi, w.pn); /* newly scavenged */
-        pa->free_pages += was_used;
-        pa->scav_pages += was_scav;
+        gm_count_add(&pa->free_pages, (ptrdiff_t)(was_used));
+        gm_count_add(&pa->scav_pages, (ptrdiff_t)(was_scav));
         /* Newly scavenged pages were in use (scav & alloc == 0) or dirty. */
         gm_dirty_add(pa, w.ci, -(int)(was_scav - was_used));
     }
@@ -691,8 +699,8 @@ static size_t gm_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npa
         struct gm_pallocdata *c = gm_chunk_of(pa, w.ci);
         unsigned was_free = gm_bits_set(&c->alloc, w.pi, w.pn);
         unsigned s = gm_bits_clear(&c->scav, w.pi, w.pn);
-        pa->free_pages -= was_free;
-        pa->scav_pages -= s;
+        gm_count_add(&pa->free_pages, -(ptrdiff_t)(was_free));
+        gm_count_add(&pa->scav_pages, -(ptrdiff_t)(s));
         gm_dirty_add(pa, w.ci, -(int)(was_free - s));
         scav += s;
     }
@@ -819,7 +827,7 @@ void gm_pagealloc_free(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
     if (base < pa->search_addr) pa->search_addr = base;
     for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);) {
         unsigned was_used = gm_bits_clear(&gm_chunk_of(pa, w.ci)->alloc, w.pi, w.pn);
-        pa->free_pages += was_used;
+        gm_count_add(&pa->free_pages, (ptrdiff_t)(was_used));
         gm_dirty_add(pa, w.ci, (int)was_used); /* pages in use have no scav bit */
     }
     gm_update(pa, base, npages, true, false); /* after the stamps: see gm_set_leaf */
@@ -878,8 +886,8 @@ struct gm_pagecache gm_pagealloc_alloc_to_cache(struct gm_pagealloc *pa)
     c.scav = d->scav.w[w];
     d->alloc.w[w] = ~(uint64_t)0;
     d->scav.w[w] = 0;
-    pa->free_pages -= gm_popcount(c.cache);
-    pa->scav_pages -= gm_popcount(c.scav);
+    gm_count_add(&pa->free_pages, -(ptrdiff_t)(gm_popcount(c.cache)));
+    gm_count_add(&pa->scav_pages, -(ptrdiff_t)(gm_popcount(c.scav)));
     gm_dirty_add(pa, ci, -(int)gm_popcount(c.cache & ~c.scav));
     gm_update(pa, c.base, GM_PAGECACHE_PAGES, false, true);
     /* Everything below the block is in use, and so is the block now; its
@@ -910,8 +918,8 @@ void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa)
         unsigned w = gm_chunk_page(c->base) / 64;
         d->alloc.w[w] &= ~c->cache;
         d->scav.w[w] |= c->scav & c->cache;
-        pa->free_pages += gm_popcount(c->cache);
-        pa->scav_pages += gm_popcount(c->scav & c->cache);
+        gm_count_add(&pa->free_pages, (ptrdiff_t)(gm_popcount(c->cache)));
+        gm_count_add(&pa->scav_pages, (ptrdiff_t)(gm_popcount(c->scav & c->cache)));
         gm_dirty_add(pa, gm_chunk_index(c->base), (int)gm_popcount(c->cache & ~c->scav));
         if (c->base < pa->search_addr) pa->search_addr = c->base;
         gm_update(pa, c->base, GM_PAGECACHE_PAGES, false, false);
@@ -1042,8 +1050,8 @@ void gm_pagealloc_recompute(struct gm_pagealloc *pa)
             gm_set_leaf(pa, ci, gm_pallocbits_summarize(&c->alloc));
             unsigned dirty = 0;
             for (unsigned w = 0; w < GM_CHUNK_WORDS; w++) {
-                pa->free_pages += gm_popcount(~c->alloc.w[w]);
-                pa->scav_pages += gm_popcount(~c->alloc.w[w] & c->scav.w[w]);
+                gm_count_add(&pa->free_pages, (ptrdiff_t)(gm_popcount(~c->alloc.w[w])));
+                gm_count_add(&pa->scav_pages, (ptrdiff_t)(gm_popcount(~c->alloc.w[w] & c->scav.w[w])));
                 dirty += gm_popcount(~c->alloc.w[w] & ~c->scav.w[w]);
             }
             /* Stamps cannot be rebuilt from bitmaps: they are kept. */

@@ -230,7 +230,7 @@ static bool gm_scav_pending(void)
 
 void gm_scav_reclaim(void)
 {
-    if (!gm_heap.initialized) return;
+    if (!gm_heap_ready()) return;
     pthread_mutex_lock(&gm_scav_lock);
     uint32_t now = gm_now_ms();
     gm_heap_drain_caches(true, now, 0);
@@ -242,7 +242,7 @@ void gm_scav_reclaim(void)
 
 size_t gm_scavenge(void)
 {
-    if (!gm_heap.initialized) return 0;
+    if (!gm_heap_ready()) return 0;
     size_t bytes = gm_central_trim();
     pthread_mutex_lock(&gm_scav_lock);
     bytes += gm_scav_pass(true);
@@ -330,13 +330,13 @@ void gm_scav_tick_slow(bool thread_exit)
     int st = atomic_load_explicit(&gm_bg_state, memory_order_relaxed);
     if (st == GM_BG_IDLE) {
         if (!gm_opt.background) atomic_store(&gm_bg_state, GM_BG_OFF);
-        if (!gm_heap.initialized || !gm_opt.background) return;
+        if (!gm_heap_ready() || !gm_opt.background) return;
         if (thread_exit || gm_pagealloc_scavengeable_pages(&gm_heap.pages) << GM_PAGE_SHIFT >= GM_BG_START_BYTES ||
             gm_over_limit())
             gm_bg_start();
         return;
     }
-    if (st != GM_BG_OFF || !gm_heap.initialized) return;
+    if (st != GM_BG_OFF || !gm_heap_ready()) return;
     /* No background thread: do its work here, now and then. */
     uint32_t now = gm_now_ms(), last = atomic_load_explicit(&gm_last_pass_ms, memory_order_relaxed);
     if ((uint32_t)(now - last) < gm_pass_period_ms()) return;

@@ -57,7 +57,14 @@ struct gm_central {
     struct gm_span *head;
     size_t nspans;
 } __attribute__((aligned(64)));
-static struct gm_central gm_central[GM_NUM_CLASSES];
+static struct gm_central gm_central[GM_NUM_CLASSES] = {[0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+
+/* nspans is read without the lock (a hint for gm_central_take and the
+ * scavenger), so it is written with atomic stores, under the lock. */
+static void gm_central_count(struct gm_central *c, int delta)
+{
+    __atomic_store_n(&c->nspans, c->nspans + (size_t)(ptrdiff_t)delta, __ATOMIC_RELAXED);
+}
 
 /* BUSY windows and fork. A thread that sets BUSY clears it a few
  * instructions later; if fork() came in between, the child would wait for
@@ -120,6 +127,7 @@ static void gm_span_take_list(struct gm_span *s, void *list)
  * whether free is non-empty. */
 static bool gm_span_collect(struct gm_span *s)
 {
+    gm_vg_quiet_begin();
     if (s->local_free) {
         /* local_free objects were subtracted from used when freed */
         void **tail = s->local_free;
@@ -136,6 +144,7 @@ static bool gm_span_collect(struct gm_span *s)
             break;
         }
     }
+    gm_vg_quiet_end();
     return s->free != NULL;
 }
 
@@ -153,6 +162,7 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     s->nelems = n;
     s->limit = s->base + (uintptr_t)n * size;
     /* Carve in address order, each object marked free. */
+    gm_vg_undefined((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
     uintptr_t next = 0;
     for (uint32_t i = n; i-- > 0;) {
         uintptr_t *o = (uintptr_t *)(s->base + (uintptr_t)i * size);
@@ -160,6 +170,7 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
         o[1] = gm_free_key ^ (uintptr_t)o;
         next = (uintptr_t)o;
     }
+    gm_vg_noaccess((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
     s->free = (void *)next;
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
     return s;
@@ -184,7 +195,7 @@ static void gm_central_push(struct gm_span *s)
     struct gm_central *c = &gm_central[s->sizeclass];
     pthread_mutex_lock(&c->lock);
     gm_list_push(&c->head, s);
-    c->nspans++;
+    gm_central_count(c, 1);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -192,18 +203,18 @@ static void gm_central_push(struct gm_span *s)
 static struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_central *c = &gm_central[cls];
-    if (!__atomic_load_n(&c->head, __ATOMIC_RELAXED)) return NULL;
+    if (!__atomic_load_n(&c->nspans, __ATOMIC_RELAXED)) return NULL;
     pthread_mutex_lock(&c->lock);
     struct gm_span *s;
     while ((s = c->head)) {
         gm_list_remove(&c->head, s);
-        c->nspans--;
+        gm_central_count(c, -1);
         if (gm_span_collect(s) || s->used < s->nelems) break;
         /* Nothing free after all (cannot normally happen): orphan it. */
         uintptr_t zero = 0;
         if (!atomic_compare_exchange_strong(&s->thread_free, &zero, GM_TF_ORPHAN)) {
             gm_list_push(&c->head, s);
-            c->nspans++;
+            gm_central_count(c, 1);
         }
     }
     pthread_mutex_unlock(&c->lock);
@@ -298,6 +309,8 @@ found:
 static void gm_free_remote(struct gm_span *s, void *p)
 {
     uintptr_t *o = p;
+    gm_vg_free(p);
+    gm_vg_quiet_begin();
     o[1] = gm_free_key ^ (uintptr_t)p;
     uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
     bool busy_ok = false; /* holding gm_busy_lock for reading */
@@ -312,8 +325,11 @@ static void gm_free_remote(struct gm_span *s, void *p)
         if (flags == GM_TF_NOTIFY) nflags = GM_TF_BUSY;
         else if (flags == GM_TF_ORPHAN) nflags = GM_TF_NONE;
         o[0] = old & ~(uintptr_t)GM_TF_MASK;
+        /* acq_rel: taking over an orphan or telling an owner, we read what
+         * the owner last wrote (its list links, the owner field). */
         if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p | nflags,
-                                                  memory_order_release, memory_order_relaxed)) {
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+            gm_vg_quiet_end();
             if (flags == GM_TF_ORPHAN) {
                 gm_central_push(s);
             } else if (flags == GM_TF_NOTIFY) {
@@ -348,6 +364,7 @@ void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
         o[1] = gm_free_key ^ (uintptr_t)p;
         o[0] = (uintptr_t)s->local_free;
         s->local_free = p;
+        gm_vg_free(p);
         s->used--;
         gm_count_inc(&tc->counts[s->sizeclass].frees);
         if (s->in_full) gm_span_unfull(tc, s);
@@ -365,7 +382,9 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == p) return true;
         if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        gm_vg_quiet_begin();
         head = *(uintptr_t *)head;
+        gm_vg_quiet_end();
     }
     return false;
 }
@@ -409,7 +428,6 @@ struct gm_tcache *gm_tcache_init(void)
     pthread_mutex_lock(&gm_tc_lock);
     if (!gm_tc_key_ok) {
         gm_free_key_init();
-        for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);
         gm_fixalloc_init(&gm_tc_alloc, sizeof(struct gm_tcache), &gm_meta.tcaches);
         gm_tc_key_ok = pthread_key_create(&gm_tc_key, gm_tcache_destructor) == 0;
     }
@@ -584,7 +602,7 @@ size_t gm_central_trim(void)
             gm_span_collect(s);
             if (s->used == 0) {
                 gm_list_remove(&ce->head, s);
-                ce->nspans--;
+                gm_central_count(ce, -1);
                 released += (size_t)s->npages << GM_PAGE_SHIFT;
                 gm_heap_free_span(s);
             }
@@ -604,7 +622,9 @@ bool gm_central_holds(void)
 static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
 {
     uint32_t n = 0;
+    gm_vg_quiet_begin();
     for (; head && n <= s->nelems; n++) head = *(uintptr_t *)head;
+    gm_vg_quiet_end();
     return n;
 }
 

@@ -687,7 +687,7 @@ static int gm_check_quiet_heap(int fd)
     memset(&w, 0, sizeof w);
     memset(&bits, 0, sizeof bits);
     pthread_mutex_lock(&gm_heap.lock);
-    bool init = gm_heap.initialized;
+    bool init = gm_heap_ready();
     uint64_t heap_sys = gm_stat_load(&gm_heap.heap_sys);
     uint64_t heap_inuse = gm_stat_load(&gm_heap.heap_inuse);
     uint64_t heap_released = gm_stat_load(&gm_heap.heap_released);
@@ -813,7 +813,7 @@ void gm_stats_census(struct gm_census *c)
     memset(c, 0, sizeof *c);
     gm_small_for_each_tcache(gm_census_pagecache, c); /* never inside the heap lock */
     pthread_mutex_lock(&gm_heap.lock);
-    if (gm_heap.initialized) {
+    if (gm_heap_ready()) {
         gm_for_each_span(gm_census_span, c);
         gm_census_bitmaps(c);
     }

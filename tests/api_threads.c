@@ -141,12 +141,7 @@ static void test_churn(void)
 {
     struct gm_stats a, b;
     gm_stats_get(&a);
-    for (uintptr_t i = 0; i < CHURN_THREADS; i += CHURN_BATCH) {
-        pthread_t th[CHURN_BATCH];
-        for (uintptr_t j = 0; j < CHURN_BATCH; j++)
-            CHECK_EQ(pthread_create(&th[j], NULL, churn_thread, (void *)(i + j)), 0);
-        for (int j = 0; j < CHURN_BATCH; j++) pthread_join(th[j], NULL);
-    }
+    CHECK_EQ(test_run_batched(churn_thread, CHURN_THREADS, CHURN_BATCH), 0);
     for (int j = 0; j < CHURN_BATCH; j++) {
         void *p = atomic_exchange(&leftover[j], NULL);
         if (p) obj_free(p);

@@ -1,5 +1,6 @@
 /* test.h — the tests' tiny harness: CHECK records a failure with its line and
- * goes on; test_done() prints the closing line and gives the exit code. */
+ * goes on; test_done() prints the closing line and gives the exit code. Also
+ * a deterministic generator and a position-dependent fill pattern. */
 #ifndef GM_TEST_H
 #define GM_TEST_H
 #include <stdio.h>
@@ -146,6 +147,23 @@ static inline bool test_verify(const void *p, size_t n, uint64_t seed)
 /* ------------------------------------------------------------------------ */
 #include <pthread.h>
 
+
+/* Runs fn((void *)i) for i in [0, n) on threads, batch at a time (batch <=
+ * 64); returns how many threads could not be created. */
+static inline int test_run_batched(void *(*fn)(void *), uintptr_t n, unsigned batch)
+{
+    int failed = 0;
+    for (uintptr_t i = 0; i < n; i += batch) {
+        pthread_t th[64];
+        bool ok[64];
+        for (unsigned j = 0; j < batch && i + j < n; j++)
+            failed += !(ok[j] = pthread_create(&th[j], NULL, fn, (void *)(i + j)) == 0);
+        for (unsigned j = 0; j < batch && i + j < n; j++)
+            if (ok[j]) pthread_join(th[j], NULL);
+    }
+    return failed;
+}
+
 #define TEST_RING 4096
 struct test_ring {
     pthread_mutex_t lock;
@@ -253,4 +271,43 @@ static inline void test_subcase(const char *marker, const char *const *env, void
     printf("sub-case %s: %s in %.1f s\n", marker, ok ? "passed" : "FAILED", (double)(test_now_ns() - t0) / 1e9);
     fflush(stdout);
 }
+
+/* Byte-wise object contents: byte i of an object filled with seed, so that a
+ * prefix moved by realloc, or a tail added to it, still checks. */
+static inline unsigned char test_pat(uint64_t seed, size_t i)
+{
+    return (unsigned char)(seed + i + (i >> 8) * 31);
+}
+static inline void test_pat_fill(void *p, size_t from, size_t to, uint64_t seed)
+{
+    unsigned char *b = p;
+    for (size_t i = from; i < to; i++) b[i] = test_pat(seed, i);
+}
+static inline bool test_pat_verify(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != test_pat(seed, i)) return false;
+    return true;
+}
+/* Sanitized builds: TEST_SANITIZER is 1 under ASan or TSan, whose shadow
+ * memory or application ranges change where mappings may go; tests divide
+ * their iteration counts by TEST_SLOWDOWN (about how much slower they run). */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_SLOWDOWN 8
+#elif defined(__SANITIZE_ADDRESS__)
+#define TEST_SLOWDOWN 2
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_SLOWDOWN 8
+#elif __has_feature(address_sanitizer)
+#define TEST_SLOWDOWN 2
+#endif
+#endif
+#ifdef TEST_SLOWDOWN
+#define TEST_SANITIZER 1
+#else
+#define TEST_SANITIZER 0
+#define TEST_SLOWDOWN 1
+#endif
 #endif

@@ -291,7 +291,8 @@ static void test_persistent_regions(void)
             if (region) {
                 switches++;
                 tails_freed &= strcmp(maps_perms((uintptr_t)region + 950 * KiB), "rw-p") == 0;
-                tails_freed &= strcmp(maps_perms((uintptr_t)region + 1000 * KiB), "") == 0;
+                /* (a sanitizer's runtime may map into the hole at once) */
+                tails_freed &= TEST_SANITIZER || strcmp(maps_perms((uintptr_t)region + 1000 * KiB), "") == 0;
             }
             region = q;
         }
@@ -426,7 +427,7 @@ static void test_arena_alloc(void)
 
     size_t size = 0;
     uintptr_t v = (uintptr_t)gm_arena_alloc(1, &size);
-    CHECK_EQ(v, hint);
+    if (!TEST_SANITIZER) CHECK_EQ(v, hint); /* a sanitizer's shadow may hold the first hints */
     CHECK_EQ(size, ARENA);
     CHECK_EQ(v & (ARENA - 1), 0);
     /* Reserved, not mapped: VmData grew by metadata only. */
@@ -489,7 +490,7 @@ static void test_hint_collision(void)
     uintptr_t v = (uintptr_t)gm_arena_alloc(ARENA, &size);
     CHECK(v != 0 && v != hint);
     CHECK_EQ(v & (ARENA - 1), 0);
-    CHECK_EQ(v, (uintptr_t)0x01c000000000); /* the next hint */
+    if (!TEST_SANITIZER) CHECK_EQ(v, (uintptr_t)0x01c000000000); /* the next hint */
     CHECK_EQ(size, ARENA);
     check_region_indexed(v, size);
     CHECK(gm_arena_of(hint) == NULL); /* the blocker is not heap */
