@@ -493,8 +493,9 @@ struct gm_span {
     /* small-object fields (small.c) */
     uint32_t elemsize;
     uint32_t divmagic;
-    uintptr_t limit;        /* base + nelems * elemsize */
-    uint32_t nelems;
+    _Atomic uintptr_t limit; /* end of the carved objects (small.c's lazy
+                              * carving): nothing past it was handed out */
+    uint32_t nelems;         /* objects the span can hold */
     uint32_t used;          /* objects out of free and local_free (owner) */
     void *free;             /* allocation list (owner) */
     void *local_free;       /* the owner's frees (owner) */
@@ -606,6 +607,11 @@ uint64_t gm_heap_retained(void) GM_HIDDEN;
 
 /* Milliseconds from a coarse monotonic clock (wraps; compare differences). */
 uint32_t gm_now_ms(void) GM_HIDDEN;
+
+static inline uintptr_t gm_span_limit(const struct gm_span *s)
+{
+    return atomic_load_explicit((_Atomic uintptr_t *)&s->limit, memory_order_relaxed);
+}
 
 /* The span owning address p, or NULL if p is not in an in-use span. Fast,
  * lock-free; the caller checks state/ranges it relies on. */
@@ -746,7 +752,7 @@ static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *
 {
     uintptr_t a = (uintptr_t)p, off = a - s->base;
     uintptr_t *o = (uintptr_t *)p;
-    if (GM_UNLIKELY(off >= s->limit - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
+    if (GM_UNLIKELY(off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
                     gm_vg_word(&o[1]) == (gm_free_key ^ a)))
         gm_small_check_free(s, p); /* aborts unless a false alarm */
     if (GM_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full)) {

@@ -340,7 +340,7 @@ static bool gm_on_list(const struct gm_span *s, uintptr_t head, uintptr_t a)
 {
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == a) return true;
-        if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        if (head < s->base || head >= gm_span_limit(s) || (head - s->base) % s->elemsize) return false;
         gm_vg_quiet_begin();
         head = *(const uintptr_t *)head;
         gm_vg_quiet_end();
@@ -353,7 +353,7 @@ static bool gm_on_list(const struct gm_span *s, uintptr_t head, uintptr_t a)
 static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
 {
     uintptr_t a = (uintptr_t)p, off = a - s->base;
-    if (GM_UNLIKELY(off >= s->limit - s->base)) {
+    if (GM_UNLIKELY(off >= gm_span_limit(s) - s->base)) {
         /* The tail of the span past its last object, or a stale entry. */
         bool inside = a >= s->base && off < ((uintptr_t)s->npages << GM_PAGE_SHIFT);
         gm_bad_pointer(op, inside ? GM_BAD_FOREIGN : GM_BAD_FREED, p);

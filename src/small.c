@@ -122,9 +122,45 @@ static void gm_span_take_list(struct gm_span *s, void *list)
     s->used -= n;
 }
 
-/* Move local_free and thread_free onto free. The caller owns s (or holds the
- * central lock while nobody does). Keeps thread_free's flag bits. Returns
- * whether free is non-empty. */
+/* Carving is lazy: a span's objects are put on its free list a page's worth
+ * at a time (at least one object), in address order, each marked free, when
+ * the list runs dry. Pages never carved are never touched, so a span bigger
+ * than its thread needs costs address space and commit but no RSS. limit
+ * is the end of the carved part: an address past it was never handed out.
+ * The caller owns s (or holds the central lock while nobody does) and
+ * s->free is empty. */
+#define GM_CARVE_BYTES 8192
+static void gm_span_carve(struct gm_span *s)
+{
+    uintptr_t start = atomic_load_explicit(&s->limit, memory_order_relaxed);
+    uint32_t size = s->elemsize, done = (uint32_t)((start - s->base) / size);
+    uint32_t n = GM_CARVE_BYTES / size ? GM_CARVE_BYTES / size : 1;
+    if (n > s->nelems - done) n = s->nelems - done;
+    if (n == 0) return;
+    gm_vg_undefined((void *)start, (size_t)n * size);
+    uintptr_t next = 0;
+    for (uint32_t i = n; i-- > 0;) {
+        uintptr_t *o = (uintptr_t *)(start + (uintptr_t)i * size);
+        o[0] = next;
+        o[1] = gm_free_key ^ (uintptr_t)o;
+        next = (uintptr_t)o;
+    }
+    gm_vg_noaccess((void *)start, (size_t)n * size);
+    s->free = (void *)next;
+    /* Read by other threads' frees of this span's objects (bounds check):
+     * an object they hold was carved before they got it. */
+    atomic_store_explicit(&s->limit, start + (uintptr_t)n * size, memory_order_relaxed);
+}
+
+/* Objects carved so far. */
+static uint32_t gm_span_carved(const struct gm_span *s)
+{
+    return (uint32_t)((atomic_load_explicit(&s->limit, memory_order_relaxed) - s->base) / s->elemsize);
+}
+
+/* Move local_free and thread_free onto free, or carve more. The caller owns
+ * s (or holds the central lock while nobody does). Keeps thread_free's flag
+ * bits. Returns whether free is non-empty. */
 static bool gm_span_collect(struct gm_span *s)
 {
     gm_vg_quiet_begin();
@@ -145,6 +181,7 @@ static bool gm_span_collect(struct gm_span *s)
         }
     }
     gm_vg_quiet_end();
+    if (!s->free) gm_span_carve(s);
     return s->free != NULL;
 }
 
@@ -156,22 +193,11 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_span *s = gm_alloc_span(tc, gm_class_npages[cls], cls);
     if (!s) return NULL;
-    uint32_t size = gm_class_size[cls], n = gm_class_nelems[cls];
-    s->elemsize = size;
+    s->elemsize = gm_class_size[cls];
     s->divmagic = gm_class_divmagic[cls];
-    s->nelems = n;
-    s->limit = s->base + (uintptr_t)n * size;
-    /* Carve in address order, each object marked free. */
-    gm_vg_undefined((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
-    uintptr_t next = 0;
-    for (uint32_t i = n; i-- > 0;) {
-        uintptr_t *o = (uintptr_t *)(s->base + (uintptr_t)i * size);
-        o[0] = next;
-        o[1] = gm_free_key ^ (uintptr_t)o;
-        next = (uintptr_t)o;
-    }
-    gm_vg_noaccess((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT);
-    s->free = (void *)next;
+    s->nelems = gm_class_nelems[cls];
+    atomic_store_explicit(&s->limit, s->base, memory_order_relaxed);
+    gm_span_carve(s);
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
     return s;
 }
@@ -381,7 +407,7 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
 {
     for (uint32_t i = 0; head && i <= s->nelems; i++) {
         if (head == p) return true;
-        if (head < s->base || head >= s->limit || (head - s->base) % s->elemsize) return false;
+        if (head < s->base || head >= gm_span_limit(s) || (head - s->base) % s->elemsize) return false;
         gm_vg_quiet_begin();
         head = *(uintptr_t *)head;
         gm_vg_quiet_end();
@@ -392,7 +418,7 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
 void gm_small_check_free(struct gm_span *s, void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (atomic_load_explicit(&s->state, memory_order_acquire) != GM_SPAN_SMALL || a < s->base || a >= s->limit)
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != GM_SPAN_SMALL || a < s->base || a >= gm_span_limit(s))
         gm_fatal_ptr("free of a pointer that is not allocated", p);
     if ((a - s->base) % s->elemsize != 0) gm_fatal_ptr("free of an interior pointer", p);
     if (gm_list_has(s, (uintptr_t)s->free, a) || gm_list_has(s, (uintptr_t)s->local_free, a) ||
@@ -645,7 +671,7 @@ void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
                     continue;
                 uint32_t nfree = gm_list_len(s, (uintptr_t)s->free) + gm_list_len(s, (uintptr_t)s->local_free) +
                                  gm_list_len(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK);
-                live[s->sizeclass] += s->nelems - nfree;
+                live[s->sizeclass] += gm_span_carved(s) - nfree;
             }
         }
     }

@@ -8,6 +8,14 @@ The classes are Go's (runtime/sizeclasses.go, unchanged from Go 1.16 through
 pairs are written out below as facts; the script re-derives them with Go's
 algorithm (mksizeclasses.go, started at 16 bytes instead of 8) as a cross
 check, computes everything else and checks the invariants before printing.
+
+One change of gomalloc's own: spans of the classes up to 1 KiB are at least
+MIN_SMALL_SPAN_PAGES pages (32 KiB) instead of Go's one page. Go refills a
+thread's cache from spans swept in bulk; gomalloc's threads refill from
+their own spans' free lists, and with 8 KiB spans a live set replaced at
+random leaves each span a free object or two, so every few allocations went
+down the slow path. Spans are carved lazily (small.c), so the untouched part
+of a bigger span costs no RSS.
 """
 
 import sys
@@ -71,9 +79,19 @@ def divmagic(size):
     return 0xFFFFFFFF // size + 1
 
 
+MIN_SMALL_SPAN_PAGES = 4
+MIN_SPAN_CLASS_LIMIT = 1024
+
+
+def gomalloc_spans(classes):
+    """Go's (size, pages) with the spans of small classes raised."""
+    return [(s, max(p, MIN_SMALL_SPAN_PAGES) if s <= MIN_SPAN_CLASS_LIMIT else p) for s, p in classes]
+
+
 def check(classes):
     assert go_algorithm(16) == classes, "table differs from Go's algorithm"
     assert len(classes) == 65
+    classes = gomalloc_spans(classes)
     prev = 0
     for size, npages in classes:
         span = npages * PAGE
@@ -133,7 +151,9 @@ HEADER = """\
  * table from Go 1.16 through 1.25): every request of at most 32 KiB is rounded
  * up to one of these object sizes, and a span of the listed number of 8 KiB
  * pages is carved into objects of that size. Class 0 is the placeholder for
- * large objects (a span of their own) and is all zeros.
+ * large objects (a span of their own) and is all zeros. One difference:
+ * spans of the classes up to 1 KiB are 4 pages, not Go's 1, so that a thread
+ * refills from a span far less often (see the script).
  *
  * Go's class 1 (8 bytes) and class 3 (24 bytes) are dropped, leaving 65 small
  * classes, all multiples of 16: C requires malloc results to be aligned for
@@ -167,16 +187,17 @@ HEADER = """\
 
 def main():
     check(CLASSES)
-    sizes = [0] + [s for s, _ in CLASSES]
-    pages = [0] + [p for _, p in CLASSES]
-    nelems = [0] + [p * PAGE // s for s, p in CLASSES]
-    magic = [0] + [divmagic(s) for s, _ in CLASSES]
+    classes = gomalloc_spans(CLASSES)
+    sizes = [0] + [s for s, _ in classes]
+    pages = [0] + [p for _, p in classes]
+    nelems = [0] + [p * PAGE // s for s, p in classes]
+    magic = [0] + [divmagic(s) for s, _ in classes]
     # Index i of class16 covers sizes 16*(i-1)+1 .. 16*i (index 0: size 0).
     class16 = lookup(CLASSES, [max(16 * i, 1) for i in range(1024 // 16 + 1)])
     # Index i of class128 covers sizes 1024+128*(i-1)+1 .. 1024+128*i.
     class128 = lookup(CLASSES, [1024 + 128 * i for i in range((MAX_SMALL - 1024) // 128 + 1)])
 
-    out = [HEADER, comment_table(CLASSES), ""]
+    out = [HEADER, comment_table(classes), ""]
     out.append("/* Objects per class, in bytes. */")
     out.append(c_array("uint32_t", "gm_class_size", "GM_NUM_CLASSES", sizes, 8, 6))
     out.append("")
