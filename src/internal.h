@@ -490,6 +490,8 @@ struct gm_span {
     uint8_t sizeclass;      /* 0 for large spans */
     uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
     uint8_t in_full;        /* owner-private: in the owner's full list */
+    uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
+                             * objects carry canaries, free ones a fill */
     /* small-object fields (small.c) */
     uint32_t elemsize;
     uint32_t divmagic;
@@ -689,6 +691,9 @@ struct gm_tcache {
     bool dead;
 };
 extern __thread struct gm_tcache *gm_tc GM_HIDDEN;
+/* What the inline fast paths use: gm_tc, or NULL in checked mode so that
+ * every malloc and free goes through malloc.c's checked slow paths. */
+extern __thread struct gm_tcache *gm_tc_fast GM_HIDDEN;
 extern struct gm_span gm_empty_span GM_HIDDEN; /* free == NULL, used as current */
 extern uintptr_t gm_free_key GM_HIDDEN;        /* secret for freed-object markers */
 
@@ -720,6 +725,8 @@ void gm_small_fork_child(void) GM_HIDDEN;
 
 /* Never returns: prints "gomalloc: <what>: <ptr>" on one line and aborts. */
 _Noreturn void gm_fatal_ptr(const char *what, const void *p) GM_HIDDEN;
+/* Checked mode: the bytes of a free object past its link and marker. */
+#define GM_FREE_FILL 0xdf
 
 static inline void gm_count_inc(_Atomic uint64_t *c)
 {
@@ -797,7 +804,8 @@ void gm_arena_fork_child(void) GM_HIDDEN;
 struct gm_options {
     bool stats; /* GOMALLOC_STATS: statistics report on stderr at exit */
     bool stats_json; /* GOMALLOC_STATS=json: that report as JSON */
-    bool check; /* GOMALLOC_CHECK: gm_check() at exit */
+    bool check; /* GOMALLOC_CHECK: checked mode (canaries, free fills) and
+                 * gm_check() at exit */
     const char *trace; /* GOMALLOC_TRACE: memory timeline file (trace.c) */
     uint32_t trace_ms; /* GOMALLOC_TRACE_MS (default 10): its sampling period */
     /* scavenge.c */
@@ -837,7 +845,7 @@ size_t gm_api_usable_size(const void *p) GM_HIDDEN;
 
 static inline __attribute__((always_inline)) void *gm_malloc_fast(size_t size)
 {
-    struct gm_tcache *tc = gm_tc;
+    struct gm_tcache *tc = gm_tc_fast;
     if (GM_LIKELY(tc != NULL && size <= GM_MAX_SMALL)) return gm_small_alloc(tc, gm_size_class(size));
     return gm_malloc_slow(size);
 }
@@ -845,7 +853,7 @@ static inline __attribute__((always_inline)) void *gm_malloc_fast(size_t size)
 static inline __attribute__((always_inline)) void gm_free_fast(void *p)
 {
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
-    struct gm_tcache *tc = gm_tc;
+    struct gm_tcache *tc = gm_tc_fast;
     if (GM_LIKELY(s != NULL && tc != NULL &&
                   atomic_load_explicit(&s->state, memory_order_acquire) == GM_SPAN_SMALL)) {
         gm_small_free(tc, s, p);

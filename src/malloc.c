@@ -188,6 +188,7 @@ static void gm_options_load(void)
     const char *v = gm_getenv("GOMALLOC_STATS");
     gm_opt.stats_json = v && strcmp(v, "json") == 0;
     gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+    if (gm_opt.check) gm_tc_fast = NULL; /* this thread may have a cache already */
     gm_opt.trace = gm_getenv("GOMALLOC_TRACE");
     const char *rest = "";
     uint64_t ms = (v = gm_getenv("GOMALLOC_TRACE_MS")) ? gm_parse_size(v, &rest) : 0;
@@ -276,6 +277,7 @@ static inline size_t gm_pages_of(size_t size) { return (size + GM_PAGE_SIZE - 1)
 static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t size)
 {
     s->large_size = size;
+    s->checked = 0; /* gm_checked_malloc sets it after (a cached span may have it) */
     gm_count_inc(&tc->counts[0].mallocs);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
     gm_counter_add(&tc->large_req_alloc, size);
@@ -393,6 +395,111 @@ static unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Checked mode (GOMALLOC_CHECK=1)                                          */
+/* ------------------------------------------------------------------------ */
+/*
+ * The inline fast paths are off (gm_tc_fast is NULL), so every operation
+ * comes here. A small object of n bytes is served from the class of n + 8;
+ * its last word is a canary, (secret ^ address ^ n), which also records n,
+ * and the bytes between n and the canary are a pad of GM_PAD_FILL. free and
+ * realloc check both, so writing even one byte past the end is caught when
+ * the block is freed. A freed object's bytes past its link and marker are
+ * filled with GM_FREE_FILL (carving fills new objects the same way), and
+ * malloc checks the fill of the object it hands out and that the next link
+ * of the span's free list still points at one of the span's objects, so a
+ * write into freed memory, or an overflow into a free neighbour, is caught
+ * at the next allocation from that span. Large objects get a 64-byte pad
+ * after their requested size. malloc_usable_size gives n, so that programs
+ * that use all of it do not scribble over the pad. Only spans made in
+ * checked mode are checked (the loader's first allocations may precede the
+ * options). It costs a few passes over each block; it is for finding bugs.
+ */
+#define GM_PAD_FILL 0xca
+#define GM_CANARY ((uintptr_t)0x9e3779b97f4a7c15u)
+#define GM_LARGE_PAD 64
+
+static inline uintptr_t gm_canary(const void *p, size_t n) { return gm_free_key ^ GM_CANARY ^ (uintptr_t)p ^ n; }
+
+/* Is every byte of [p, p + n) equal to v? */
+static bool gm_all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v) return false;
+    return true;
+}
+
+/* The requested size of p, a live object of checked span s, after checking
+ * its canary and pad; aborts if they were overwritten. */
+static size_t gm_checked_size(struct gm_span *s, const void *p)
+{
+    const unsigned char *b = p;
+    if (atomic_load_explicit(&s->state, memory_order_acquire) == GM_SPAN_LARGE) {
+        size_t n = s->large_size, end = (size_t)s->npages << GM_PAGE_SHIFT;
+        size_t pad = end - n < GM_LARGE_PAD ? end - n : GM_LARGE_PAD;
+        if (!gm_all_bytes(b + n, pad, GM_PAD_FILL)) gm_fatal_ptr("buffer overflow past the end of a block", p);
+        return n;
+    }
+    size_t c = s->elemsize;
+    uintptr_t w;
+    memcpy(&w, b + c - sizeof w, sizeof w);
+    size_t n = w ^ gm_canary(p, 0);
+    if (n > c - sizeof w || !gm_all_bytes(b + n, c - sizeof w - n, GM_PAD_FILL))
+        gm_fatal_ptr("buffer overflow past the end of a block", p);
+    return n;
+}
+
+/* Arm a block just handed out: check what free left in it, then write the
+ * pad and canary (small) or pad (large). */
+static void *gm_checked_arm(void *p, size_t n)
+{
+    if (!p) return NULL;
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    if (!s->checked) return p;
+    unsigned char *b = p;
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == GM_SPAN_LARGE) {
+        size_t end = (size_t)s->npages << GM_PAGE_SHIFT;
+        memset(b + n, GM_PAD_FILL, end - n < GM_LARGE_PAD ? end - n : GM_LARGE_PAD);
+        return p;
+    }
+    size_t c = s->elemsize, hdr = 2 * sizeof(uintptr_t);
+    if (c > hdr && !gm_all_bytes(b + hdr, c - hdr, GM_FREE_FILL)) gm_fatal_ptr("write after free into block", p);
+    uintptr_t next = (uintptr_t)s->free; /* s is this thread's current span */
+    if (next && (next < s->base || next >= gm_span_limit(s) || (next - s->base) % c))
+        gm_fatal_ptr("corrupted free list (write after free) next to block", p);
+    memset(b + n, GM_PAD_FILL, c - sizeof(uintptr_t) - n);
+    uintptr_t w = gm_canary(p, n);
+    memcpy(b + c - sizeof w, &w, sizeof w);
+    return p;
+}
+
+/* malloc in checked mode; align <= GM_PAGE_SIZE (1 for none). */
+static void *gm_checked_malloc(struct gm_tcache *tc, size_t size, size_t align)
+{
+    if (size <= GM_MAX_SMALL - sizeof(uintptr_t)) {
+        for (unsigned cls = gm_size_class(size + sizeof(uintptr_t)); cls < GM_NUM_CLASSES; cls++)
+            if ((gm_class_size[cls] & (align - 1)) == 0) return gm_checked_arm(gm_small_alloc(tc, cls), size);
+    }
+    if (GM_UNLIKELY(size > GM_MAX_REQUEST - GM_LARGE_PAD)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct gm_span *s = gm_large_alloc_span(tc, size == 0 ? 1 : size);
+    if (!s) return NULL;
+    s->checked = 1;
+    return gm_checked_arm((void *)s->base, size);
+}
+
+/* Before a checked block is freed: check it, then fill it as free. */
+static void gm_checked_free(struct gm_span *s, void *p, unsigned st)
+{
+    gm_checked_size(s, p);
+    if (st == GM_SPAN_SMALL) {
+        size_t hdr = 2 * sizeof(uintptr_t);
+        if (s->elemsize > hdr) memset((char *)p + hdr, GM_FREE_FILL, s->elemsize - hdr);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* malloc and free                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -403,6 +510,7 @@ void *gm_malloc_slow(size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    if (GM_UNLIKELY(gm_opt.check)) return gm_checked_malloc(tc, size, 1);
     if (size <= GM_MAX_SMALL) return gm_small_alloc(tc, gm_size_class(size));
     if (GM_UNLIKELY(size > GM_MAX_REQUEST)) {
         errno = ENOMEM;
@@ -417,6 +525,7 @@ void gm_free_slow(void *p, struct gm_span *s)
     if (!p) return;
     unsigned st = gm_validate(s, p, GM_OP_FREE);
     struct gm_tcache *tc = gm_tc;
+    if (GM_UNLIKELY(s->checked)) gm_checked_free(s, p, st);
     if (st == GM_SPAN_LARGE) {
         gm_large_free(tc, s);
         gm_scav_tick();
@@ -446,6 +555,11 @@ void *gm_api_calloc(size_t n, size_t size)
     }
     struct gm_tcache *tc = gm_thread_cache();
     if (!tc) return NULL;
+    if (GM_UNLIKELY(gm_opt.check)) {
+        void *p = gm_checked_malloc(tc, total, 1);
+        if (p) memset(p, 0, total);
+        return p;
+    }
     if (total <= GM_MAX_SMALL) {
         void *p = gm_small_alloc(tc, gm_size_class(total));
         if (GM_LIKELY(p != NULL)) memset(p, 0, total);
@@ -473,6 +587,14 @@ void *gm_api_realloc(void *p, size_t size)
     }
     struct gm_tcache *tc = gm_thread_cache();
     if (!tc) return NULL;
+    if (GM_UNLIKELY(s->checked || gm_opt.check)) { /* checked: always a new block */
+        size_t n = s->checked ? gm_checked_size(s, p) : gm_api_usable_size(p);
+        void *q = gm_opt.check ? gm_checked_malloc(tc, size, 1) : gm_malloc_fast(size);
+        if (!q) return NULL;
+        memcpy(q, p, n < size ? n : size);
+        gm_free_fast(p);
+        return q;
+    }
     size_t old;
     if (st == GM_SPAN_SMALL) {
         old = s->elemsize;
@@ -519,6 +641,7 @@ static void *gm_aligned(size_t align, size_t size)
     }
     struct gm_tcache *tc = gm_thread_cache();
     if (!tc) return NULL;
+    if (GM_UNLIKELY(gm_opt.check) && align <= GM_PAGE_SIZE) return gm_checked_malloc(tc, size, align);
     if (align <= GM_PAGE_SIZE) {
         if (size <= GM_MAX_SMALL) {
             /* The smallest class whose objects are all aligned. */
@@ -593,6 +716,7 @@ size_t gm_api_usable_size(const void *p)
     if (!p) return 0;
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
     unsigned st = gm_validate(s, p, GM_OP_USABLE);
+    if (GM_UNLIKELY(s->checked)) return gm_checked_size(s, p); /* the pad is not the caller's */
     if (st == GM_SPAN_SMALL) return s->elemsize;
     return (size_t)s->npages << GM_PAGE_SHIFT;
 }

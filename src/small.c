@@ -47,6 +47,7 @@
 #include <time.h>
 
 __thread struct gm_tcache *gm_tc __attribute__((tls_model("initial-exec")));
+__thread struct gm_tcache *gm_tc_fast __attribute__((tls_model("initial-exec")));
 struct gm_span gm_empty_span;
 uintptr_t gm_free_key;
 
@@ -108,12 +109,22 @@ static void gm_list_remove(struct gm_span **head, struct gm_span *s)
 /* Collecting free objects                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* Checked mode: the link of free object o must be NULL or another object
+ * of s; a write after free that hit it is reported naming o. */
+static inline void gm_check_link(const struct gm_span *s, void **o)
+{
+    uintptr_t next = (uintptr_t)o[0];
+    if (next && (next < s->base || next >= gm_span_limit(s) || (next - s->base) % s->elemsize))
+        gm_fatal_ptr("corrupted free list (write after free) in block", o);
+}
+
 /* Prepend list (count objects, ending at tail) to s->free. */
 static void gm_span_take_list(struct gm_span *s, void *list)
 {
     uint32_t n = 1;
     void **tail = list;
     while (tail[0]) {
+        if (s->checked) gm_check_link(s, tail);
         tail = tail[0];
         n++;
     }
@@ -143,6 +154,7 @@ static void gm_span_carve(struct gm_span *s)
         uintptr_t *o = (uintptr_t *)(start + (uintptr_t)i * size);
         o[0] = next;
         o[1] = gm_free_key ^ (uintptr_t)o;
+        if (s->checked) memset(o + 2, GM_FREE_FILL, size - 2 * sizeof(uintptr_t));
         next = (uintptr_t)o;
     }
     gm_vg_noaccess((void *)start, (size_t)n * size);
@@ -167,7 +179,10 @@ static bool gm_span_collect(struct gm_span *s)
     if (s->local_free) {
         /* local_free objects were subtracted from used when freed */
         void **tail = s->local_free;
-        while (tail[0]) tail = tail[0];
+        while (tail[0]) {
+            if (s->checked) gm_check_link(s, tail);
+            tail = tail[0];
+        }
         tail[0] = s->free;
         s->free = s->local_free;
         s->local_free = NULL;
@@ -196,6 +211,7 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     s->elemsize = gm_class_size[cls];
     s->divmagic = gm_class_divmagic[cls];
     s->nelems = gm_class_nelems[cls];
+    s->checked = gm_opt.check;
     atomic_store_explicit(&s->limit, s->base, memory_order_relaxed);
     gm_span_carve(s);
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
@@ -474,6 +490,7 @@ struct gm_tcache *gm_tcache_init(void)
     if (!tc) return NULL;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
     gm_tc = tc;
+    gm_tc_fast = gm_opt.check ? NULL : tc;
     if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
     return tc;
 }
@@ -561,7 +578,7 @@ void gm_tcache_release(struct gm_tcache *tc)
         n = next;
     }
     gm_heap_local_flush(&tc->hl);
-    gm_tc = NULL;
+    gm_tc = gm_tc_fast = NULL;
     gm_scav_tick_slow(true); /* what the thread held is free now: someone must return it */
     pthread_mutex_lock(&gm_tc_lock);
     tc->dead = true;

@@ -141,6 +141,14 @@ static inline bool test_verify(const void *p, size_t n, uint64_t seed)
         if (b[i] != (unsigned char)(x >> (8 * (i & 7)))) return false;
     return true;
 }
+/* Are all n bytes at p zero? */
+static inline bool test_all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i]) return false;
+    return true;
+}
 
 /* ------------------------------------------------------------------------ */
 /* A ring of objects that threads pass to each other                        */
