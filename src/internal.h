@@ -755,23 +755,37 @@ static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
  * not already free (by the marker, confirmed on the slow path). */
 void gm_small_check_free(struct gm_span *s, void *p) GM_HIDDEN;
 
+/* The owner's free onto local_free, once p is known to be a live object of
+ * s, which tc owns and has not filed as full. */
+static inline __attribute__((always_inline)) void gm_small_free_local(struct gm_tcache *tc, struct gm_span *s,
+                                                                      void *p, uintptr_t marker)
+{
+    uintptr_t *o = (uintptr_t *)p;
+    o[1] = marker;
+    o[0] = (uintptr_t)s->local_free;
+    s->local_free = p;
+    gm_vg_free(p);
+    gm_count_inc(&tc->counts[s->sizeclass].frees);
+    if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
+}
+
+/* Everything gm_small_free's fast path leaves to others: suspect pointers
+ * (checked, aborting unless a false alarm), other threads' spans, full
+ * spans. */
+void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
+
+/* Each exception is a single tail call, so the fast path saves no
+ * registers. */
 static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
-    uintptr_t a = (uintptr_t)p, off = a - s->base;
-    uintptr_t *o = (uintptr_t *)p;
+    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
     if (GM_UNLIKELY(off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-                    gm_vg_word(&o[1]) == (gm_free_key ^ a)))
-        gm_small_check_free(s, p); /* aborts unless a false alarm */
-    if (GM_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full)) {
-        o[1] = gm_free_key ^ a;
-        o[0] = (uintptr_t)s->local_free;
-        s->local_free = p;
-        gm_vg_free(p);
-        gm_count_inc(&tc->counts[s->sizeclass].frees);
-        if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
+                    gm_vg_word(&((uintptr_t *)p)[1]) == marker ||
+                    atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+        gm_small_free_other(tc, s, p);
         return;
     }
-    gm_small_free_slow(tc, s, p);
+    gm_small_free_local(tc, s, p, marker);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -431,6 +431,16 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
     return false;
 }
 
+void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
+    if (off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
+        gm_vg_word(&((uintptr_t *)p)[1]) == marker)
+        gm_small_check_free(s, p); /* aborts unless a false alarm */
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full) gm_small_free_local(tc, s, p, marker);
+    else gm_small_free_slow(tc, s, p);
+}
+
 void gm_small_check_free(struct gm_span *s, void *p)
 {
     uintptr_t a = (uintptr_t)p;
