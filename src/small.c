@@ -696,6 +696,9 @@ void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
                 if (!s || s->base != abase + (pg << GM_PAGE_SHIFT) ||
                     atomic_load(&s->state) != GM_SPAN_SMALL)
                     continue;
+                /* A span another thread is still setting up (or was, when
+                 * this process forked) has no size yet: no objects either. */
+                if (s->elemsize == 0 || gm_span_limit(s) < s->base) continue;
                 uint32_t nfree = gm_list_len(s, (uintptr_t)s->free) + gm_list_len(s, (uintptr_t)s->local_free) +
                                  gm_list_len(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK);
                 live[s->sizeclass] += gm_span_carved(s) - nfree;
