@@ -25,8 +25,19 @@
  * Pages of a partly grown chunk beyond arena_base are marked in use in the
  * page allocator but are in no statistic (gm_heap_ungrown_pages).
  *
+ * Decommitted chunks (strict-commit mode, memory limits) are marked in use
+ * in the page allocator and listed in gm_decommitted; growth commits them
+ * again before anything new, and the slow check counts them with the
+ * ungrown pages. The scavenger's primitives (gm_heap_scavenge, _decommit,
+ * _decommit_runs) mark the pages they work on in use, drop the heap lock
+ * for the system call, and give them back released; scavenge.c decides
+ * when and how much.
+ *
  * Span records come from a fixalloc under the heap lock, or from a thread's
  * stash (gm_heap_local) together with its page cache, without the lock.
+ * Each thread also keeps a few freed large spans whole (its span cache,
+ * state GM_SPAN_CACHED), counted in heap_inuse inside the heap and moved to
+ * idle by the reports.
  * Every page of an in-use span maps to the span in its arena's spans[]; the
  * state is stored last with release order, so a lock-free reader that sees
  * a state also sees the fields.

@@ -25,7 +25,8 @@
  *                  allocators (linear, persistent, fixed-size)
  *   3 pagealloc.c  Go's page allocator: bitmaps, summary radix tree, page cache
  *   4 heap.c       growth (curArena), spans, span lookup, heap statistics
- *   5 scavenge.c   returning memory (later issue)
+ *   5 scavenge.c   returning memory: decay, strict-commit decommit, the
+ *                  memory limit, the background scavenger
  *   6 small.c      size classes, tcache, central lists, remote frees
  *   7 large objects and 8 the API: malloc.c
  *   9 stats.c      statistics and the slow consistency check;

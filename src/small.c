@@ -28,6 +28,11 @@
  * heap unless it is a tcache's current span, or a notification about it is
  * still on its way.
  *
+ * A span is carved lazily, a page's worth of objects at a time, so its
+ * untouched tail costs no RSS; limit marks the end of the carved part.
+ * NOTIFY, once armed, stays armed until a remote free uses it (see
+ * gm_span_to_full), and is cleared before a span changes hands.
+ *
  * Freed objects carry a marker in their second word (gm_free_key ^ address),
  * set when the span is carved and on every free, cleared by malloc. A free
  * that finds the marker already there searches the span's lists: found means
