@@ -82,7 +82,10 @@ GM_API void gm_stats_get(struct gm_stats *s);
 GM_API void gm_stats_print(FILE *f);
 GM_API void gm_stats_print_json(FILE *f);
 /* Walks the whole heap and recomputes the statistics (Go's ReadMemStatsSlow);
- * returns 0 if they agree, else prints what differs to stderr and returns -1. */
+ * returns 0 if they agree, else prints what differs to stderr and returns -1.
+ * In a child forked from a multi-threaded process, the per-object counters
+ * of the parent's other threads may be an operation off: there the pages
+ * and the heap's structure are checked, not those counters. */
 GM_API int gm_check(void);
 
 /* Returning memory (see scavenge.c). gm_scavenge returns every free page to

@@ -67,7 +67,11 @@ static size_t gm_abandoned_ungrown;
  * trading a few more mappings for not failing. Heap lock. */
 #define GM_DECOMMIT_RANGES 16
 #define GM_DECOMMIT_RANGES_MAX 64
-static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX];
+/* One over the policy's maximum: gm_heap_decommit decides with the lock
+ * held and records after its system call, and meanwhile growth may have
+ * filled the list or recommitted the range its run was beside. Only one
+ * such decommit is in flight (gm_scav_lock), so one spare entry is enough. */
+static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX + 1];
 static size_t gm_ndecommitted, gm_decommitted_pages;
 
 int gm_heap_init(void)
@@ -126,7 +130,7 @@ static bool gm_decommitted_add(uintptr_t base, size_t bytes)
     } else if (joins_next) {
         gm_decommitted[next].base = base;
     } else {
-        if (n == GM_DECOMMIT_RANGES_MAX) return false;
+        if (n == GM_DECOMMIT_RANGES_MAX + 1) return false;
         memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
         gm_decommitted[i] = (struct gm_addr_range){base, limit};
         gm_ndecommitted++;
@@ -135,10 +139,28 @@ static bool gm_decommitted_add(uintptr_t base, size_t bytes)
     return true;
 }
 
-/* May one more range be decommitted (under pressure or not)? */
-static bool gm_decommitted_room(bool pressure)
+/* Take free pages to decommit, in a chunk old for older_than: while the
+ * list has room for one more range (under pressure or not), the highest
+ * wholly free chunk; else (or if there is none) the free run right above
+ * or below a decommitted range, which only widens a hole, costing no mapping (so a heap that
+ * empties after pressure has filled the list still gives its commit
+ * back). Returns the base and *npages, or 0; *scav as
+ * gm_pagealloc_take_free_chunk. Heap lock held. */
+static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *npages, size_t *scav)
 {
-    return gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES);
+    struct gm_pagealloc *pa = &gm_heap.pages;
+    *npages = GM_CHUNK_PAGES;
+    if (gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES)) {
+        uintptr_t base = gm_pagealloc_take_free_chunk(pa, older_than, scav);
+        if (base) return base;
+    }
+    for (size_t i = gm_ndecommitted; i-- > 0;) {
+        uintptr_t base = gm_pagealloc_take_beside(pa, gm_decommitted[i].limit, true, older_than, npages, scav);
+        if (!base) base = gm_pagealloc_take_beside(pa, gm_decommitted[i].base, false, older_than, npages, scav);
+        if (base) return base;
+    }
+    *scav = 0;
+    return 0;
 }
 
 /* Account for [base, base + bytes), just decommitted; scav_pages of it
@@ -196,16 +218,16 @@ static size_t gm_heap_decommit_locked(size_t want)
 {
     size_t done = 0;
     gm_heap_stamp();
-    while (done < want && gm_decommitted_room(true)) {
-        size_t scav;
-        uintptr_t base = gm_pagealloc_take_free_chunk(&gm_heap.pages, gm_heap.pages.now, &scav);
+    while (done < want) {
+        size_t n, scav;
+        uintptr_t base = gm_decommit_take(gm_heap.pages.now, true, &n, &scav);
         if (!base) break;
-        if (gm_sys_decommit((void *)base, GM_CHUNK_BYTES, &gm_heap.heap_sys) != 0) {
-            gm_decommit_undo(base, GM_CHUNK_PAGES, scav);
+        if (gm_sys_decommit((void *)base, n << GM_PAGE_SHIFT, &gm_heap.heap_sys) != 0) {
+            gm_decommit_undo(base, n, scav);
             break;
         }
-        gm_decommitted_account(base, GM_CHUNK_BYTES, scav);
-        done += GM_CHUNK_BYTES;
+        gm_decommitted_account(base, n << GM_PAGE_SHIFT, scav);
+        done += n << GM_PAGE_SHIFT;
     }
     return done;
 }
@@ -610,25 +632,25 @@ size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure)
 {
     size_t done = 0;
     while (done < max_bytes) {
-        size_t scav = 0;
-        uintptr_t base = 0;
+        size_t n, scav;
         pthread_mutex_lock(&gm_heap.lock);
         gm_heap_stamp();
-        if (gm_decommitted_room(pressure)) base = gm_pagealloc_take_free_chunk(&gm_heap.pages, older_than, &scav);
+        uintptr_t base = gm_decommit_take(older_than, pressure, &n, &scav);
         pthread_mutex_unlock(&gm_heap.lock);
         if (!base) break;
         /* heap_sys is lowered under the lock below, with the rest. */
-        int rc = gm_sys_decommit((void *)base, GM_CHUNK_BYTES, NULL);
+        size_t bytes = n << GM_PAGE_SHIFT;
+        int rc = gm_sys_decommit((void *)base, bytes, NULL);
         pthread_mutex_lock(&gm_heap.lock);
         if (rc == 0) {
-            gm_stat_add(&gm_heap.heap_sys, -(int64_t)GM_CHUNK_BYTES);
-            gm_decommitted_account(base, GM_CHUNK_BYTES, scav);
+            gm_stat_add(&gm_heap.heap_sys, -(int64_t)bytes);
+            gm_decommitted_account(base, bytes, scav);
         } else {
-            gm_decommit_undo(base, GM_CHUNK_PAGES, scav);
+            gm_decommit_undo(base, n, scav);
         }
         pthread_mutex_unlock(&gm_heap.lock);
         if (rc != 0) break;
-        done += GM_CHUNK_BYTES;
+        done += bytes;
     }
     return done;
 }
@@ -682,7 +704,7 @@ size_t gm_heap_decommit_runs(size_t min_pages)
 {
     size_t done = 0;
     pthread_mutex_lock(&gm_heap.lock);
-    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_decommitted_room(true);) {
+    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_ndecommitted < GM_DECOMMIT_RANGES_MAX;) {
         size_t scav_bytes;
         uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, n, &scav_bytes);
         if (!base) {

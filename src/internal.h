@@ -383,6 +383,12 @@ uintptr_t gm_pagealloc_scavenge_take(struct gm_pagealloc *pa, size_t max_pages, 
  * decommitted and recommitted) with gm_pagealloc_free_scavenged(base, 512). */
 uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_than,
                                        size_t *scav_pages) GM_HIDDEN;
+/* Take the free run that starts at addr and goes up (up), or ends at addr
+ * and goes down, within one chunk that is old for older_than: marked in
+ * use, *npages long, *scav_pages of them scavenged. Returns its base, or 0
+ * if the page beside addr is not free. */
+uintptr_t gm_pagealloc_take_beside(struct gm_pagealloc *pa, uintptr_t addr, bool up, uint32_t older_than,
+                                   size_t *npages, size_t *scav_pages) GM_HIDDEN;
 /* Free pages not scavenged (what the scavenger could release), O(1). */
 static inline size_t gm_pagealloc_scavengeable_pages(const struct gm_pagealloc *pa)
 {
@@ -688,6 +694,7 @@ struct gm_tcache {
     struct gm_class_counts counts[GM_NUM_CLASSES]; /* class 0: large */
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
+    uint8_t spans_made[GM_NUM_CLASSES];      /* from the heap, saturating */
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     bool dead;
 };
@@ -723,6 +730,7 @@ void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg)
 void gm_small_fork_prepare(void) GM_HIDDEN;
 void gm_small_fork_parent(void) GM_HIDDEN;
 void gm_small_fork_child(void) GM_HIDDEN;
+extern bool gm_small_forked_mt GM_HIDDEN;
 
 /* Never returns: prints "gomalloc: <what>: <ptr>" on one line and aborts. */
 _Noreturn void gm_fatal_ptr(const char *what, const void *p) GM_HIDDEN;
@@ -917,6 +925,7 @@ void gm_stats_quick(struct gm_stats_quick *q) GM_HIDDEN;
 #define GM_RUN_BUCKETS 24
 struct gm_census {
     uint64_t class_spans[GM_NUM_CLASSES]; /* class 0: large spans */
+    uint64_t class_slots[GM_NUM_CLASSES]; /* objects those spans can hold */
     uint64_t runs[GM_RUN_BUCKETS];        /* free runs */
     uint64_t run_pages[GM_RUN_BUCKETS];   /* their pages */
     uint64_t run_min[GM_RUN_BUCKETS], run_max[GM_RUN_BUCKETS]; /* pages */

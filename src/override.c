@@ -201,7 +201,7 @@ GM_PUBLIC int malloc_info(int options, FILE *fp)
     uint64_t fast_count = 0, fast_bytes = 0, rest_count = 0, rest_bytes = 0;
     fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
-        uint64_t slots = cen.class_spans[c] * gm_class_nelems[c];
+        uint64_t slots = cen.class_slots[c];
         uint64_t live = st.class_mallocs[c] > st.class_frees[c] ? st.class_mallocs[c] - st.class_frees[c] : 0;
         if (slots <= live) continue;
         gm_info_size(fp, st.class_size[c], st.class_size[c], (slots - live) * st.class_size[c], slots - live);

@@ -1023,6 +1023,26 @@ uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_t
     return gm_chunk_base(ci);
 }
 
+uintptr_t gm_pagealloc_take_beside(struct gm_pagealloc *pa, uintptr_t addr, bool up, uint32_t older_than,
+                                   size_t *npages, size_t *scav_pages)
+{
+    *npages = *scav_pages = 0;
+    size_t ci = gm_chunk_index(up ? addr : addr - 1);
+    struct gm_pallocdata *c = gm_pagealloc_chunk(pa, ci);
+    if (!c || !gm_scav_old(pa, gm_scavchunk_of(pa, ci), older_than)) return 0;
+    /* The run, in page indexes of the chunk: [lo, hi). */
+    unsigned first = (unsigned)((addr - gm_chunk_base(ci)) >> GM_PAGE_SHIFT) - (up ? 0 : 1), lo = first, hi = first + 1;
+    if (c->alloc.w[first / 64] >> (first % 64) & 1) return 0;
+    if (up)
+        while (hi < GM_CHUNK_PAGES && !(c->alloc.w[hi / 64] >> (hi % 64) & 1)) hi++;
+    else
+        while (lo > 0 && !(c->alloc.w[(lo - 1) / 64] >> ((lo - 1) % 64) & 1)) lo--;
+    uintptr_t base = gm_chunk_base(ci) + ((uintptr_t)lo << GM_PAGE_SHIFT);
+    *npages = hi - lo;
+    *scav_pages = gm_alloc_range(pa, base, *npages) >> GM_PAGE_SHIFT;
+    return base;
+}
+
 struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
 {
     return gm_pagealloc_chunk(pa, ci) ? gm_scavchunk_of(pa, ci) : NULL;

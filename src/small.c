@@ -213,13 +213,26 @@ static bool gm_span_collect(struct gm_span *s)
 /* Spans coming and going                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* A thread's first spans of a class up to 1 KiB are one page (Go's size),
+ * not the table's 32 KiB: a thread that uses a class a little holds little
+ * of it, which matters when there are many threads (each holds a span per
+ * class it uses). Only a thread that keeps coming back gets the big spans
+ * that make its refills rare. */
+#define GM_SMALL_SPAN_WARMUP 2
 static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
 {
-    struct gm_span *s = gm_alloc_span(tc, gm_class_npages[cls], cls);
+    size_t npages = gm_class_npages[cls];
+    uint32_t nelems = gm_class_nelems[cls];
+    if (npages > 1 && gm_class_size[cls] <= 1024 && tc->spans_made[cls] < GM_SMALL_SPAN_WARMUP) {
+        npages = 1;
+        nelems = GM_PAGE_SIZE / gm_class_size[cls];
+    }
+    struct gm_span *s = gm_alloc_span(tc, npages, cls);
     if (!s) return NULL;
+    if (tc->spans_made[cls] < UINT8_MAX) tc->spans_made[cls]++;
     s->elemsize = gm_class_size[cls];
     s->divmagic = gm_class_divmagic[cls];
-    s->nelems = gm_class_nelems[cls];
+    s->nelems = nelems;
     s->checked = gm_opt.check;
     atomic_store_explicit(&s->limit, s->base, memory_order_relaxed);
     gm_span_carve(s);
@@ -508,6 +521,7 @@ struct gm_tcache *gm_tcache_init(void)
     pthread_mutex_unlock(&gm_tc_lock);
     if (!tc) return NULL;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
+    memset(tc->spans_made, 0, sizeof tc->spans_made);
     gm_tc = tc;
     gm_tc_fast = gm_opt.check ? NULL : tc;
     if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
@@ -737,8 +751,16 @@ void gm_small_fork_parent(void)
     pthread_rwlock_unlock(&gm_busy_lock);
 }
 
+/* Set in a child forked while other threads had tcaches: their fast paths
+ * were frozen wherever they were, between taking an object and counting
+ * it, so the per-thread counters they left may be an operation off. The
+ * objects and pages themselves are consistent (every lock was held). */
+bool gm_small_forked_mt;
+
 void gm_small_fork_child(void)
 {
+    for (struct gm_tcache *tc = gm_tc_all; tc; tc = tc->all_next)
+        if (!tc->dead && tc != gm_tc) gm_small_forked_mt = true;
     pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
     gm_busy_lock = fresh;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);

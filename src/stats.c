@@ -704,14 +704,23 @@ static int gm_check_quiet_heap(int fd)
     uint64_t reserved = gm_stat_load(&gm_os.reserved);
     pthread_mutex_unlock(&gm_heap.lock);
 
+    /* In a child forked from a multi-threaded process, the other threads
+     * stopped wherever they were in their lock-free paths (a page taken
+     * from a page cache and not yet a span, an object taken and not yet
+     * counted): there only what the heap lock guards is compared, and the
+     * walk's structure. */
+    bool exact = !gm_small_forked_mt;
+
     /* Pages. */
-    gm_check_eq("heap_inuse (span caches included)", heap_inuse, (w.inuse_pages + w.cached_pages) * P);
-    gm_check_eq("heap_sys", heap_sys, (w.inuse_pages + w.cached_pages + bits.free_pages + pc.free_pages) * P);
-    gm_check_eq("heap_released", heap_released, (bits.scav_pages + pc.scav_pages) * P);
+    if (exact) {
+        gm_check_eq("heap_inuse (span caches included)", heap_inuse, (w.inuse_pages + w.cached_pages) * P);
+        gm_check_eq("heap_sys", heap_sys, (w.inuse_pages + w.cached_pages + bits.free_pages + pc.free_pages) * P);
+        gm_check_eq("heap_released", heap_released, (bits.scav_pages + pc.scav_pages) * P);
+        gm_check_eq("allocated pages in the bitmaps", bits.alloc_pages,
+                    w.inuse_pages + w.cached_pages + pc.free_pages + ungrown);
+    }
     gm_check_eq("page allocator free pages", pa_free, bits.free_pages);
     gm_check_eq("page allocator scavenged pages", pa_scav, bits.scav_pages);
-    gm_check_eq("allocated pages in the bitmaps", bits.alloc_pages,
-                w.inuse_pages + w.cached_pages + pc.free_pages + ungrown);
     if (w.bad_publish) {
         gm_check_fail("gomalloc: check: %llu pages of in-use spans do not map to their span (first %#llx)\n",
                       (unsigned long long)w.bad_publish, (unsigned long long)w.first_bad_publish);
@@ -729,16 +738,18 @@ static int gm_check_quiet_heap(int fd)
     uint64_t small_alloc = 0;
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         uint64_t counted = sum.mallocs[c] - sum.frees[c];
-        if (counted != live[c]) {
+        if (exact && counted != live[c]) {
             gm_check_fail("gomalloc: check: class %u (%u bytes): counters say %lld live, spans hold %llu\n", c,
                           gm_class_size[c], (long long)counted, (unsigned long long)live[c]);
         }
         small_alloc += live[c] * gm_class_size[c];
     }
-    gm_check_eq("live large objects", sum.mallocs[0] - sum.frees[0], w.large_count);
-    gm_check_eq("bytes of live large objects", sum.large_alloc - sum.large_freed, w.large_pages * P);
-    gm_check_eq("requested bytes of live large objects", sum.large_req_alloc - sum.large_req_freed, w.large_req);
-    gm_check_eq("bytes in threads' span caches", sum.cached, w.cached_pages * P);
+    if (exact) {
+        gm_check_eq("live large objects", sum.mallocs[0] - sum.frees[0], w.large_count);
+        gm_check_eq("bytes of live large objects", sum.large_alloc - sum.large_freed, w.large_pages * P);
+        gm_check_eq("requested bytes of live large objects", sum.large_req_alloc - sum.large_req_freed, w.large_req);
+        gm_check_eq("bytes in threads' span caches", sum.cached, w.cached_pages * P);
+    }
     gm_check_le("heap_alloc", small_alloc + w.large_pages * P, "heap_inuse", heap_inuse);
     return gm_check_failures ? -1 : 0;
 }
@@ -774,7 +785,10 @@ static void gm_census_pagecache(struct gm_tcache *tc, void *arg)
 static void gm_census_span(struct gm_span *s, unsigned st, void *arg)
 {
     struct gm_census *c = arg;
-    if (st == GM_SPAN_SMALL) c->class_spans[s->sizeclass]++;
+    if (st == GM_SPAN_SMALL) {
+        c->class_spans[s->sizeclass]++;
+        c->class_slots[s->sizeclass] += s->nelems;
+    }
     else if (st == GM_SPAN_LARGE) c->class_spans[0]++;
     else if (st == GM_SPAN_CACHED) gm_census_run(c, s->npages); /* idle, kept whole */
 }

@@ -239,6 +239,51 @@ static int child_inplace(void)
     return test_failures;
 }
 
+/* Pressure decommits free runs between live spans: more holes than the
+ * scavenger's paced budget of mappings (GM_DECOMMIT_RANGES). Once the
+ * spans between them are freed too, the paced path may still widen the
+ * holes until they merge (that costs no mapping), so the commit charge
+ * goes back and the mapping count falls. */
+static int child_decommit_full(void)
+{
+    enum { N = 48, HALF = GM_CHUNK_PAGES / 2 };
+    struct gm_span *s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = span(HALF);
+        CHECK(s[i] != NULL);
+        if (!s[i]) return test_failures;
+        touch(s[i], i);
+    }
+    for (int i = 0; i < N; i += 2) gm_heap_free_span(s[i]);
+    size_t runs = gm_heap_decommit_runs(HALF);
+    long maps_pressure = test_maps_count();
+    uint64_t sys_pressure = gm_stat_load(&gm_heap.heap_sys);
+    for (int i = 1; i < N; i += 2) {
+        CHECK(*(unsigned char *)s[i]->base == (unsigned char)i);
+        gm_heap_free_span(s[i]);
+    }
+    size_t paced = gm_heap_decommit(SIZE_MAX, gm_now_ms(), false);
+    long maps_after = test_maps_count();
+    uint64_t sys_after = gm_stat_load(&gm_heap.heap_sys);
+    fprintf(stderr, "decommit_full: pressure decommitted %zu MiB in runs (heap_sys %llu MiB, %ld mappings); all "
+            "freed, the paced path %zu MiB more: heap_sys %llu KiB, %ld mappings\n", runs >> 20,
+            (unsigned long long)sys_pressure >> 20, maps_pressure, paced >> 20,
+            (unsigned long long)sys_after >> 10, maps_after);
+    CHECK(runs >= (size_t)(N / 2 - 2) * HALF * GM_PAGE_SIZE); /* a hole for (nearly) every freed span */
+    CHECK(paced >= (size_t)(N / 2 - 2) * HALF * GM_PAGE_SIZE);
+    CHECK(sys_after <= GM_CHUNK_BYTES);
+    CHECK(maps_after < maps_pressure);
+    CHECK_EQ(gm_check(), 0);
+    /* And it all comes back to use. */
+    for (int i = 0; i < N; i++) {
+        s[i] = span(HALF);
+        CHECK(s[i] != NULL);
+        if (s[i]) touch(s[i], i);
+    }
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 int main(void)
 {
     test_in_child("first_page", child_first_page);
@@ -248,5 +293,6 @@ int main(void)
     test_in_child("faults", child_faults);
     test_in_child("local", child_local);
     test_in_child("inplace", child_inplace);
+    test_in_child("decommit_full", child_decommit_full);
     return test_done("unit_heap");
 }

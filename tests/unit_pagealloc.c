@@ -1376,6 +1376,41 @@ static void test_take_free_chunk(void)
     gm_pagealloc_destroy(&pa);
 }
 
+/* take_beside: the free run above or below an address, within its chunk,
+ * only in a chunk old enough; marked in use, scavenged pages counted. */
+static void test_take_beside(void)
+{
+    struct gm_pagealloc pa;
+    /* Chunk 0: pages [0, 10) and [20, 100) in use, [10, 20) free with
+     * [12, 15) scavenged, [100, CP) free. Chunk 1 wholly free, stamped 10;
+     * chunk 2 free from page 5 up, young (stamped 100). */
+    build(&pa, (struct chunk_spec[MAXCH]){CH(0, .alloc = {{0, 10}, {20, 80}}, .scav = {{12, 3}}, .stamp = 10),
+                                          CH(1, .stamp = 10), CH(2, .alloc = {{0, 5}}, .stamp = 100)});
+    pa.now = 100;
+    size_t n, scav, free0 = pa.free_pages, scav0 = pa.scav_pages;
+#define BESIDE(addr, up, t, wbase, wn, wscav)                                                              \
+    do {                                                                                                   \
+        CHECK_EQ(gm_pagealloc_take_beside(&pa, (addr), (up), (t), &n, &scav), (wbase));                    \
+        CHECK_EQ(n, (wn));                                                                                 \
+        CHECK_EQ(scav, (wscav));                                                                           \
+        CHECK_EQ(consistency(&pa, "beside"), 0);                                                           \
+    } while (0)
+    BESIDE(PA(0, 10), false, 50, 0, 0, 0);        /* page 9 is in use */
+    BESIDE(PA(0, 20), true, 50, 0, 0, 0);         /* page 20 is in use */
+    BESIDE(PA(2, 5), true, 50, 0, 0, 0);          /* young */
+    BESIDE(PA(0, 20), false, 50, PA(0, 10), 10, 3); /* down to the run's start */
+    CHECK_EQ(pa.free_pages, free0 - 10);
+    CHECK_EQ(pa.scav_pages, scav0 - 3);
+    BESIDE(PA(0, 100), true, 50, PA(0, 100), CP - 100, 0); /* up to the chunk's end, not into chunk 1 */
+    BESIDE(PA(1, 0), true, 50, PA(1, 0), CP, 0);           /* a whole chunk */
+    BESIDE(PA(2, 0), false, 50, 0, 0, 0);                  /* chunk 1 is taken now */
+    BESIDE(PA(2, 5), true, 100, PA(2, 5), CP - 5, 0);      /* old enough for now */
+    BESIDE(PA(3, 0), true, 100, 0, 0, 0);                  /* not grown */
+#undef BESIDE
+    CHECK_EQ(pa.free_pages, 0);
+    gm_pagealloc_destroy(&pa);
+}
+
 /* The search cursors: a later older_than searches from the top again, and a
  * chunk above a cursor that turns into a candidate for its time voids it. */
 static void test_scav_cursor(void)
@@ -1505,6 +1540,7 @@ int main(void)
     run_scav_cases();
     test_scav_page_cache();
     test_take_free_chunk();
+    test_take_beside();
     test_scav_cursor();
     test_scav_not_quadratic();
     CHECK_EQ(gm_stat_load(&meta), 0); /* every test allocator gave back its metadata */
