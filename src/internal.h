@@ -27,7 +27,8 @@
  *   4 heap.c       growth (curArena), spans, span lookup, heap statistics
  *   5 scavenge.c   returning memory: decay, strict-commit decommit, the
  *                  memory limit, the background scavenger
- *   6 small.c      size classes, tcache, central lists, remote frees
+ *   6 small.c      size classes, tcache, central lists, remote frees;
+ *                  objects above 4 KiB from shared spans through stashes
  *   7 large objects and 8 the API: malloc.c
  *   9 stats.c      statistics and the slow consistency check;
  *     trace.c      the memory timeline (GOMALLOC_TRACE)
@@ -461,6 +462,14 @@ static inline unsigned gm_size_class(size_t size) /* size <= GM_MAX_SMALL */
     return gm_size_to_class128[(size - 1024 + 127) >> 7];
 }
 
+/* Classes up to GM_OWNED_MAX bytes are served from spans a thread owns;
+ * larger ones (few objects per span) from spans all threads share through
+ * the central list (small.c). */
+#define GM_OWNED_MAX 4096
+#define GM_FIRST_SHARED_CLASS 43 /* the first class above GM_OWNED_MAX (unit_sizeclass checks) */
+#define GM_NUM_SHARED_CLASSES (GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS)
+static inline bool gm_class_shared(unsigned cls) { return cls >= GM_FIRST_SHARED_CLASS; }
+
 /* ------------------------------------------------------------------------ */
 /* Layer 4: the heap (heap.c)                                               */
 /* ------------------------------------------------------------------------ */
@@ -695,6 +704,9 @@ struct gm_tcache {
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     uint8_t spans_made[GM_NUM_CLASSES];      /* from the heap, saturating */
+    /* A shared class's current "span": a batch of objects taken from the
+     * central spans (only free, elemsize and used are meaningful). */
+    struct gm_span stash[GM_NUM_SHARED_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     bool dead;
 };
@@ -736,27 +748,37 @@ extern bool gm_small_forked_mt GM_HIDDEN;
 _Noreturn void gm_fatal_ptr(const char *what, const void *p) GM_HIDDEN;
 /* Checked mode: the bytes of a free object past its link and marker. */
 #define GM_FREE_FILL 0xdf
+/* An object in a tcache's stash carries gm_free_key ^ address ^ this, so
+ * that freeing it again is known for a double free without a search. */
+#define GM_STASH_MARK 2
 
 static inline void gm_count_inc(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
-/* The fast paths: a few dozen instructions, thread-local state only. */
+/* Take p, the first object on s->free (owned by tc's thread, or under the
+ * central lock). */
+static inline void *gm_span_pop(struct gm_tcache *tc, struct gm_span *s, void **p, unsigned cls)
+{
+    gm_vg_quiet_begin();
+    s->free = p[0];
+    p[1] = NULL; /* clear the freed-object marker */
+    gm_vg_quiet_end();
+    s->used++;
+    gm_count_inc(&tc->counts[cls].mallocs);
+    gm_vg_alloc(p, s->elemsize, false);
+    return p;
+}
+
+/* The fast paths: a few dozen instructions, thread-local state only. A
+ * shared class's current span is always gm_empty_span, so its requests
+ * all take the slow path to the central list. */
 static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_span *s = tc->current[cls];
     void **p = (void **)s->free;
-    if (GM_LIKELY(p != NULL)) {
-        gm_vg_quiet_begin();
-        s->free = p[0];
-        p[1] = NULL; /* clear the freed-object marker */
-        gm_vg_quiet_end();
-        s->used++;
-        gm_count_inc(&tc->counts[cls].mallocs);
-        gm_vg_alloc(p, s->elemsize, false);
-        return p;
-    }
+    if (GM_LIKELY(p != NULL)) return gm_span_pop(tc, s, p, cls);
     return gm_small_alloc_slow(tc, cls);
 }
 

@@ -362,7 +362,12 @@ static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
     }
     if (GM_UNLIKELY((uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off))
         gm_bad_pointer(op, GM_BAD_INTERIOR, p);
-    if (GM_UNLIKELY(gm_vg_word(&((const uintptr_t *)p)[1]) == (gm_free_key ^ a))) {
+    uintptr_t word = gm_vg_word(&((const uintptr_t *)p)[1]);
+    if (GM_UNLIKELY(word == (gm_free_key ^ a ^ GM_STASH_MARK))) { /* free, in a thread's stash */
+        if (op == GM_OP_FREE) gm_small_check_free(s, (void *)p);
+        gm_bad_pointer(op, GM_BAD_FREED, p);
+    }
+    if (GM_UNLIKELY(word == (gm_free_key ^ a))) {
         if (op == GM_OP_FREE) {
             gm_small_check_free(s, (void *)p); /* aborts unless a false alarm */
             return;

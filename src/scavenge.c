@@ -212,10 +212,11 @@ static size_t gm_scav_pass(bool all)
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
     uint32_t older = all ? now : now - gm_opt.decay_ms;
-    /* Spans whose last objects other threads freed after their owner left
-     * sit empty in the central lists: first give them back to the heap. */
-    size_t bytes = gm_central_trim();
-    bytes += gm_heap_drain_caches(all, now, gm_opt.decay_ms);
+    /* Spans whose last objects were freed while no thread owned them sit
+     * empty in the central lists: first give them back to the heap (as
+     * dirty pages, counted when released below). */
+    gm_central_trim();
+    size_t bytes = gm_heap_drain_caches(all, now, gm_opt.decay_ms);
     if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older, false);
     bytes += gm_heap_scavenge(SIZE_MAX, older);
     return bytes;
@@ -243,9 +244,9 @@ void gm_scav_reclaim(void)
 size_t gm_scavenge(void)
 {
     if (!gm_heap_ready()) return 0;
-    size_t bytes = gm_central_trim();
+    gm_central_trim();
     pthread_mutex_lock(&gm_scav_lock);
-    bytes += gm_scav_pass(true);
+    size_t bytes = gm_scav_pass(true);
     pthread_mutex_unlock(&gm_scav_lock);
     return bytes;
 }

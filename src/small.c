@@ -39,6 +39,17 @@
  * double free. Every small class is a multiple of 16 bytes, so the word is
  * always there.
  *
+ * Shared classes. Objects above GM_OWNED_MAX (4 KiB) come a few per span,
+ * so a span per class per thread would hold far more than the thread uses:
+ * with many threads, most of the heap. Their spans are owned by nobody and
+ * all live in the central list (an exhausted one is an ORPHAN until a free
+ * brings it back); every free is a remote free. A thread takes objects a
+ * batch at a time (GM_STASH_BYTES) under the class's lock into its stash,
+ * a span-shaped list that tc->current points at, so the fast path does not
+ * know the difference. Stashed objects carry their own marker (with
+ * GM_STASH_MARK), so freeing one is a double free without a search; they
+ * go back to their spans when the thread exits or reclaims.
+ *
  * Tcaches are never freed: a dead thread's tcache is reused by a new thread,
  * so a freer that read a span's owner can always dereference it, and the
  * per-class counters keep summing.
@@ -344,9 +355,74 @@ static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
     }
 }
 
+/* Shared classes. Their spans belong to no thread: all of them sit in the
+ * central list, and every free is a remote free. A thread takes objects a
+ * batch at a time (up to GM_STASH_BYTES) into its stash, which its fast
+ * path allocates from as from a span. A span found exhausted leaves the
+ * list as an ORPHAN, so the first free into it brings it back
+ * (gm_free_remote). */
+#define GM_STASH_BYTES 16384
+#define GM_STASH_MAX 8
+
+/* Move up to n objects from s->free to the stash st, marked stashed.
+ * Central lock held. */
+static void gm_stash_take(struct gm_span *st, struct gm_span *s, uint32_t n)
+{
+    gm_vg_quiet_begin();
+    uintptr_t *o = s->free, *last = NULL;
+    st->free = o;
+    for (; o && n; n--, s->used++) {
+        o[1] = gm_free_key ^ (uintptr_t)o ^ GM_STASH_MARK;
+        last = o;
+        o = (uintptr_t *)o[0];
+    }
+    last[0] = 0;
+    s->free = o;
+    gm_vg_quiet_end();
+}
+
+/* The stash of shared class cls ran dry: refill it from the central list
+ * (or a new span) and allocate from it. */
+static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_central *c = &gm_central[cls];
+    struct gm_span *st = tc->current[cls], *s;
+    uint32_t n = GM_STASH_BYTES / gm_class_size[cls];
+    n = n < 1 ? 1 : n > GM_STASH_MAX ? GM_STASH_MAX : n;
+    pthread_mutex_lock(&c->lock);
+    while ((s = c->head) != NULL) {
+        if (s->free || gm_span_collect(s)) {
+            gm_stash_take(st, s, n);
+            pthread_mutex_unlock(&c->lock);
+            return gm_small_alloc(tc, cls);
+        }
+        uintptr_t none = GM_TF_NONE; /* else a free came in meanwhile: collect it */
+        if (atomic_compare_exchange_strong_explicit(&s->thread_free, &none, GM_TF_ORPHAN, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            gm_list_remove(&c->head, s);
+            gm_central_count(c, -1);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    /* Growth may reclaim, which takes central locks: none held here. */
+    s = gm_span_new(tc, cls);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    pthread_mutex_lock(&c->lock);
+    gm_stash_take(st, s, n);
+    gm_list_push(&c->head, s);
+    gm_central_count(c, 1);
+    pthread_mutex_unlock(&c->lock);
+    return gm_small_alloc(tc, cls);
+}
+
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
     gm_scav_tick();
+    if (gm_class_shared(cls)) return gm_stash_refill(tc, cls);
     struct gm_span *s = tc->current[cls];
     gm_drain_notify(tc);
     if (s != &gm_empty_span) {
@@ -369,11 +445,10 @@ found:
     return gm_small_alloc(tc, cls);
 }
 
-/* Remote free: push p onto s->thread_free and do what the flags ask. */
-static void gm_free_remote(struct gm_span *s, void *p)
+/* Push p onto s->thread_free and do what the flags ask. */
+static void gm_thread_free_push(struct gm_span *s, void *p)
 {
     uintptr_t *o = p;
-    gm_vg_free(p);
     gm_vg_quiet_begin();
     o[1] = gm_free_key ^ (uintptr_t)p;
     uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
@@ -411,6 +486,31 @@ static void gm_free_remote(struct gm_span *s, void *p)
             }
             if (busy_ok) gm_busy_leave();
             return;
+        }
+    }
+}
+
+/* Remote free of an object the program held. */
+static void gm_free_remote(struct gm_span *s, void *p)
+{
+    gm_vg_free(p);
+    gm_thread_free_push(s, p);
+}
+
+/* Give the stashed objects back to their spans (not frees: the program
+ * never had them). Owner only. */
+static void gm_stash_flush(struct gm_tcache *tc)
+{
+    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
+        struct gm_span *st = &tc->stash[i];
+        void **o = st->free;
+        st->free = NULL;
+        while (o) {
+            gm_vg_quiet_begin();
+            void **next = o[0];
+            gm_vg_quiet_end();
+            gm_thread_free_push(gm_span_lookup((uintptr_t)o), o);
+            o = next;
         }
     }
 }
@@ -455,9 +555,9 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
 
 void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
-    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
+    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a, word = gm_vg_word(&((uintptr_t *)p)[1]);
     if (off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-        gm_vg_word(&((uintptr_t *)p)[1]) == marker)
+        word == marker || word == (marker ^ GM_STASH_MARK))
         gm_small_check_free(s, p); /* aborts unless a false alarm */
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full) gm_small_free_local(tc, s, p, marker);
     else gm_small_free_slow(tc, s, p);
@@ -469,6 +569,8 @@ void gm_small_check_free(struct gm_span *s, void *p)
     if (atomic_load_explicit(&s->state, memory_order_acquire) != GM_SPAN_SMALL || a < s->base || a >= gm_span_limit(s))
         gm_fatal_ptr("free of a pointer that is not allocated", p);
     if ((a - s->base) % s->elemsize != 0) gm_fatal_ptr("free of an interior pointer", p);
+    /* In a thread's stash: free, and only this allocator writes that mark. */
+    if (gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ a ^ GM_STASH_MARK)) gm_fatal_ptr("double free", p);
     if (gm_list_has(s, (uintptr_t)s->free, a) || gm_list_has(s, (uintptr_t)s->local_free, a) ||
         gm_list_has(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK, a))
         gm_fatal_ptr("double free", p);
@@ -521,6 +623,13 @@ struct gm_tcache *gm_tcache_init(void)
     pthread_mutex_unlock(&gm_tc_lock);
     if (!tc) return NULL;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
+    for (unsigned c = GM_FIRST_SHARED_CLASS; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *st = &tc->stash[c - GM_FIRST_SHARED_CLASS];
+        memset(st, 0, sizeof *st);
+        st->sizeclass = (uint8_t)c;
+        st->elemsize = gm_class_size[c];
+        tc->current[c] = st;
+    }
     memset(tc->spans_made, 0, sizeof tc->spans_made);
     gm_tc = tc;
     gm_tc_fast = gm_opt.check ? NULL : tc;
@@ -589,7 +698,8 @@ static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
 
 void gm_tcache_release(struct gm_tcache *tc)
 {
-    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+    gm_stash_flush(tc);
+    for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
         struct gm_span *s = tc->current[c];
         tc->current[c] = &gm_empty_span;
         if (s != &gm_empty_span) gm_span_disown(tc, s);
@@ -634,7 +744,8 @@ static bool gm_span_quiet(struct gm_span *s)
 void gm_tcache_reclaim(struct gm_tcache *tc)
 {
     gm_drain_notify(tc);
-    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+    gm_stash_flush(tc);
+    for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
         struct gm_span *s = tc->current[c];
         if (s != &gm_empty_span) {
             gm_span_collect(s);
@@ -704,6 +815,18 @@ static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
     return n;
 }
 
+/* Stashed objects are off their spans' lists, but not the program's. */
+static void gm_count_stash(struct gm_tcache *tc, void *arg)
+{
+    uint64_t *live = arg;
+    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
+        const struct gm_span *st = &tc->stash[i];
+        gm_vg_quiet_begin();
+        for (void **o = st->free; o; o = o[0]) live[st->sizeclass]--;
+        gm_vg_quiet_end();
+    }
+}
+
 void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
 {
     memset(live, 0, sizeof(uint64_t) * GM_NUM_CLASSES);
@@ -728,6 +851,7 @@ void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
             }
         }
     }
+    gm_small_for_each_tcache(gm_count_stash, live);
 }
 
 void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg)

@@ -58,6 +58,29 @@ static void double_free_large(void)
     free(announce(p));
 }
 
+/* A class above 4 KiB is shared: its objects come to a thread in batches
+ * (its stash). An object freed, then taken back into the stash by a
+ * refill, is free with another mark: a second free (or a realloc) must
+ * still be caught, whether it is in the stash or on its span's lists. */
+static char *freed_shared(void)
+{
+    void *keep = malloc(6000);
+    char *p[3];
+    for (int i = 0; i < 3; i++) p[i] = malloc(6000);
+    sink = keep;
+    for (int i = 0; i < 3; i++) free(p[i]);
+    for (int i = 0; i < 64; i++) free(malloc(100)); /* unrelated traffic */
+    /* The refill takes p[2] and p[1] back (last freed first): q is p[2]
+     * and p[1] waits in the stash. Any p[i] but q is free, wherever. */
+    char *q = malloc(6000);
+    sink = q;
+    return q == p[2] ? p[1] : q == p[1] ? p[2] : p[1];
+}
+
+static void double_free_shared(void) { free(announce(freed_shared())); }
+
+static void realloc_freed_shared(void) { sink = realloc(announce(freed_shared()), 100); }
+
 static void gm_double_free_small(void)
 {
     void *keep = gm_malloc(200);
@@ -113,6 +136,8 @@ static const struct death_case cases[] = {
     {"double free (small)", double_free_small, "double free"},
     {"double free (large)", double_free_large, "double free"},
     {"gm_free double free (small)", gm_double_free_small, "double free"},
+    {"double free (shared class)", double_free_shared, "double free"},
+    {"realloc of a freed shared-class pointer", realloc_freed_shared, "freed"},
     {"realloc of a stack pointer", realloc_stack, "never allocated"},
     {"realloc of a freed small pointer", realloc_freed_small, "freed"},
     {"realloc of a large interior pointer", realloc_large_interior, "interior"},

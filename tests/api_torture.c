@@ -30,7 +30,9 @@
  *   - Every 50-250 ms a worker forks while the others run. The child (only
  *     the forking thread exists there) verifies every object of its slot,
  *     frees half of them, allocates and frees a few more, and exits 0 only
- *     if every pattern held and gm_check() == 0. The parent waits up to 10 s:
+ *     if every pattern held and gm_check() == 0 (which, in a child of a
+ *     multi-threaded process, checks pages and structure, not the other
+ *     threads' counters: those stopped mid-operation). The parent waits up to 10 s:
  *     a child that has not exited then is a hang (killed).
  *   - A watcher thread reads gm_stats_get every 3 ms (as the CPUs allow):
  *     heap_released <= heap_idle, heap_inuse <= heap_sys, committed <=
@@ -43,19 +45,15 @@
  * its baseline (+256 KiB), heap_inuse within INUSE_SLACK (caches), mallocs
  * and frees balanced. One summary line.
  *
- * The limit. 64 threads that each use every size class hold a partly used
- * span per class apiece: heap_inuse runs at 2-4 x heap_alloc here, and
- * without a limit committed peaks at +270-300 MiB (4.2-4.7 x LIVE_MAX,
- * idle pages included); under one the heap takes what it leaves. ENOMEMs
- * in 15 s (3-5 million allocations) by factor: 1.3: some 6%; 1.5: 6%,
- * 2.0: 0.9%, 2.5: 0.04-0.09% (these three with TORTURE_QUIET_FORK=1,
- * which sees fewer); 3.0: 840-2,800 in 19 runs of 20 (over one in
- * ENOMEM_RATE); 3.5: none in 19 runs of 20, 3,725 in one; 4.0: none in 40
- * runs (committed peaked at +250-270 MiB of +272), and with
- * TORTURE_QUIET_FORK=1 26-1,243 in 4 runs of 20 (one over the rate): the
- * heap grows into whatever the limit leaves, and near it ENOMEMs come in
- * bursts. So 4.0, the tightest that holds, and far from the 1.15 x live +
- * 8 MiB gomalloc aims at single-threaded.
+ * The limit. Each of 64 threads holds a partly used span of every class up
+ * to 4 KiB that it uses (classes above are shared, small.c), a page cache
+ * and a span cache, so the heap runs above the live budget; without a
+ * limit committed peaks at +115-140 MiB here (about 2 x LIVE_MAX). ENOMEMs
+ * in 15 s (6-9 million allocations) by factor: 1.3: some 5,000 (one in
+ * 1,200); 1.5: 820-1,200 (one in 7,000-9,000, over ENOMEM_RATE); 2.0 and
+ * 2.5: none. So 2.0, the tightest that holds with room, where before the
+ * shared classes it took 4.0 (each thread then held a span of every class
+ * up to 32 KiB: heap_inuse at 3-4 x heap_alloc).
  *
  * Knobs, for diagnosis: TORTURE_SEED=N (printed first; the choices repeat,
  * the interleaving does not), TORTURE_MS (the churn), TORTURE_LIMIT_PCT
@@ -80,7 +78,7 @@
 #define SLOT_OBJS 48
 #define NRINGS 8
 #define LIVE_MAX (64 * MiB)
-#define LIMIT_FACTOR_PCT 400 /* RLIMIT_DATA: baseline + 4.00 x LIVE_MAX + LIMIT_EXTRA (see above) */
+#define LIMIT_FACTOR_PCT 200 /* RLIMIT_DATA: baseline + 2.00 x LIVE_MAX + LIMIT_EXTRA (see above) */
 #define LIMIT_EXTRA (16 * MiB)
 #define CHURN_MS 15000
 #define STACK_SIZE (256 * KiB)

@@ -47,6 +47,9 @@ static void test_against_go(void)
     CHECK_EQ(gm_class_npages[0], 0);
     CHECK_EQ(gm_class_nelems[0], 0);
     CHECK_EQ(gm_class_divmagic[0], 0);
+    /* small.c's split between owned and shared classes. */
+    CHECK_EQ(gm_class_size[GM_FIRST_SHARED_CLASS - 1], GM_OWNED_MAX);
+    CHECK(gm_class_size[GM_FIRST_SHARED_CLASS] > GM_OWNED_MAX);
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         uint32_t size = gm_class_size[c], span = gm_class_npages[c] * (uint32_t)GM_PAGE_SIZE;
         CHECK_EQ(size, go_table[c - 1].size);
