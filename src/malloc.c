@@ -405,8 +405,9 @@ static unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op)
 /*
  * The inline fast paths are off (gm_tc_fast is NULL), so every operation
  * comes here. A small object of n bytes is served from the class of n + 8;
- * its last word is a canary, (secret ^ address ^ n), which also records n,
- * and the bytes between n and the canary are a pad of GM_PAD_FILL. free and
+ * its last word is a canary, secret ^ address ^ n (n in both halves), which
+ * also records n, and the bytes between n and the canary are a pad of
+ * GM_PAD_FILL. free and
  * realloc check both, so writing even one byte past the end is caught when
  * the block is freed. A freed object's bytes past its link and marker are
  * filled with GM_FREE_FILL (carving fills new objects the same way), and
@@ -423,7 +424,13 @@ static unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op)
 #define GM_CANARY ((uintptr_t)0x9e3779b97f4a7c15u)
 #define GM_LARGE_PAD 64
 
-static inline uintptr_t gm_canary(const void *p, size_t n) { return gm_free_key ^ GM_CANARY ^ (uintptr_t)p ^ n; }
+/* n is in both halves of the word, so that an overflow that changes n's
+ * bytes (one byte past the end does) cannot leave a canary that decodes to
+ * a plausible size: the halves disagree. */
+static inline uintptr_t gm_canary(const void *p, size_t n)
+{
+    return gm_free_key ^ GM_CANARY ^ (uintptr_t)p ^ ((uintptr_t)n << 32 | n);
+}
 
 /* Is every byte of [p, p + n) equal to v? */
 static bool gm_all_bytes(const unsigned char *p, size_t n, unsigned char v)
@@ -447,8 +454,9 @@ static size_t gm_checked_size(struct gm_span *s, const void *p)
     size_t c = s->elemsize;
     uintptr_t w;
     memcpy(&w, b + c - sizeof w, sizeof w);
-    size_t n = w ^ gm_canary(p, 0);
-    if (n > c - sizeof w || !gm_all_bytes(b + n, c - sizeof w - n, GM_PAD_FILL))
+    uintptr_t v = w ^ gm_canary(p, 0);
+    size_t n = (uint32_t)v;
+    if (v >> 32 != n || n > c - sizeof w || !gm_all_bytes(b + n, c - sizeof w - n, GM_PAD_FILL))
         gm_fatal_ptr("buffer overflow past the end of a block", p);
     return n;
 }

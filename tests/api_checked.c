@@ -31,7 +31,7 @@ static void overflow_one_byte(void)
 {
     char *p = malloc(24);
     sink = p;
-    p[24] = 'x'; /* one past the end */
+    p[24] = (char)~((volatile char *)p)[24]; /* one past the end, changed */
     free(announce(p));
 }
 
@@ -47,7 +47,7 @@ static void overflow_large(void)
 {
     char *p = malloc(100000);
     sink = p;
-    p[100003] = 1;
+    p[100003] = (char)~((volatile char *)p)[100003];
     free(announce(p));
 }
 
@@ -55,7 +55,8 @@ static void overflow_then_realloc(void)
 {
     char *p = malloc(200);
     sink = p;
-    p[200] = 2;
+    p[200] = (char)~((volatile char *)p)[200]; /* the canary's first byte (no pad here): changed,
+                             * whatever its random value was */
     sink = realloc(announce(p), 400);
 }
 
