@@ -689,6 +689,7 @@ struct gm_tcache {
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
+    uint32_t refills;                        /* small.c's slow path, for gm_scav_tick */
     bool dead;
 };
 extern __thread struct gm_tcache *gm_tc GM_HIDDEN;

@@ -205,7 +205,7 @@ static bool gm_span_collect(struct gm_span *s)
         }
     }
     gm_vg_quiet_end();
-    if (!s->free) gm_span_carve(s);
+    if (!s->free && gm_span_limit(s) < s->base + (uintptr_t)s->nelems * s->elemsize) gm_span_carve(s);
     return s->free != NULL;
 }
 
@@ -318,24 +318,30 @@ static void gm_drain_notify(struct gm_tcache *tc)
 /* Allocation and free slow paths                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Collect s's frees; if there are none, file s as full. True if s has free
- * objects. s is in no list. */
+/* s had nothing to collect just now: file it as full, unless remote frees
+ * came in meanwhile. True if s has free objects after all. s is in no list. */
 static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
 {
-    for (;;) {
+    while (!gm_span_to_full(tc, s)) {
         if (gm_span_collect(s)) return true;
-        if (gm_span_to_full(tc, s)) return false;
         /* A freer holds BUSY with nothing left to collect: it is done in a
          * moment. */
         sched_yield();
     }
+    return false;
 }
+
+/* gm_scav_tick reads heap-wide counters that other threads write; a refill
+ * from the thread's own spans changes nothing there, so one refill in
+ * GM_TICK_REFILLS is often enough (spans coming from or going back to the
+ * heap tick on their own). */
+#define GM_TICK_REFILLS 16
 
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
-    gm_scav_tick();
+    if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) gm_scav_tick();
     struct gm_span *s = tc->current[cls];
-    gm_drain_notify(tc);
+    if (atomic_load_explicit(&tc->notify, memory_order_relaxed)) gm_drain_notify(tc);
     if (s != &gm_empty_span) {
         if (gm_span_collect(s)) return gm_small_alloc(tc, cls);
         tc->current[cls] = &gm_empty_span;
@@ -343,8 +349,9 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
     }
     while ((s = tc->partial[cls]) != NULL) {
         gm_list_remove(&tc->partial[cls], s);
-        if (gm_span_refresh(tc, s)) goto found;
+        if (gm_span_collect(s) || gm_span_refresh(tc, s)) goto found;
     }
+    gm_scav_tick();
     s = gm_central_take(tc, cls);
     if (!s) s = gm_span_new(tc, cls);
     if (!s) {
