@@ -682,6 +682,7 @@ struct gm_class_counts {
 struct gm_tcache {
     struct gm_span *current[GM_NUM_CLASSES]; /* never NULL: gm_empty_span */
     struct gm_span *partial[GM_NUM_CLASSES]; /* owned, may have free objects */
+    struct gm_span *partial_tail[GM_NUM_CLASSES]; /* partial is used oldest first */
     struct gm_span *full[GM_NUM_CLASSES];    /* owned, full when last seen */
     struct gm_span *_Atomic notify;          /* spans with news for us */
     struct gm_heap_local hl;

@@ -13,7 +13,8 @@
  * frees are subtracted when collected.
  *
  * A tcache holds, per class, the current span plus two lists of owned spans:
- * partial (may have free objects) and full (had none when last looked at).
+ * partial (may have free objects; used oldest first) and full (had none when
+ * last looked at).
  * A full span must not be forgotten when other threads free into it, so the
  * low bits of thread_free say what the first remote freer must do:
  *   NOTIFY  the span is in its owner's full list: the freer marks it BUSY,
@@ -108,6 +109,27 @@ static void gm_list_remove(struct gm_span **head, struct gm_span *s)
     else *head = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
+}
+
+/* A tcache's partial spans are used oldest first: a span that has just got
+ * an object back waits at the tail while those ahead of it gather more, so
+ * that a refill finds many free objects, not the one just freed (with a
+ * random live set, taking the newest made most refills yield one object). */
+static void gm_partial_append(struct gm_tcache *tc, struct gm_span *s)
+{
+    unsigned cls = s->sizeclass;
+    struct gm_span *tail = tc->partial_tail[cls];
+    s->next = NULL;
+    s->prev = tail;
+    if (tail) tail->next = s;
+    else tc->partial[cls] = s;
+    tc->partial_tail[cls] = s;
+}
+
+static void gm_partial_remove(struct gm_tcache *tc, struct gm_span *s)
+{
+    if (tc->partial_tail[s->sizeclass] == s) tc->partial_tail[s->sizeclass] = s->prev;
+    gm_list_remove(&tc->partial[s->sizeclass], s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -236,7 +258,8 @@ static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
     if ((atomic_load_explicit(&s->thread_free, memory_order_acquire) & GM_TF_MASK) == GM_TF_BUSY) return;
     if (atomic_load_explicit(&s->notify_pending, memory_order_acquire)) return;
     if (atomic_load_explicit(&s->thread_free, memory_order_acquire) & ~(uintptr_t)GM_TF_MASK) return;
-    gm_list_remove(s->in_full ? &tc->full[cls] : &tc->partial[cls], s);
+    if (s->in_full) gm_list_remove(&tc->full[cls], s);
+    else gm_partial_remove(tc, s);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     gm_heap_free_span(s);
 }
@@ -297,7 +320,7 @@ static void gm_span_unfull(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_list_remove(&tc->full[s->sizeclass], s);
     s->in_full = 0;
-    gm_list_push(&tc->partial[s->sizeclass], s);
+    gm_partial_append(tc, s);
 }
 
 /* Move spans that remote freers told us about from full to partial. */
@@ -348,7 +371,7 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
         if (gm_span_refresh(tc, s)) goto found;
     }
     while ((s = tc->partial[cls]) != NULL) {
-        gm_list_remove(&tc->partial[cls], s);
+        gm_partial_remove(tc, s);
         if (gm_span_collect(s) || gm_span_refresh(tc, s)) goto found;
     }
     gm_scav_tick();
@@ -587,7 +610,7 @@ void gm_tcache_release(struct gm_tcache *tc)
         tc->current[c] = &gm_empty_span;
         if (s != &gm_empty_span) gm_span_disown(tc, s);
         while ((s = tc->partial[c])) {
-            gm_list_remove(&tc->partial[c], s);
+            gm_partial_remove(tc, s);
             gm_span_disown(tc, s);
         }
         while ((s = tc->full[c])) {
