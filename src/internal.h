@@ -772,20 +772,23 @@ static inline __attribute__((always_inline)) void gm_small_free_local(struct gm_
     if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
 }
 
-/* Everything gm_small_free's fast path leaves to others: suspect pointers
- * (checked, aborting unless a false alarm), other threads' spans, full
- * spans. */
+/* Suspect pointers, which gm_small_free's fast path leaves to others:
+ * checked (aborting unless a false alarm), then freed. */
 void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
 
 /* Each exception is a single tail call, so the fast path saves no
- * registers. */
+ * registers. A valid object of another thread's span or of a full span
+ * goes straight to gm_small_free_slow. */
 static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
     if (GM_UNLIKELY(off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-                    gm_vg_word(&((uintptr_t *)p)[1]) == marker ||
-                    atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+                    gm_vg_word(&((uintptr_t *)p)[1]) == marker)) {
         gm_small_free_other(tc, s, p);
+        return;
+    }
+    if (GM_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+        gm_small_free_slow(tc, s, p);
         return;
     }
     gm_small_free_local(tc, s, p, marker);

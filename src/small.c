@@ -386,14 +386,11 @@ found:
     return gm_small_alloc(tc, cls);
 }
 
-/* Remote free: push p onto s->thread_free and do what the flags ask. */
-static void gm_free_remote(struct gm_span *s, void *p)
+/* Remote free, p marked and in quiet mode: push p onto s->thread_free
+ * (whose value was old) and do what the flags ask. */
+static __attribute__((noinline)) void gm_free_remote_flagged(struct gm_span *s, void *p, uintptr_t old)
 {
     uintptr_t *o = p;
-    gm_vg_free(p);
-    gm_vg_quiet_begin();
-    o[1] = gm_free_key ^ (uintptr_t)p;
-    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
     bool busy_ok = false; /* holding gm_busy_lock for reading */
     for (;;) {
         uintptr_t flags = old & GM_TF_MASK, nflags = flags;
@@ -432,28 +429,59 @@ static void gm_free_remote(struct gm_span *s, void *p)
     }
 }
 
+/* Remote free: the usual case, no flag to act on, is one CAS. */
+static inline void gm_free_remote(struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    gm_vg_free(p);
+    gm_vg_quiet_begin();
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    /* Release: the freer's writes to p are done before the owner takes it. */
+    while ((old & GM_TF_MASK) == GM_TF_NONE) {
+        o[0] = old;
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p, memory_order_release,
+                                                  memory_order_relaxed)) {
+            gm_vg_quiet_end();
+            return;
+        }
+    }
+    gm_free_remote_flagged(s, p, old);
+}
+
+/* The owner's fast path emptied s. */
+static __attribute__((noinline)) void gm_span_emptied(struct gm_tcache *tc, struct gm_span *s)
+{
+    gm_span_release_if_empty(tc, s);
+    gm_scav_tick();
+}
+
+/* The owner freeing into a span on its full list. */
+static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    o[0] = (uintptr_t)s->local_free;
+    s->local_free = p;
+    gm_vg_free(p);
+    s->used--;
+    gm_count_inc(&tc->counts[s->sizeclass].frees);
+    if (s->in_full) gm_span_unfull(tc, s);
+    if (s->used == 0) gm_span_release_if_empty(tc, s);
+}
+
+/* The remote free comes first and calls nothing in its usual case, so it
+ * saves no registers. */
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
-    if (p == NULL) { /* the owner's fast path emptied s */
-        gm_span_release_if_empty(tc, s);
-        gm_scav_tick();
-        return;
+    if (GM_LIKELY(p != NULL && (!tc || atomic_load_explicit(&s->owner, memory_order_relaxed) != tc))) {
+        if (tc) gm_count_inc(&tc->counts[s->sizeclass].frees);
+        gm_free_remote(s, p);
+    } else if (p == NULL) {
+        gm_span_emptied(tc, s);
+    } else {
+        gm_small_free_full(tc, s, p);
     }
-    if (tc && atomic_load_explicit(&s->owner, memory_order_relaxed) == tc) {
-        /* The owner freeing into a span on its full list. */
-        uintptr_t *o = p;
-        o[1] = gm_free_key ^ (uintptr_t)p;
-        o[0] = (uintptr_t)s->local_free;
-        s->local_free = p;
-        gm_vg_free(p);
-        s->used--;
-        gm_count_inc(&tc->counts[s->sizeclass].frees);
-        if (s->in_full) gm_span_unfull(tc, s);
-        if (s->used == 0) gm_span_release_if_empty(tc, s);
-        return;
-    }
-    if (tc) gm_count_inc(&tc->counts[s->sizeclass].frees);
-    gm_free_remote(s, p);
 }
 
 /* Is p on the list starting at head? Walks at most limit links, stopping at
