@@ -683,6 +683,7 @@ struct gm_tcache {
     struct gm_span *current[GM_NUM_CLASSES]; /* never NULL: gm_empty_span */
     struct gm_span *partial[GM_NUM_CLASSES]; /* owned, may have free objects */
     struct gm_span *partial_tail[GM_NUM_CLASSES]; /* partial is used oldest first */
+    struct gm_span *_Atomic spare[GM_NUM_CLASSES]; /* owned, emptied, kept a while */
     struct gm_span *full[GM_NUM_CLASSES];    /* owned, full when last seen */
     struct gm_span *_Atomic notify;          /* spans with news for us */
     struct gm_heap_local hl;
@@ -713,7 +714,8 @@ struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned size
 /* Return tc's empty spans and caches, central empties, and (through the
  * scavenger) every free page and free chunk now. No lock held. */
 void gm_tcache_reclaim(struct gm_tcache *tc) GM_HIDDEN;
-/* Return empty spans held by central lists to the heap (trim). */
+/* Return empty spans held by central lists, and threads' spare spans, to
+ * the heap (trim). */
 size_t gm_central_trim(void) GM_HIDDEN;
 bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list? (racy) */
 /* Walk accounting for gm_check: objects in use per class over all spans. */

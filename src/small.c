@@ -249,7 +249,74 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     return s;
 }
 
-/* The span has no object in use: give its pages back unless it must stay. */
+/* A span that empties is kept, one per class, for the class's next refill:
+ * given back and needed again soon, it would cost the heap lock both ways
+ * and a new carving. Spares go back to the heap every GM_SPARE_REFILLS
+ * refills of the thread, at thread exit, and whenever central lists are
+ * trimmed (every scavenger pass, gm_scavenge, reclaim), from any thread. A
+ * spare is owned, in no list, and quiet (no object in use, no remote free
+ * or notification on its way). The owner alone fills a slot (a store);
+ * anyone empties it with an exchange, and frees what it took. */
+#define GM_SPARE_REFILLS 256
+
+static void gm_spare_put(struct gm_tcache *tc, struct gm_span *s)
+{
+    atomic_store_explicit(&tc->spare[s->sizeclass], s, memory_order_release);
+}
+
+static struct gm_span *gm_spare_take(struct gm_tcache *tc, unsigned cls)
+{
+    if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) return NULL;
+    return atomic_exchange_explicit(&tc->spare[cls], NULL, memory_order_acquire);
+}
+
+/* Give a spare taken from its slot back to the heap; returns its bytes. */
+static size_t gm_spare_free(struct gm_span *s)
+{
+    size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    gm_heap_free_span(s);
+    return bytes;
+}
+
+static void gm_spares_release(struct gm_tcache *tc)
+{
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = gm_spare_take(tc, c);
+        if (s) gm_spare_free(s);
+    }
+}
+
+/* Takes tc's spares onto the list *arg (linked through next), to be freed
+ * once the registry lock is released: gm_heap_free_span wakes the
+ * scavenger, whose lock is taken before the registry's. */
+static void gm_spares_take_all(struct gm_tcache *tc, void *arg)
+{
+    struct gm_span **list = arg;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = gm_spare_take(tc, c);
+        if (!s) continue;
+        s->next = *list;
+        *list = s;
+    }
+}
+
+/* Every thread's spares back to the heap; returns the bytes. */
+static size_t gm_spares_trim(void)
+{
+    size_t bytes = 0;
+    struct gm_span *list = NULL, *next;
+    gm_small_for_each_tcache(gm_spares_take_all, &list);
+    for (struct gm_span *s = list; s; s = next) {
+        next = s->next;
+        s->next = NULL;
+        bytes += gm_spare_free(s);
+    }
+    return bytes;
+}
+
+/* The span has no object in use: give its pages back (or keep it as the
+ * class's spare) unless it must stay. */
 static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
 {
     unsigned cls = s->sizeclass;
@@ -260,6 +327,11 @@ static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
     if (atomic_load_explicit(&s->thread_free, memory_order_acquire) & ~(uintptr_t)GM_TF_MASK) return;
     if (s->in_full) gm_list_remove(&tc->full[cls], s);
     else gm_partial_remove(tc, s);
+    s->in_full = 0;
+    if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) {
+        gm_spare_put(tc, s);
+        return;
+    }
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     gm_heap_free_span(s);
 }
@@ -362,7 +434,10 @@ static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
 
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
-    if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) gm_scav_tick();
+    if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) {
+        gm_scav_tick();
+        if (tc->refills % GM_SPARE_REFILLS == 0) gm_spares_release(tc);
+    }
     struct gm_span *s = tc->current[cls];
     if (atomic_load_explicit(&tc->notify, memory_order_relaxed)) gm_drain_notify(tc);
     if (s != &gm_empty_span) {
@@ -376,6 +451,7 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
     }
     gm_scav_tick();
     s = gm_central_take(tc, cls);
+    if (!s && (s = gm_spare_take(tc, cls)) != NULL) gm_span_collect(s);
     if (!s) s = gm_span_new(tc, cls);
     if (!s) {
         errno = ENOMEM;
@@ -633,6 +709,7 @@ static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
 
 void gm_tcache_release(struct gm_tcache *tc)
 {
+    gm_spares_release(tc);
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_span *s = tc->current[c];
         tc->current[c] = &gm_empty_span;
@@ -694,6 +771,7 @@ void gm_tcache_reclaim(struct gm_tcache *tc)
             gm_span_release_if_empty(tc, p);
         }
     }
+    gm_spares_release(tc);
     gm_heap_local_flush(&tc->hl);
     gm_central_trim();
     gm_scav_reclaim();
@@ -712,7 +790,7 @@ struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned cls)
 
 size_t gm_central_trim(void)
 {
-    size_t released = 0;
+    size_t released = gm_spares_trim();
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_central *ce = &gm_central[c];
         pthread_mutex_lock(&ce->lock);
