@@ -690,8 +690,10 @@ void gm_scav_reclaim(void) GM_HIDDEN;
 /* Layer 6b: small objects (small.c)                                        */
 /* ------------------------------------------------------------------------ */
 
+/* Per class, class 0 for large objects; written by the owner only. Two
+ * arrays, so that the fast paths index them by class directly. */
 struct gm_class_counts {
-    _Atomic uint64_t mallocs, frees; /* written by the owner only */
+    _Atomic uint64_t mallocs[GM_NUM_CLASSES], frees[GM_NUM_CLASSES];
 };
 
 /* Go's mcache: one per thread, found through gm_tc (initial-exec TLS). */
@@ -703,7 +705,7 @@ struct gm_tcache {
     struct gm_span *full[GM_NUM_CLASSES];    /* owned, full when last seen */
     struct gm_span *_Atomic notify;          /* spans with news for us */
     struct gm_heap_local hl;
-    struct gm_class_counts counts[GM_NUM_CLASSES]; /* class 0: large */
+    struct gm_class_counts counts;
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
@@ -765,7 +767,7 @@ static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
         p[1] = NULL; /* clear the freed-object marker */
         gm_vg_quiet_end();
         s->used++;
-        gm_count_inc(&tc->counts[cls].mallocs);
+        gm_count_inc(&tc->counts.mallocs[cls]);
         gm_vg_alloc(p, s->elemsize, false);
         return p;
     }
@@ -786,7 +788,7 @@ static inline __attribute__((always_inline)) void gm_small_free_local(struct gm_
     o[0] = (uintptr_t)s->local_free;
     s->local_free = p;
     gm_vg_free(p);
-    gm_count_inc(&tc->counts[s->sizeclass].frees);
+    gm_count_inc(&tc->counts.frees[s->sizeclass]);
     if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
 }
 

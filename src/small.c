@@ -541,7 +541,7 @@ static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, s
     s->local_free = p;
     gm_vg_free(p);
     s->used--;
-    gm_count_inc(&tc->counts[s->sizeclass].frees);
+    gm_count_inc(&tc->counts.frees[s->sizeclass]);
     if (s->in_full) gm_span_unfull(tc, s);
     if (s->used == 0) gm_span_release_if_empty(tc, s);
 }
@@ -551,7 +551,7 @@ static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, s
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     if (GM_LIKELY(p != NULL && (!tc || atomic_load_explicit(&s->owner, memory_order_relaxed) != tc))) {
-        if (tc) gm_count_inc(&tc->counts[s->sizeclass].frees);
+        if (tc) gm_count_inc(&tc->counts.frees[s->sizeclass]);
         gm_free_remote(s, p);
     } else if (p == NULL) {
         gm_span_emptied(tc, s);
