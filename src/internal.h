@@ -504,9 +504,8 @@ struct gm_span {
     uint8_t sizeclass;      /* 0 for large spans */
     uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
     uint8_t in_full;        /* owner-private: in the owner's full list */
-    uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
-                             * objects carry canaries, free ones a fill */
-    /* small-object fields (small.c) */
+    /* small-object fields (small.c): the first cache line holds all that
+     * the fast paths touch */
     uint32_t elemsize;
     uint32_t divmagic;
     _Atomic uintptr_t limit; /* end of the carved objects (small.c's lazy
@@ -515,14 +514,16 @@ struct gm_span {
     uint32_t used;          /* objects out of free and local_free (owner) */
     void *free;             /* allocation list (owner) */
     void *local_free;       /* the owner's frees (owner) */
-    _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
     struct gm_tcache *_Atomic owner;      /* NULL while unowned */
+    _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
     struct gm_span *next, *prev;          /* tcache or central list */
     struct gm_span *_Atomic notify_next;  /* owner's notify stack */
     _Atomic uint8_t notify_pending;       /* on an owner's notify stack */
+    uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
+                             * objects carry canaries, free ones a fill */
     /* large objects */
     size_t large_size;      /* requested bytes (usable size is npages pages) */
-};
+} __attribute__((aligned(64))); /* records are cache-line aligned */
 
 struct gm_heap {
     pthread_mutex_t lock;
