@@ -15,6 +15,9 @@
  * Every arena gets a struct gm_arena (its page -> span map), found from any
  * address through a two-level index: a static L1 covering the 47-bit address
  * space, and 4 KiB L2 pages created when an arena first lands in their range.
+ * The records of the arenas that extend the range from the first hint up lie
+ * end to end in one reservation instead (the flat span table, internal.h),
+ * so that the free path finds a span there with one load.
  *
  * Metadata comes from gm_persistent_alloc: a bump allocator (gm_linear) over
  * 1 GiB PROT_NONE reservations that commits 64 KiB at a time, so metadata
@@ -244,7 +247,7 @@ static void gm_arena_hints_init(void)
 {
     /* 0x00c000000000, 0x01c000000000, ..., 0x7fc000000000, first on top. */
     for (unsigned i = 0; i < GM_NHINTS; i++)
-        gm_arenas.h.hint[i] = (struct gm_hint){(uintptr_t)(GM_NHINTS - 1 - i) << 40 | (uintptr_t)0x00c0 << 32, false};
+        gm_arenas.h.hint[i] = (struct gm_hint){(uintptr_t)(GM_NHINTS - 1 - i) << 40 | GM_FLAT_BASE, false};
     gm_arenas.h.nhints = GM_NHINTS;
     gm_arenas.initialized = true;
 }
@@ -268,6 +271,41 @@ static _Noreturn void gm_arena_corrupt(void)
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
     abort();
+}
+
+struct gm_span *_Atomic *gm_flat_spans;
+_Atomic uintptr_t gm_flat_bytes;
+static size_t gm_flat_committed; /* bytes of the table committed so far */
+_Static_assert(sizeof(struct gm_arena) == GM_PAGES_PER_ARENA * sizeof(struct gm_span *),
+               "the flat table is the records end to end");
+
+/* The records of the arenas [v, v + n) in the flat table, committed (to
+ * gm_meta.arenas), if the region extends the flat range; else NULL. The
+ * table is reserved the first time (and kept). Lock held. */
+static struct gm_arena *gm_flat_records(uintptr_t v, size_t n)
+{
+    size_t fb = atomic_load_explicit(&gm_flat_bytes, memory_order_relaxed);
+    if (v != GM_FLAT_BASE + fb || n > (size_t)GM_FLAT_ARENAS * GM_ARENA_BYTES - fb) return NULL;
+    if (!gm_flat_spans && !(gm_flat_spans = gm_sys_reserve(NULL, GM_FLAT_ARENAS * sizeof(struct gm_arena))))
+        return NULL;
+    uintptr_t table = (uintptr_t)gm_flat_spans;
+    uintptr_t first = table + (fb >> GM_ARENA_SHIFT) * sizeof(struct gm_arena);
+    uintptr_t end = first + (n >> GM_ARENA_SHIFT) * sizeof(struct gm_arena);
+    if (end > table + gm_flat_committed) {
+        if (gm_sys_map((void *)(table + gm_flat_committed), end - table - gm_flat_committed, &gm_meta.arenas) != 0)
+            return NULL;
+        gm_flat_committed = end - table;
+    }
+    return (struct gm_arena *)first;
+}
+
+/* Undo gm_flat_records for a call that failed after it. Lock held. */
+static void gm_flat_unrecord(struct gm_arena *records)
+{
+    uintptr_t start = (uintptr_t)records, table = (uintptr_t)gm_flat_spans;
+    if (table + gm_flat_committed > start &&
+        gm_sys_decommit(records, table + gm_flat_committed - start, &gm_meta.arenas) == 0)
+        gm_flat_committed = start - table;
 }
 
 /* Reserve n bytes (whole arenas) at the hints or anywhere. Lock held. */
@@ -337,16 +375,20 @@ void *gm_arena_alloc(size_t n, size_t *size)
     gm_sys_nohuge((void *)v, n);
 
     /* All metadata in one allocation, so that it is all there or nothing is
-     * counted: the records, then the L2 pages this region needs. */
+     * counted: the records (unless they go in the flat table), then the L2
+     * pages this region needs. */
     size_t first = v >> GM_ARENA_SHIFT, narenas = n >> GM_ARENA_SHIFT;
     size_t l1_first = v >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
     size_t l1_last = (v + n - 1) >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
     size_t nl2 = 0;
     for (size_t i = l1_first; i <= l1_last; i++)
         nl2 += atomic_load_explicit(&gm_arena_l1[i], memory_order_relaxed) == NULL;
-    size_t records = narenas * sizeof(struct gm_arena);
-    uint8_t *meta = gm_persistent_alloc(records + nl2 * GM_ARENA_L2_PAGE, 64, &gm_meta.arenas);
-    if (!meta) {
+    struct gm_arena *flat = gm_flat_records(v, n);
+    size_t records = flat ? 0 : narenas * sizeof(struct gm_arena);
+    size_t meta_bytes = records + nl2 * GM_ARENA_L2_PAGE;
+    uint8_t *meta = meta_bytes ? gm_persistent_alloc(meta_bytes, 64, &gm_meta.arenas) : NULL;
+    if (meta_bytes && !meta) {
+        if (flat) gm_flat_unrecord(flat);
         gm_sys_free((void *)v, n, 0, NULL);
         gm_arenas.h = gm_arenas.saved; /* as if never tried */
         goto fail;
@@ -356,7 +398,7 @@ void *gm_arena_alloc(size_t n, size_t *size)
 
     /* Publish: an L2 page (all NULL) before any entry in it, each record
      * (zero, fresh memory) with a release store. */
-    uint8_t *l2page = meta + records;
+    uint8_t *l2page = meta ? meta + records : NULL;
     for (size_t i = 0; i < narenas; i++) {
         size_t ai = first + i;
         struct gm_arena *_Atomic *l2 =
@@ -368,9 +410,10 @@ void *gm_arena_alloc(size_t n, size_t *size)
         }
         struct gm_arena *_Atomic *slot = &l2[ai & (GM_ARENA_L2_ENTRIES - 1)];
         if (atomic_load_explicit(slot, memory_order_relaxed)) gm_arena_corrupt();
-        atomic_store_explicit(slot, (struct gm_arena *)(meta + i * sizeof(struct gm_arena)),
+        atomic_store_explicit(slot, flat ? &flat[i] : (struct gm_arena *)(meta + i * sizeof(struct gm_arena)),
                               memory_order_release);
     }
+    if (flat) atomic_store_explicit(&gm_flat_bytes, v + n - GM_FLAT_BASE, memory_order_release);
     pthread_mutex_unlock(&gm_arenas.lock);
     *size = n;
     errno = saved_errno;

@@ -191,6 +191,19 @@ static inline struct gm_arena *gm_arena_of(uintptr_t p)
                                 memory_order_acquire);
 }
 
+/* The flat span table: the records of the arenas in [GM_FLAT_BASE,
+ * GM_FLAT_BASE + gm_flat_bytes) lie end to end in one reservation, so that
+ * their spans[] form one array indexed by page from GM_FLAT_BASE: a span
+ * lookup there is one load instead of three. GM_FLAT_BASE is the first
+ * arena hint, the range successive reservations usually extend; arenas
+ * elsewhere (or past GM_FLAT_ARENAS) are found through the index only.
+ * gm_flat_bytes only grows, published with a release store after the
+ * records it covers. */
+#define GM_FLAT_BASE ((uintptr_t)0x00c0 << 32)
+#define GM_FLAT_ARENAS 512 /* 32 GiB of heap: a 32 MiB reservation */
+extern struct gm_span *_Atomic *gm_flat_spans GM_HIDDEN;
+extern _Atomic uintptr_t gm_flat_bytes GM_HIDDEN;
+
 /* Go's (*mheap).sysAlloc: reserve at least n bytes (rounded up to whole
  * arenas) at the arena hints, falling back to anywhere when a hint is taken,
  * and create the arena records. Returns the Reserved region and its size
@@ -506,9 +519,8 @@ struct gm_span {
     uint8_t sizeclass;      /* 0 for large spans */
     uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
     uint8_t in_full;        /* owner-private: in the owner's full list */
-    uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
-                             * objects carry canaries, free ones a fill */
-    /* small-object fields (small.c) */
+    /* small-object fields (small.c): the first cache line holds all that
+     * the fast paths touch */
     uint32_t elemsize;
     uint32_t divmagic;
     _Atomic uintptr_t limit; /* end of the carved objects (small.c's lazy
@@ -517,14 +529,16 @@ struct gm_span {
     uint32_t used;          /* objects out of free and local_free (owner) */
     void *free;             /* allocation list (owner) */
     void *local_free;       /* the owner's frees (owner) */
-    _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
     struct gm_tcache *_Atomic owner;      /* NULL while unowned */
+    _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
     struct gm_span *next, *prev;          /* tcache or central list */
     struct gm_span *_Atomic notify_next;  /* owner's notify stack */
     _Atomic uint8_t notify_pending;       /* on an owner's notify stack */
+    uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
+                             * objects carry canaries, free ones a fill */
     /* large objects */
     size_t large_size;      /* requested bytes (usable size is npages pages) */
-};
+} __attribute__((aligned(64))); /* records are cache-line aligned */
 
 struct gm_heap {
     pthread_mutex_t lock;
@@ -635,6 +649,9 @@ static inline uintptr_t gm_span_limit(const struct gm_span *s)
  * lock-free; the caller checks state/ranges it relies on. */
 static inline struct gm_span *gm_span_lookup(uintptr_t p)
 {
+    uintptr_t off = p - GM_FLAT_BASE;
+    if (GM_LIKELY(off < atomic_load_explicit(&gm_flat_bytes, memory_order_acquire)))
+        return atomic_load_explicit(&gm_flat_spans[off >> GM_PAGE_SHIFT], memory_order_acquire);
     struct gm_arena *a = gm_arena_of(p);
     if (GM_UNLIKELY(!a)) return NULL;
     return atomic_load_explicit(&a->spans[(p >> GM_PAGE_SHIFT) & (GM_PAGES_PER_ARENA - 1)],
@@ -689,18 +706,22 @@ void gm_scav_reclaim(void) GM_HIDDEN;
 /* Layer 6b: small objects (small.c)                                        */
 /* ------------------------------------------------------------------------ */
 
+/* Per class, class 0 for large objects; written by the owner only. Two
+ * arrays, so that the fast paths index them by class directly. */
 struct gm_class_counts {
-    _Atomic uint64_t mallocs, frees; /* written by the owner only */
+    _Atomic uint64_t mallocs[GM_NUM_CLASSES], frees[GM_NUM_CLASSES];
 };
 
 /* Go's mcache: one per thread, found through gm_tc (initial-exec TLS). */
 struct gm_tcache {
     struct gm_span *current[GM_NUM_CLASSES]; /* never NULL: gm_empty_span */
     struct gm_span *partial[GM_NUM_CLASSES]; /* owned, may have free objects */
+    struct gm_span *partial_tail[GM_NUM_CLASSES]; /* partial is used oldest first */
+    struct gm_span *_Atomic spare[GM_NUM_CLASSES]; /* owned, emptied, kept a while */
     struct gm_span *full[GM_NUM_CLASSES];    /* owned, full when last seen */
     struct gm_span *_Atomic notify;          /* spans with news for us */
     struct gm_heap_local hl;
-    struct gm_class_counts counts[GM_NUM_CLASSES]; /* class 0: large */
+    struct gm_class_counts counts;
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     uint8_t spans_made[GM_NUM_CLASSES];      /* from the heap, saturating */
@@ -708,6 +729,7 @@ struct gm_tcache {
      * central spans (only free, elemsize and used are meaningful). */
     struct gm_span stash[GM_NUM_SHARED_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
+    uint32_t refills;                        /* small.c's slow path, for gm_scav_tick */
     bool dead;
 };
 extern __thread struct gm_tcache *gm_tc GM_HIDDEN;
@@ -730,7 +752,8 @@ struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned size
 /* Return tc's empty spans and caches, central empties, and (through the
  * scavenger) every free page and free chunk now. No lock held. */
 void gm_tcache_reclaim(struct gm_tcache *tc) GM_HIDDEN;
-/* Return empty spans held by central lists to the heap (trim). */
+/* Return empty spans held by central lists, and threads' spare spans, to
+ * the heap (trim). */
 size_t gm_central_trim(void) GM_HIDDEN;
 bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list? (racy) */
 /* Walk accounting for gm_check: objects in use per class over all spans. */
@@ -763,17 +786,19 @@ static inline void *gm_span_pop(struct gm_tcache *tc, struct gm_span *s, void **
 {
     gm_vg_quiet_begin();
     s->free = p[0];
+    /* The next malloc of this class reads that object's link: start its
+     * cache miss now, behind the caller's work on p. */
+    __builtin_prefetch(p[0], 1);
     p[1] = NULL; /* clear the freed-object marker */
     gm_vg_quiet_end();
     s->used++;
-    gm_count_inc(&tc->counts[cls].mallocs);
+    gm_count_inc(&tc->counts.mallocs[cls]);
     gm_vg_alloc(p, s->elemsize, false);
     return p;
 }
 
 /* The fast paths: a few dozen instructions, thread-local state only. A
- * shared class's current span is always gm_empty_span, so its requests
- * all take the slow path to the central list. */
+ * shared class's current span is the thread's stash for it (small.c). */
 static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_span *s = tc->current[cls];
@@ -796,24 +821,27 @@ static inline __attribute__((always_inline)) void gm_small_free_local(struct gm_
     o[0] = (uintptr_t)s->local_free;
     s->local_free = p;
     gm_vg_free(p);
-    gm_count_inc(&tc->counts[s->sizeclass].frees);
+    gm_count_inc(&tc->counts.frees[s->sizeclass]);
     if (GM_UNLIKELY(--s->used == 0)) gm_small_free_slow(tc, s, NULL); /* span emptied */
 }
 
-/* Everything gm_small_free's fast path leaves to others: suspect pointers
- * (checked, aborting unless a false alarm), other threads' spans, full
- * spans. */
+/* Suspect pointers, which gm_small_free's fast path leaves to others:
+ * checked (aborting unless a false alarm), then freed. */
 void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
 
 /* Each exception is a single tail call, so the fast path saves no
- * registers. */
+ * registers. A valid object of another thread's span or of a full span
+ * goes straight to gm_small_free_slow. */
 static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
     if (GM_UNLIKELY(off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-                    gm_vg_word(&((uintptr_t *)p)[1]) == marker ||
-                    atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+                    gm_vg_word(&((uintptr_t *)p)[1]) == marker)) {
         gm_small_free_other(tc, s, p);
+        return;
+    }
+    if (GM_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+        gm_small_free_slow(tc, s, p);
         return;
     }
     gm_small_free_local(tc, s, p, marker);

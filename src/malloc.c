@@ -278,7 +278,7 @@ static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t
 {
     s->large_size = size;
     s->checked = 0; /* gm_checked_malloc sets it after (a cached span may have it) */
-    gm_count_inc(&tc->counts[0].mallocs);
+    gm_count_inc(&tc->counts.mallocs[0]);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
     gm_counter_add(&tc->large_req_alloc, size);
     gm_vg_alloc((void *)s->base, (size_t)s->npages << GM_PAGE_SHIFT, false);
@@ -309,7 +309,7 @@ static void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
     if (tc) gm_heap_cache_put(&tc->hl, s);
     else gm_heap_free_span(s);
     if (tc) {
-        gm_count_inc(&tc->counts[0].frees);
+        gm_count_inc(&tc->counts.frees[0]);
         gm_counter_add(&tc->large_bytes_freed, bytes);
         gm_counter_add(&tc->large_req_freed, req);
     } else {

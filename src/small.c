@@ -13,7 +13,8 @@
  * frees are subtracted when collected.
  *
  * A tcache holds, per class, the current span plus two lists of owned spans:
- * partial (may have free objects) and full (had none when last looked at).
+ * partial (may have free objects; used oldest first) and full (had none when
+ * last looked at).
  * A full span must not be forgotten when other threads free into it, so the
  * low bits of thread_free say what the first remote freer must do:
  *   NOTIFY  the span is in its owner's full list: the freer marks it BUSY,
@@ -121,6 +122,27 @@ static void gm_list_remove(struct gm_span **head, struct gm_span *s)
     s->next = s->prev = NULL;
 }
 
+/* A tcache's partial spans are used oldest first: a span that has just got
+ * an object back waits at the tail while those ahead of it gather more, so
+ * that a refill finds many free objects, not the one just freed (with a
+ * random live set, taking the newest made most refills yield one object). */
+static void gm_partial_append(struct gm_tcache *tc, struct gm_span *s)
+{
+    unsigned cls = s->sizeclass;
+    struct gm_span *tail = tc->partial_tail[cls];
+    s->next = NULL;
+    s->prev = tail;
+    if (tail) tail->next = s;
+    else tc->partial[cls] = s;
+    tc->partial_tail[cls] = s;
+}
+
+static void gm_partial_remove(struct gm_tcache *tc, struct gm_span *s)
+{
+    if (tc->partial_tail[s->sizeclass] == s) tc->partial_tail[s->sizeclass] = s->prev;
+    gm_list_remove(&tc->partial[s->sizeclass], s);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Collecting free objects                                                  */
 /* ------------------------------------------------------------------------ */
@@ -216,7 +238,7 @@ static bool gm_span_collect(struct gm_span *s)
         }
     }
     gm_vg_quiet_end();
-    if (!s->free) gm_span_carve(s);
+    if (!s->free && gm_span_limit(s) < s->base + (uintptr_t)s->nelems * s->elemsize) gm_span_carve(s);
     return s->free != NULL;
 }
 
@@ -251,7 +273,74 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     return s;
 }
 
-/* The span has no object in use: give its pages back unless it must stay. */
+/* A span that empties is kept, one per class, for the class's next refill:
+ * given back and needed again soon, it would cost the heap lock both ways
+ * and a new carving. Spares go back to the heap every GM_SPARE_REFILLS
+ * refills of the thread, at thread exit, and whenever central lists are
+ * trimmed (every scavenger pass, gm_scavenge, reclaim), from any thread. A
+ * spare is owned, in no list, and quiet (no object in use, no remote free
+ * or notification on its way). The owner alone fills a slot (a store);
+ * anyone empties it with an exchange, and frees what it took. */
+#define GM_SPARE_REFILLS 256
+
+static void gm_spare_put(struct gm_tcache *tc, struct gm_span *s)
+{
+    atomic_store_explicit(&tc->spare[s->sizeclass], s, memory_order_release);
+}
+
+static struct gm_span *gm_spare_take(struct gm_tcache *tc, unsigned cls)
+{
+    if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) return NULL;
+    return atomic_exchange_explicit(&tc->spare[cls], NULL, memory_order_acquire);
+}
+
+/* Give a spare taken from its slot back to the heap; returns its bytes. */
+static size_t gm_spare_free(struct gm_span *s)
+{
+    size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    gm_heap_free_span(s);
+    return bytes;
+}
+
+static void gm_spares_release(struct gm_tcache *tc)
+{
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = gm_spare_take(tc, c);
+        if (s) gm_spare_free(s);
+    }
+}
+
+/* Takes tc's spares onto the list *arg (linked through next), to be freed
+ * once the registry lock is released: gm_heap_free_span wakes the
+ * scavenger, whose lock is taken before the registry's. */
+static void gm_spares_take_all(struct gm_tcache *tc, void *arg)
+{
+    struct gm_span **list = arg;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = gm_spare_take(tc, c);
+        if (!s) continue;
+        s->next = *list;
+        *list = s;
+    }
+}
+
+/* Every thread's spares back to the heap; returns the bytes. */
+static size_t gm_spares_trim(void)
+{
+    size_t bytes = 0;
+    struct gm_span *list = NULL, *next;
+    gm_small_for_each_tcache(gm_spares_take_all, &list);
+    for (struct gm_span *s = list; s; s = next) {
+        next = s->next;
+        s->next = NULL;
+        bytes += gm_spare_free(s);
+    }
+    return bytes;
+}
+
+/* The span has no object in use: give its pages back (or keep it as the
+ * class's spare) unless it must stay. */
 static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
 {
     unsigned cls = s->sizeclass;
@@ -260,7 +349,13 @@ static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
     if ((atomic_load_explicit(&s->thread_free, memory_order_acquire) & GM_TF_MASK) == GM_TF_BUSY) return;
     if (atomic_load_explicit(&s->notify_pending, memory_order_acquire)) return;
     if (atomic_load_explicit(&s->thread_free, memory_order_acquire) & ~(uintptr_t)GM_TF_MASK) return;
-    gm_list_remove(s->in_full ? &tc->full[cls] : &tc->partial[cls], s);
+    if (s->in_full) gm_list_remove(&tc->full[cls], s);
+    else gm_partial_remove(tc, s);
+    s->in_full = 0;
+    if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) {
+        gm_spare_put(tc, s);
+        return;
+    }
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     gm_heap_free_span(s);
 }
@@ -321,7 +416,7 @@ static void gm_span_unfull(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_list_remove(&tc->full[s->sizeclass], s);
     s->in_full = 0;
-    gm_list_push(&tc->partial[s->sizeclass], s);
+    gm_partial_append(tc, s);
 }
 
 /* Move spans that remote freers told us about from full to partial. */
@@ -342,17 +437,17 @@ static void gm_drain_notify(struct gm_tcache *tc)
 /* Allocation and free slow paths                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Collect s's frees; if there are none, file s as full. True if s has free
- * objects. s is in no list. */
+/* s had nothing to collect just now: file it as full, unless remote frees
+ * came in meanwhile. True if s has free objects after all. s is in no list. */
 static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
 {
-    for (;;) {
+    while (!gm_span_to_full(tc, s)) {
         if (gm_span_collect(s)) return true;
-        if (gm_span_to_full(tc, s)) return false;
         /* A freer holds BUSY with nothing left to collect: it is done in a
          * moment. */
         sched_yield();
     }
+    return false;
 }
 
 /* Shared classes. Their spans belong to no thread: all of them sit in the
@@ -389,6 +484,7 @@ static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
     struct gm_span *st = tc->current[cls], *s;
     uint32_t n = GM_STASH_BYTES / gm_class_size[cls];
     n = n < 1 ? 1 : n > GM_STASH_MAX ? GM_STASH_MAX : n;
+    gm_scav_tick();
     pthread_mutex_lock(&c->lock);
     while ((s = c->head) != NULL) {
         if (s->free || gm_span_collect(s)) {
@@ -419,22 +515,33 @@ static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
     return gm_small_alloc(tc, cls);
 }
 
+/* gm_scav_tick reads heap-wide counters that other threads write; a refill
+ * from the thread's own spans changes nothing there, so one refill in
+ * GM_TICK_REFILLS is often enough (spans coming from or going back to the
+ * heap tick on their own). */
+#define GM_TICK_REFILLS 16
+
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
-    gm_scav_tick();
     if (gm_class_shared(cls)) return gm_stash_refill(tc, cls);
+    if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) {
+        gm_scav_tick();
+        if (tc->refills % GM_SPARE_REFILLS == 0) gm_spares_release(tc);
+    }
     struct gm_span *s = tc->current[cls];
-    gm_drain_notify(tc);
+    if (atomic_load_explicit(&tc->notify, memory_order_relaxed)) gm_drain_notify(tc);
     if (s != &gm_empty_span) {
         if (gm_span_collect(s)) return gm_small_alloc(tc, cls);
         tc->current[cls] = &gm_empty_span;
         if (gm_span_refresh(tc, s)) goto found;
     }
     while ((s = tc->partial[cls]) != NULL) {
-        gm_list_remove(&tc->partial[cls], s);
-        if (gm_span_refresh(tc, s)) goto found;
+        gm_partial_remove(tc, s);
+        if (gm_span_collect(s) || gm_span_refresh(tc, s)) goto found;
     }
+    gm_scav_tick();
     s = gm_central_take(tc, cls);
+    if (!s && (s = gm_spare_take(tc, cls)) != NULL) gm_span_collect(s);
     if (!s) s = gm_span_new(tc, cls);
     if (!s) {
         errno = ENOMEM;
@@ -445,13 +552,11 @@ found:
     return gm_small_alloc(tc, cls);
 }
 
-/* Push p onto s->thread_free and do what the flags ask. */
-static void gm_thread_free_push(struct gm_span *s, void *p)
+/* Remote free, p marked and in quiet mode: push p onto s->thread_free
+ * (whose value was old) and do what the flags ask. */
+static __attribute__((noinline)) void gm_free_remote_flagged(struct gm_span *s, void *p, uintptr_t old)
 {
     uintptr_t *o = p;
-    gm_vg_quiet_begin();
-    o[1] = gm_free_key ^ (uintptr_t)p;
-    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
     bool busy_ok = false; /* holding gm_busy_lock for reading */
     for (;;) {
         uintptr_t flags = old & GM_TF_MASK, nflags = flags;
@@ -490,8 +595,28 @@ static void gm_thread_free_push(struct gm_span *s, void *p)
     }
 }
 
+/* Mark p free and push it onto s->thread_free: the usual case, no flag to
+ * act on, is one CAS. */
+static inline void gm_thread_free_push(struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    gm_vg_quiet_begin();
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    /* Release: the freer's writes to p are done before the owner takes it. */
+    while ((old & GM_TF_MASK) == GM_TF_NONE) {
+        o[0] = old;
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p, memory_order_release,
+                                                  memory_order_relaxed)) {
+            gm_vg_quiet_end();
+            return;
+        }
+    }
+    gm_free_remote_flagged(s, p, old);
+}
+
 /* Remote free of an object the program held. */
-static void gm_free_remote(struct gm_span *s, void *p)
+static inline void gm_free_remote(struct gm_span *s, void *p)
 {
     gm_vg_free(p);
     gm_thread_free_push(s, p);
@@ -515,28 +640,44 @@ static void gm_stash_flush(struct gm_tcache *tc)
     }
 }
 
+
+/* The owner's fast path emptied s. */
+static __attribute__((noinline)) void gm_span_emptied(struct gm_tcache *tc, struct gm_span *s)
+{
+    gm_span_release_if_empty(tc, s);
+    gm_scav_tick();
+}
+
+/* The owner freeing into a span on its full list. */
+static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    o[0] = (uintptr_t)s->local_free;
+    s->local_free = p;
+    gm_vg_free(p);
+    s->used--;
+    gm_count_inc(&tc->counts.frees[s->sizeclass]);
+    if (s->in_full) gm_span_unfull(tc, s);
+    if (s->used == 0) gm_span_release_if_empty(tc, s);
+}
+
+/* The remote free comes first and calls nothing in its usual case, so it
+ * saves no registers. */
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
-    if (p == NULL) { /* the owner's fast path emptied s */
-        gm_span_release_if_empty(tc, s);
-        gm_scav_tick();
-        return;
+    if (GM_LIKELY(p != NULL && (!tc || atomic_load_explicit(&s->owner, memory_order_relaxed) != tc))) {
+        /* A shared class's object in some thread's stash is free: the fast
+         * path only knew the other marker. */
+        if (GM_UNLIKELY(gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ (uintptr_t)p ^ GM_STASH_MARK)))
+            gm_small_check_free(s, p);
+        if (tc) gm_count_inc(&tc->counts.frees[s->sizeclass]);
+        gm_free_remote(s, p);
+    } else if (p == NULL) {
+        gm_span_emptied(tc, s);
+    } else {
+        gm_small_free_full(tc, s, p);
     }
-    if (tc && atomic_load_explicit(&s->owner, memory_order_relaxed) == tc) {
-        /* The owner freeing into a span on its full list. */
-        uintptr_t *o = p;
-        o[1] = gm_free_key ^ (uintptr_t)p;
-        o[0] = (uintptr_t)s->local_free;
-        s->local_free = p;
-        gm_vg_free(p);
-        s->used--;
-        gm_count_inc(&tc->counts[s->sizeclass].frees);
-        if (s->in_full) gm_span_unfull(tc, s);
-        if (s->used == 0) gm_span_release_if_empty(tc, s);
-        return;
-    }
-    if (tc) gm_count_inc(&tc->counts[s->sizeclass].frees);
-    gm_free_remote(s, p);
 }
 
 /* Is p on the list starting at head? Walks at most limit links, stopping at
@@ -699,12 +840,13 @@ static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
 void gm_tcache_release(struct gm_tcache *tc)
 {
     gm_stash_flush(tc);
+    gm_spares_release(tc);
     for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
         struct gm_span *s = tc->current[c];
         tc->current[c] = &gm_empty_span;
         if (s != &gm_empty_span) gm_span_disown(tc, s);
         while ((s = tc->partial[c])) {
-            gm_list_remove(&tc->partial[c], s);
+            gm_partial_remove(tc, s);
             gm_span_disown(tc, s);
         }
         while ((s = tc->full[c])) {
@@ -761,6 +903,7 @@ void gm_tcache_reclaim(struct gm_tcache *tc)
             gm_span_release_if_empty(tc, p);
         }
     }
+    gm_spares_release(tc);
     gm_heap_local_flush(&tc->hl);
     gm_central_trim();
     gm_scav_reclaim();
@@ -779,7 +922,7 @@ struct gm_span *gm_alloc_span(struct gm_tcache *tc, size_t npages, unsigned cls)
 
 size_t gm_central_trim(void)
 {
-    size_t released = 0;
+    size_t released = gm_spares_trim();
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_central *ce = &gm_central[c];
         pthread_mutex_lock(&ce->lock);

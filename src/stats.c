@@ -74,8 +74,8 @@ static void gm_sum_tcache(struct gm_tcache *tc, void *arg)
 {
     struct gm_counts_sum *sum = arg;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
-        sum->mallocs[c] += atomic_load_explicit(&tc->counts[c].mallocs, memory_order_relaxed);
-        sum->frees[c] += atomic_load_explicit(&tc->counts[c].frees, memory_order_relaxed);
+        sum->mallocs[c] += atomic_load_explicit(&tc->counts.mallocs[c], memory_order_relaxed);
+        sum->frees[c] += atomic_load_explicit(&tc->counts.frees[c], memory_order_relaxed);
     }
     sum->large_alloc += atomic_load_explicit(&tc->large_bytes_alloc, memory_order_relaxed);
     sum->large_freed += atomic_load_explicit(&tc->large_bytes_freed, memory_order_relaxed);

@@ -434,9 +434,12 @@ static void test_arena_alloc(void)
     CHECK(vm_data() - d0 <= (long long)(200 * KiB));
     CHECK(strcmp(maps_perms(v), "---p") == 0);
     CHECK(strcmp(maps_perms(v + ARENA - 1), "---p") == 0);
-    /* The arena, plus a metadata reservation if this was the first. */
+    /* The arena, plus a metadata reservation if this was the first, plus
+     * the flat span table if the arena is at the first hint. */
     uint64_t rgrew = gm_stat_load(&gm_os.reserved) - reserved0;
-    CHECK(rgrew == ARENA || rgrew == ARENA + gm_persistent_region_bytes);
+    uint64_t flat = v == GM_FLAT_BASE ? GM_FLAT_ARENAS * sizeof(struct gm_arena) : 0;
+    CHECK(rgrew == ARENA + flat || rgrew == ARENA + flat + gm_persistent_region_bytes);
+    CHECK_EQ(gm_flat_bytes, v == GM_FLAT_BASE ? ARENA : 0);
     CHECK_EQ(gm_stat_load(&gm_meta.arenas), arenas0 + sizeof(struct gm_arena));
     CHECK_EQ(gm_stat_load(&gm_meta.arena_index), index0 + 4096);
     CHECK(accounting_holds());
@@ -470,6 +473,8 @@ static void test_arena_alloc(void)
     CHECK(vm_data() - d0 <= (long long)(400 * KiB));
     CHECK(gm_arena_of(v2 + size2) == NULL);
     CHECK(accounting_holds());
+    CHECK_EQ(gm_flat_bytes, v == GM_FLAT_BASE ? 4 * ARENA : 0);
+    CHECK(gm_span_lookup(v2 + size2) == NULL);
 
     /* An arena record is the heap's span map: writable, found again. */
     struct gm_arena *ra = gm_arena_of(v2 + ARENA + 5 * GM_PAGE_SIZE);
