@@ -526,11 +526,13 @@ struct gm_span {
     _Atomic uintptr_t limit; /* end of the carved objects (small.c's lazy
                               * carving): nothing past it was handed out */
     uint32_t nelems;         /* objects the span can hold */
-    uint32_t used;          /* objects out of free and local_free (owner) */
+    uint32_t used;          /* objects out, less remote frees counted (owner) */
     void *free;             /* allocation list (owner) */
     void *local_free;       /* the owner's frees (owner) */
     struct gm_tcache *_Atomic owner;      /* NULL while unowned */
     _Atomic uintptr_t thread_free;        /* remote frees | GM_TF_* */
+    _Atomic uint32_t remote_frees;        /* pushed onto thread_free, not yet
+                                           * subtracted from used */
     struct gm_span *next, *prev;          /* tcache or central list */
     struct gm_span *_Atomic notify_next;  /* owner's notify stack */
     _Atomic uint8_t notify_pending;       /* on an owner's notify stack */

@@ -156,19 +156,18 @@ static inline void gm_check_link(const struct gm_span *s, void **o)
         gm_fatal_ptr("corrupted free list (write after free) in block", o);
 }
 
-/* Prepend list (count objects, ending at tail) to s->free. */
+/* Prepend list (other threads' frees) to s->free; checked mode validates its links. */
 static void gm_span_take_list(struct gm_span *s, void *list)
 {
-    uint32_t n = 1;
-    void **tail = list;
-    while (tail[0]) {
-        if (s->checked) gm_check_link(s, tail);
-        tail = tail[0];
-        n++;
+    if (s->free || s->checked) {
+        void **tail = list;
+        while (tail[0]) {
+            if (s->checked) gm_check_link(s, tail);
+            tail = tail[0];
+        }
+        tail[0] = s->free;
     }
-    tail[0] = s->free;
     s->free = list;
-    s->used -= n;
 }
 
 /* Carving is lazy: a span's objects are put on its free list a page's worth
@@ -237,6 +236,13 @@ static bool gm_span_collect(struct gm_span *s)
             break;
         }
     }
+    /* Remote frees are counted by their freers after their push (release:
+     * the count is a freer's last touch of s), so used never falls below
+     * the objects the program holds; when it reaches 0, every freer is done
+     * with s, whatever is still on thread_free. And the list is never
+     * walked to count it (a cache miss per object freed on another core). */
+    if (atomic_load_explicit(&s->remote_frees, memory_order_relaxed))
+        s->used -= atomic_exchange_explicit(&s->remote_frees, 0, memory_order_acquire);
     gm_vg_quiet_end();
     if (!s->free && gm_span_limit(s) < s->base + (uintptr_t)s->nelems * s->elemsize) gm_span_carve(s);
     return s->free != NULL;
@@ -609,10 +615,12 @@ static inline void gm_thread_free_push(struct gm_span *s, void *p)
         if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p, memory_order_release,
                                                   memory_order_relaxed)) {
             gm_vg_quiet_end();
+            atomic_fetch_add_explicit(&s->remote_frees, 1, memory_order_release);
             return;
         }
     }
     gm_free_remote_flagged(s, p, old);
+    atomic_fetch_add_explicit(&s->remote_frees, 1, memory_order_release);
 }
 
 /* Remote free of an object the program held. */
