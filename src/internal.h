@@ -757,7 +757,7 @@ void gm_tcache_reclaim(struct gm_tcache *tc) GM_HIDDEN;
 /* Return empty spans held by central lists, and threads' spare spans, to
  * the heap (trim). */
 size_t gm_central_trim(void) GM_HIDDEN;
-bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list? (racy) */
+bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list, or a spare? (racy) */
 /* Walk accounting for gm_check: objects in use per class over all spans. */
 void gm_small_count_live(uint64_t live[GM_NUM_CLASSES]) GM_HIDDEN;
 

@@ -289,15 +289,24 @@ static struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
  * anyone empties it with an exchange, and frees what it took. */
 #define GM_SPARE_REFILLS 256
 
+/* Spares held by all threads: the scavenger does not park while there are
+ * any (gm_central_holds), and a new one wakes it, so an idle thread's
+ * spares still go back. */
+static _Atomic long gm_spares_held;
+
 static void gm_spare_put(struct gm_tcache *tc, struct gm_span *s)
 {
+    atomic_fetch_add_explicit(&gm_spares_held, 1, memory_order_relaxed);
     atomic_store_explicit(&tc->spare[s->sizeclass], s, memory_order_release);
+    gm_scav_notify();
 }
 
 static struct gm_span *gm_spare_take(struct gm_tcache *tc, unsigned cls)
 {
     if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) return NULL;
-    return atomic_exchange_explicit(&tc->spare[cls], NULL, memory_order_acquire);
+    struct gm_span *s = atomic_exchange_explicit(&tc->spare[cls], NULL, memory_order_acquire);
+    if (s) atomic_fetch_sub_explicit(&gm_spares_held, 1, memory_order_relaxed);
+    return s;
 }
 
 /* Give a spare taken from its slot back to the heap; returns its bytes. */
@@ -952,6 +961,7 @@ size_t gm_central_trim(void)
 
 bool gm_central_holds(void)
 {
+    if (atomic_load_explicit(&gm_spares_held, memory_order_relaxed) > 0) return true;
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
         if (__atomic_load_n(&gm_central[c].nspans, __ATOMIC_RELAXED)) return true;
     return false;
