@@ -61,9 +61,10 @@ static size_t gm_abandoned_ungrown;
  * address ranges, marked in use in the page allocator and mapped PROT_NONE.
  * Growth commits them again before it touches curArena. The list is short
  * on purpose: every range is a hole in the heap's read-write mapping and so
- * up to two more lines in /proc/self/maps. The scavenger's paced work stops
- * at GM_DECOMMIT_RANGES (then chunks are only madvised); memory pressure
- * (an allocation that fails otherwise) may go up to GM_DECOMMIT_RANGES_MAX,
+ * up to two more lines in /proc/self/maps. The scavenger's paced work opens
+ * no hole past GM_DECOMMIT_RANGES (then chunks are only madvised), but may
+ * always widen an existing one (gm_decommit_take); memory pressure (an
+ * allocation that fails otherwise) may go up to GM_DECOMMIT_RANGES_MAX,
  * trading a few more mappings for not failing. Heap lock. */
 #define GM_DECOMMIT_RANGES 16
 #define GM_DECOMMIT_RANGES_MAX 64

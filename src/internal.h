@@ -28,7 +28,7 @@
  *   5 scavenge.c   returning memory: decay, strict-commit decommit, the
  *                  memory limit, the background scavenger
  *   6 small.c      size classes, tcache, central lists, remote frees;
- *                  objects above 4 KiB from shared spans through stashes
+ *                  objects above 4 KiB from shared spans through batches
  *   7 large objects and 8 the API: malloc.c
  *   9 stats.c      statistics and the slow consistency check;
  *     trace.c      the memory timeline (GOMALLOC_TRACE)
@@ -729,7 +729,7 @@ struct gm_tcache {
     uint8_t spans_made[GM_NUM_CLASSES];      /* from the heap, saturating */
     /* A shared class's current "span": a batch of objects taken from the
      * central spans (only free, elemsize and used are meaningful). */
-    struct gm_span stash[GM_NUM_SHARED_CLASSES];
+    struct gm_span batch[GM_NUM_SHARED_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* small.c's slow path, for gm_scav_tick */
     bool dead;
@@ -773,9 +773,9 @@ extern bool gm_small_forked_mt GM_HIDDEN;
 _Noreturn void gm_fatal_ptr(const char *what, const void *p) GM_HIDDEN;
 /* Checked mode: the bytes of a free object past its link and marker. */
 #define GM_FREE_FILL 0xdf
-/* An object in a tcache's stash carries gm_free_key ^ address ^ this, so
+/* An object in a tcache's batch carries gm_free_key ^ address ^ this, so
  * that freeing it again is known for a double free without a search. */
-#define GM_STASH_MARK 2
+#define GM_BATCH_MARK 2
 
 static inline void gm_count_inc(_Atomic uint64_t *c)
 {
@@ -800,7 +800,7 @@ static inline void *gm_span_pop(struct gm_tcache *tc, struct gm_span *s, void **
 }
 
 /* The fast paths: a few dozen instructions, thread-local state only. A
- * shared class's current span is the thread's stash for it (small.c). */
+ * shared class's current span is the thread's batch for it (small.c). */
 static inline void *gm_small_alloc(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_span *s = tc->current[cls];

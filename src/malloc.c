@@ -363,7 +363,7 @@ static void gm_small_validate(struct gm_span *s, const void *p, enum gm_op op)
     if (GM_UNLIKELY((uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off))
         gm_bad_pointer(op, GM_BAD_INTERIOR, p);
     uintptr_t word = gm_vg_word(&((const uintptr_t *)p)[1]);
-    if (GM_UNLIKELY(word == (gm_free_key ^ a ^ GM_STASH_MARK))) { /* free, in a thread's stash */
+    if (GM_UNLIKELY(word == (gm_free_key ^ a ^ GM_BATCH_MARK))) { /* free, in a thread's batch */
         if (op == GM_OP_FREE) gm_small_check_free(s, (void *)p);
         gm_bad_pointer(op, GM_BAD_FREED, p);
     }

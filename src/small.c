@@ -9,8 +9,9 @@
  *   local_free   the owner frees onto it;
  *   thread_free  other threads push onto it with a CAS; the owner takes the
  *                whole list with one atomic exchange when `free` runs dry.
- * `used` (owner-private) counts objects off free and local_free, so remote
- * frees are subtracted when collected.
+ * `used` (owner-private) counts objects off free and local_free; remote
+ * freers count their frees in remote_frees, subtracted when collected, so
+ * that the thread_free list is never walked just to count it.
  *
  * A tcache holds, per class, the current span plus two lists of owned spans:
  * partial (may have free objects; used oldest first) and full (had none when
@@ -44,12 +45,12 @@
  * so a span per class per thread would hold far more than the thread uses:
  * with many threads, most of the heap. Their spans are owned by nobody and
  * all live in the central list (an exhausted one is an ORPHAN until a free
- * brings it back); every free is a remote free. A thread takes objects a
- * batch at a time (GM_STASH_BYTES) under the class's lock into its stash,
- * a span-shaped list that tc->current points at, so the fast path does not
- * know the difference. Stashed objects carry their own marker (with
- * GM_STASH_MARK), so freeing one is a double free without a search; they
- * go back to their spans when the thread exits or reclaims.
+ * brings it back); every free is a remote free. A thread takes up to
+ * GM_BATCH_BYTES of objects at a time, under the class's lock, into its
+ * batch for the class: a span-shaped list that tc->current points at, so
+ * the fast path does not know the difference. Batched objects carry their
+ * own marker (with GM_BATCH_MARK), so freeing one is a double free without
+ * a search; they go back to their spans when the thread exits or reclaims.
  *
  * Tcaches are never freed: a dead thread's tcache is reused by a new thread,
  * so a freer that read a span's owner can always dereference it, and the
@@ -465,24 +466,21 @@ static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
     return false;
 }
 
-/* Shared classes. Their spans belong to no thread: all of them sit in the
- * central list, and every free is a remote free. A thread takes objects a
- * batch at a time (up to GM_STASH_BYTES) into its stash, which its fast
- * path allocates from as from a span. A span found exhausted leaves the
+/* Shared classes (see the top). A span found exhausted leaves the central
  * list as an ORPHAN, so the first free into it brings it back
  * (gm_free_remote). */
-#define GM_STASH_BYTES 16384
-#define GM_STASH_MAX 8
+#define GM_BATCH_BYTES 16384
+#define GM_BATCH_MAX 8
 
-/* Move up to n objects from s->free to the stash st, marked stashed.
+/* Move up to n objects from s->free to the batch st, marked batched.
  * Central lock held. */
-static void gm_stash_take(struct gm_span *st, struct gm_span *s, uint32_t n)
+static void gm_batch_take(struct gm_span *st, struct gm_span *s, uint32_t n)
 {
     gm_vg_quiet_begin();
     uintptr_t *o = s->free, *last = NULL;
     st->free = o;
     for (; o && n; n--, s->used++) {
-        o[1] = gm_free_key ^ (uintptr_t)o ^ GM_STASH_MARK;
+        o[1] = gm_free_key ^ (uintptr_t)o ^ GM_BATCH_MARK;
         last = o;
         o = (uintptr_t *)o[0];
     }
@@ -491,19 +489,19 @@ static void gm_stash_take(struct gm_span *st, struct gm_span *s, uint32_t n)
     gm_vg_quiet_end();
 }
 
-/* The stash of shared class cls ran dry: refill it from the central list
+/* The batch of shared class cls ran dry: refill it from the central list
  * (or a new span) and allocate from it. */
-static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
+static void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_central *c = &gm_central[cls];
     struct gm_span *st = tc->current[cls], *s;
-    uint32_t n = GM_STASH_BYTES / gm_class_size[cls];
-    n = n < 1 ? 1 : n > GM_STASH_MAX ? GM_STASH_MAX : n;
+    uint32_t n = GM_BATCH_BYTES / gm_class_size[cls];
+    n = n < 1 ? 1 : n > GM_BATCH_MAX ? GM_BATCH_MAX : n;
     gm_scav_tick();
     pthread_mutex_lock(&c->lock);
     while ((s = c->head) != NULL) {
         if (s->free || gm_span_collect(s)) {
-            gm_stash_take(st, s, n);
+            gm_batch_take(st, s, n);
             pthread_mutex_unlock(&c->lock);
             return gm_small_alloc(tc, cls);
         }
@@ -523,7 +521,7 @@ static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
     }
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     pthread_mutex_lock(&c->lock);
-    gm_stash_take(st, s, n);
+    gm_batch_take(st, s, n);
     gm_list_push(&c->head, s);
     gm_central_count(c, 1);
     pthread_mutex_unlock(&c->lock);
@@ -538,7 +536,7 @@ static void *gm_stash_refill(struct gm_tcache *tc, unsigned cls)
 
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
-    if (gm_class_shared(cls)) return gm_stash_refill(tc, cls);
+    if (gm_class_shared(cls)) return gm_batch_refill(tc, cls);
     if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) {
         gm_scav_tick();
         if (tc->refills % GM_SPARE_REFILLS == 0) gm_spares_release(tc);
@@ -639,12 +637,12 @@ static inline void gm_free_remote(struct gm_span *s, void *p)
     gm_thread_free_push(s, p);
 }
 
-/* Give the stashed objects back to their spans (not frees: the program
+/* Give the batched objects back to their spans (not frees: the program
  * never had them). Owner only. */
-static void gm_stash_flush(struct gm_tcache *tc)
+static void gm_batch_flush(struct gm_tcache *tc)
 {
     for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
-        struct gm_span *st = &tc->stash[i];
+        struct gm_span *st = &tc->batch[i];
         void **o = st->free;
         st->free = NULL;
         while (o) {
@@ -684,9 +682,9 @@ static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, s
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     if (GM_LIKELY(p != NULL && (!tc || atomic_load_explicit(&s->owner, memory_order_relaxed) != tc))) {
-        /* A shared class's object in some thread's stash is free: the fast
+        /* A shared class's object in some thread's batch is free: the fast
          * path only knew the other marker. */
-        if (GM_UNLIKELY(gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ (uintptr_t)p ^ GM_STASH_MARK)))
+        if (GM_UNLIKELY(gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ (uintptr_t)p ^ GM_BATCH_MARK)))
             gm_small_check_free(s, p);
         if (tc) gm_count_inc(&tc->counts.frees[s->sizeclass]);
         gm_free_remote(s, p);
@@ -713,9 +711,11 @@ static bool gm_list_has(struct gm_span *s, uintptr_t head, uintptr_t p)
 
 void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
-    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a, word = gm_vg_word(&((uintptr_t *)p)[1]);
+    /* A batched object's mark is checked on the remote path
+     * (gm_small_free_slow): shared spans have no owner. */
+    uintptr_t a = (uintptr_t)p, off = a - s->base, marker = gm_free_key ^ a;
     if (off >= gm_span_limit(s) - s->base || (uint32_t)((off * s->divmagic) >> 32) * s->elemsize != off ||
-        word == marker || word == (marker ^ GM_STASH_MARK))
+        gm_vg_word(&((uintptr_t *)p)[1]) == marker)
         gm_small_check_free(s, p); /* aborts unless a false alarm */
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full) gm_small_free_local(tc, s, p, marker);
     else gm_small_free_slow(tc, s, p);
@@ -727,8 +727,8 @@ void gm_small_check_free(struct gm_span *s, void *p)
     if (atomic_load_explicit(&s->state, memory_order_acquire) != GM_SPAN_SMALL || a < s->base || a >= gm_span_limit(s))
         gm_fatal_ptr("free of a pointer that is not allocated", p);
     if ((a - s->base) % s->elemsize != 0) gm_fatal_ptr("free of an interior pointer", p);
-    /* In a thread's stash: free, and only this allocator writes that mark. */
-    if (gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ a ^ GM_STASH_MARK)) gm_fatal_ptr("double free", p);
+    /* In a thread's batch: free, and only this allocator writes that mark. */
+    if (gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ a ^ GM_BATCH_MARK)) gm_fatal_ptr("double free", p);
     if (gm_list_has(s, (uintptr_t)s->free, a) || gm_list_has(s, (uintptr_t)s->local_free, a) ||
         gm_list_has(s, atomic_load(&s->thread_free) & ~(uintptr_t)GM_TF_MASK, a))
         gm_fatal_ptr("double free", p);
@@ -782,7 +782,7 @@ struct gm_tcache *gm_tcache_init(void)
     if (!tc) return NULL;
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
     for (unsigned c = GM_FIRST_SHARED_CLASS; c < GM_NUM_CLASSES; c++) {
-        struct gm_span *st = &tc->stash[c - GM_FIRST_SHARED_CLASS];
+        struct gm_span *st = &tc->batch[c - GM_FIRST_SHARED_CLASS];
         memset(st, 0, sizeof *st);
         st->sizeclass = (uint8_t)c;
         st->elemsize = gm_class_size[c];
@@ -856,7 +856,7 @@ static void gm_span_orphan_or_disown(struct gm_tcache *tc, struct gm_span *s)
 
 void gm_tcache_release(struct gm_tcache *tc)
 {
-    gm_stash_flush(tc);
+    gm_batch_flush(tc);
     gm_spares_release(tc);
     for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
         struct gm_span *s = tc->current[c];
@@ -903,7 +903,7 @@ static bool gm_span_quiet(struct gm_span *s)
 void gm_tcache_reclaim(struct gm_tcache *tc)
 {
     gm_drain_notify(tc);
-    gm_stash_flush(tc);
+    gm_batch_flush(tc);
     for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
         struct gm_span *s = tc->current[c];
         if (s != &gm_empty_span) {
@@ -976,12 +976,12 @@ static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
     return n;
 }
 
-/* Stashed objects are off their spans' lists, but not the program's. */
-static void gm_count_stash(struct gm_tcache *tc, void *arg)
+/* Batched objects are off their spans' lists, but not the program's. */
+static void gm_count_batched(struct gm_tcache *tc, void *arg)
 {
     uint64_t *live = arg;
     for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
-        const struct gm_span *st = &tc->stash[i];
+        const struct gm_span *st = &tc->batch[i];
         gm_vg_quiet_begin();
         for (void **o = st->free; o; o = o[0]) live[st->sizeclass]--;
         gm_vg_quiet_end();
@@ -1012,7 +1012,7 @@ void gm_small_count_live(uint64_t live[GM_NUM_CLASSES])
             }
         }
     }
-    gm_small_for_each_tcache(gm_count_stash, live);
+    gm_small_for_each_tcache(gm_count_batched, live);
 }
 
 void gm_small_for_each_tcache(void (*fn)(struct gm_tcache *, void *), void *arg)

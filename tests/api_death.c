@@ -58,10 +58,10 @@ static void double_free_large(void)
     free(announce(p));
 }
 
-/* A class above 4 KiB is shared: its objects come to a thread in batches
- * (its stash). An object freed, then taken back into the stash by a
+/* A class above 4 KiB is shared: its objects come to a thread a batch at
+ * a time. An object freed, then taken back into the batch by a
  * refill, is free with another mark: a second free (or a realloc) must
- * still be caught, whether it is in the stash or on its span's lists. */
+ * still be caught, whether it is in the batch or on its span's lists. */
 static char *freed_shared(void)
 {
     void *keep = malloc(6000);
@@ -71,7 +71,7 @@ static char *freed_shared(void)
     for (int i = 0; i < 3; i++) free(p[i]);
     for (int i = 0; i < 64; i++) free(malloc(100)); /* unrelated traffic */
     /* The refill takes p[2] and p[1] back (last freed first): q is p[2]
-     * and p[1] waits in the stash. Any p[i] but q is free, wherever. */
+     * and p[1] waits in the batch. Any p[i] but q is free, wherever. */
     char *q = malloc(6000);
     sink = q;
     return q == p[2] ? p[1] : q == p[1] ? p[2] : p[1];
