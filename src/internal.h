@@ -100,7 +100,7 @@ enum gm_sys_kind {
     GM_SYS_RESERVE,  /* mmap PROT_NONE */
     GM_SYS_MAP,      /* mprotect RW: Reserved -> Prepared */
     GM_SYS_UNUSED,   /* madvise DONTNEED: Ready -> Prepared */
-    GM_SYS_DECOMMIT, /* mmap PROT_NONE|MAP_FIXED|MAP_NORESERVE: -> Reserved */
+    GM_SYS_DECOMMIT, /* mmap PROT_NONE|MAP_FIXED: -> Reserved */
     GM_SYS_FREE,     /* munmap: -> None */
     GM_SYS_KINDS
 };
@@ -125,7 +125,7 @@ void gm_sys_used(void *v, size_t n) GM_HIDDEN;
 /* Ready -> Prepared: madvise(MADV_DONTNEED); RSS drops, commit charge does
  * not. Counters unchanged (the caller accounts released bytes). */
 int gm_sys_unused(void *v, size_t n) GM_HIDDEN;
-/* Prepared -> Reserved: mmap(PROT_NONE, MAP_FIXED|MAP_NORESERVE) over the
+/* Prepared -> Reserved: mmap(PROT_NONE, MAP_FIXED) over the
  * range, which drops RSS, VmData and the mode-2 commit charge. Subtracts n
  * from *stat and gm_os.committed. */
 int gm_sys_decommit(void *v, size_t n, gm_stat *stat) GM_HIDDEN;

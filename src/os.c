@@ -7,14 +7,20 @@
  *                        '----decommit------'
  *   any --free--> None
  *
- * Reserved is a PROT_NONE|MAP_NORESERVE mapping: it holds address space and
- * costs no commit charge, no RLIMIT_DATA and no VmData. map commits with
- * mprotect(RW) and never by re-mapping: the kernel checks mprotect against
- * RLIMIT_DATA and charges it under strict overcommit, while an mmap(MAP_FIXED)
- * over a reservation escapes the RLIMIT_DATA check. unused is
+ * Reserved is a private PROT_NONE mapping: it holds address space and costs
+ * no commit charge, no RLIMIT_DATA and no VmData (the kernel charges only
+ * writable private mappings). map commits with mprotect(RW) and never by
+ * re-mapping: the kernel checks mprotect against RLIMIT_DATA and charges it
+ * to the commit accounting of every overcommit mode, while an mmap(MAP_FIXED)
+ * over a reservation escapes the RLIMIT_DATA check. No mapping here carries
+ * MAP_NORESERVE: a range made writable under that flag is never charged, so
+ * in the heuristic mode (0) the kernel would let a commit larger than RAM
+ * plus swap through (malloc(1 TiB) would succeed, and the OOM killer would
+ * end the program that used it), where glibc's mmap gets ENOMEM. So the
+ * kernel decides, in every mode, exactly as it does for glibc. unused is
  * madvise(MADV_DONTNEED): RSS falls, the commit charge does not. decommit
- * maps PROT_NONE|MAP_NORESERVE over the range, which is the only way short of
- * munmap to give the commit charge back.
+ * maps PROT_NONE over the range with MAP_FIXED, which is the only way short
+ * of munmap to give the commit charge back.
  *
  * Invariants: every transition that changes what is committed adds or
  * subtracts exactly its bytes from the stat its caller names and from
@@ -90,7 +96,7 @@ static void gm_sys_failed(enum gm_sys_kind kind)
 void *gm_sys_reserve(void *hint, size_t n)
 {
     if (!gm_sys_begin(GM_SYS_RESERVE)) return NULL;
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS;
     if (hint) flags |= MAP_FIXED_NOREPLACE;
     void *p = mmap(hint, n, PROT_NONE, flags, -1, 0);
     if (p == MAP_FAILED) {
@@ -155,7 +161,7 @@ int gm_sys_unused(void *v, size_t n)
 int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
 {
     if (!gm_sys_begin(GM_SYS_DECOMMIT)) return -1;
-    void *p = mmap(v, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    void *p = mmap(v, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED) {
         gm_sys_failed(GM_SYS_DECOMMIT);
         return -1;
