@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "gomalloc.h"
 #include "valgrind_hooks.h"
@@ -140,6 +141,29 @@ int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat) GM_HID
 /* Number of lines of /proc/self/maps (the VMA count), read without
  * allocating; -1 if it cannot be read. */
 long gm_sys_mapping_count(void) GM_HIDDEN;
+
+/* The first cap - 1 bytes of a file into buf, NUL-terminated: its length,
+ * or -1. errno is left as it was either way (a missing /proc or cgroup file
+ * is an answer, not an error the program should see). */
+ssize_t gm_sys_read_file(const char *path, char *buf, size_t cap) GM_HIDDEN;
+/* Threads of the program: those /proc/self/task lists, less the ones
+ * disowned (our helpers, which disown themselves as they start, and threads
+ * past the allocator's exit hook, which call gm_sys_thread_disown). -1 if
+ * /proc cannot tell. The fork child's handler forgets every entry. */
+void gm_sys_thread_disown(void) GM_HIDDEN;
+long gm_sys_program_threads(void) GM_HIDDEN;
+void gm_sys_threads_fork_child(void) GM_HIDDEN;
+
+/* Helper threads (the background scavenger, the trace sampler): started
+ * joinable, with every signal blocked so that no handler of the program
+ * ever runs on them, on a small stack (a default 8 MiB one would show in
+ * VmData), named for ps and gdb. gm_sys_helpers counts those started and
+ * not yet joined. Both keep errno. gm_sys_spawn returns 0 or an error
+ * number; gm_sys_join may be called from a thread that is exiting. */
+#define GM_SYS_HELPER_STACK ((size_t)64 << 10)
+extern _Atomic int gm_sys_helpers GM_HIDDEN;
+int gm_sys_spawn(pthread_t *t, void *(*fn)(void *), const char *name) GM_HIDDEN;
+void gm_sys_join(pthread_t t) GM_HIDDEN;
 
 #ifdef GM_TESTING
 /* Fault injection (test build only): after `skip` more successful calls of
@@ -686,16 +710,29 @@ void gm_scav_notify(void) GM_HIDDEN;
  * past the goal. Called with no lock held. */
 void gm_scav_after_grow(size_t bytes) GM_HIDDEN;
 /* Work for the allocation and free paths, called at points where the
- * calling thread holds no gomalloc lock: start the background scavenger
- * once there is memory worth returning, or, without one, do its work
- * now and then. */
-enum { GM_BG_IDLE = 0, GM_BG_STARTING, GM_BG_RUNNING, GM_BG_OFF };
+ * calling thread holds no gomalloc lock: on an allocation path, start the
+ * background scavenger once there is memory worth returning and the
+ * program has threads enough for one (gm_scav_tick); without one, do its
+ * work now and then (both ticks). See scavenge.c for the helper's life. */
+enum { GM_BG_IDLE = 0, GM_BG_STARTING, GM_BG_RUNNING, GM_BG_STOPPING, GM_BG_OFF };
 extern _Atomic int gm_bg_state GM_HIDDEN;
-void gm_scav_tick_slow(bool thread_exit) GM_HIDDEN;
+void gm_scav_tick_slow(bool may_start) GM_HIDDEN;
 static inline void gm_scav_tick(void)
+{
+    if (GM_UNLIKELY(atomic_load_explicit(&gm_bg_state, memory_order_relaxed) != GM_BG_RUNNING)) gm_scav_tick_slow(true);
+}
+static inline void gm_scav_tick_free(void)
 {
     if (GM_UNLIKELY(atomic_load_explicit(&gm_bg_state, memory_order_relaxed) != GM_BG_RUNNING)) gm_scav_tick_slow(false);
 }
+/* A thread of the program got a tcache (small.c), or is leaving (its
+ * tcache's release, in the thread's key destructor, with no lock held):
+ * the helper leaves with the program's threads. */
+void gm_scav_thread_start(void) GM_HIDDEN;
+void gm_scav_thread_exit(void) GM_HIDDEN;
+/* Run fn when the last thread of the program leaves with pthread_exit,
+ * before the process ends (the trace sampler stops there). */
+void gm_scav_on_last_thread(void (*fn)(void)) GM_HIDDEN;
 /* Hold off every scavenging step (gm_check, fork). Outermost lock. */
 void gm_scav_lock_all(void) GM_HIDDEN;
 void gm_scav_unlock_all(void) GM_HIDDEN;

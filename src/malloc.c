@@ -541,7 +541,7 @@ void gm_free_slow(void *p, struct gm_span *s)
     if (GM_UNLIKELY(s->checked)) gm_checked_free(s, p, st);
     if (st == GM_SPAN_LARGE) {
         gm_large_free(tc, s);
-        gm_scav_tick();
+        gm_scav_tick_free();
     } else if (tc) {
         gm_small_free(tc, s, p);
     } else {

@@ -27,12 +27,15 @@
  * gm_os.committed, and only when the system call succeeded; a failed call
  * changes nothing and returns -1 with errno set. Nothing here allocates.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -222,4 +225,178 @@ long gm_sys_mapping_count(void)
         for (ssize_t i = 0; i < r; i++) lines += buf[i] == '\n';
     close(fd);
     return r < 0 ? -1 : lines;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files of /proc and /sys, and helper threads                              */
+/* ------------------------------------------------------------------------ */
+
+ssize_t gm_sys_read_file(const char *path, char *buf, size_t cap)
+{
+    int saved = errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && ((r = read(fd, buf + n, cap - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    errno = saved;
+    return (ssize_t)n;
+}
+
+/* Threads that are not the program's: our helpers, and threads on their
+ * way out (past the allocator's exit hook, or a zombie main thread, which
+ * /proc/self/task lists until the process ends). Entries leave when a scan
+ * no longer lists their thread, so a recycled thread id is never taken for
+ * one of them for long. */
+#define GM_SYS_DISOWNED_MAX 64
+static struct {
+    pthread_mutex_t lock;
+    pid_t tid[GM_SYS_DISOWNED_MAX];
+    unsigned n;
+} gm_disowned = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void gm_sys_thread_disown(void)
+{
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    for (int tries = 0; tries < 2; tries++) {
+        pthread_mutex_lock(&gm_disowned.lock);
+        unsigned i = 0;
+        while (i < gm_disowned.n && gm_disowned.tid[i] != self) i++;
+        bool done = i < GM_SYS_DISOWNED_MAX;
+        if (done && i == gm_disowned.n) gm_disowned.tid[gm_disowned.n++] = self;
+        pthread_mutex_unlock(&gm_disowned.lock);
+        if (done) return;
+        gm_sys_program_threads(); /* full: forget the threads that are gone */
+    }
+}
+
+/* Is tid disowned? Marks the entry as seen (bit 31 of seen[]). Lock held. */
+static bool gm_sys_disowned(pid_t tid, uint64_t *seen)
+{
+    for (unsigned i = 0; i < gm_disowned.n; i++)
+        if (gm_disowned.tid[i] == tid) {
+            *seen |= (uint64_t)1 << i;
+            return true;
+        }
+    return false;
+}
+
+long gm_sys_program_threads(void)
+{
+    int saved = errno;
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    _Static_assert(GM_SYS_DISOWNED_MAX <= 64, "one bit of seen per entry");
+    char buf[2048];
+    long n = 0;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&gm_disowned.lock);
+    for (;;) {
+        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (got <= 0) {
+            if (got < 0) n = -1;
+            break;
+        }
+        for (long off = 0; off < got;) {
+            const char *name = buf + off + 19; /* struct linux_dirent64's d_name */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            off += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            pid_t tid = 0;
+            for (const char *p = name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
+            if (!gm_sys_disowned(tid, &seen)) n++;
+        }
+    }
+    if (n >= 0) { /* forget threads that are gone */
+        unsigned k = 0;
+        for (unsigned i = 0; i < gm_disowned.n; i++)
+            if (seen >> i & 1) gm_disowned.tid[k++] = gm_disowned.tid[i];
+        gm_disowned.n = k;
+    }
+    pthread_mutex_unlock(&gm_disowned.lock);
+    close(fd);
+    errno = saved;
+    return n;
+}
+
+void gm_sys_threads_fork_child(void)
+{
+    pthread_mutex_init(&gm_disowned.lock, NULL);
+    gm_disowned.n = 0; /* the child has one thread, the program's */
+    atomic_store(&gm_sys_helpers, 0);
+}
+
+_Atomic int gm_sys_helpers;
+
+/* The helper's function travels as the thread's argument. */
+union gm_sys_fn {
+    void *(*fn)(void *);
+    void *p;
+};
+
+static void *gm_sys_helper_main(void *arg)
+{
+    gm_sys_thread_disown(); /* before the spawner counts threads again */
+    return ((union gm_sys_fn *)arg)->fn(NULL);
+}
+
+static int gm_sys_create(pthread_t *t, union gm_sys_fn *fn, size_t stack)
+{
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0) return rc;
+    if (stack) rc = pthread_attr_setstacksize(&attr, stack);
+    if (rc == 0) rc = pthread_create(t, &attr, gm_sys_helper_main, fn);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+int gm_sys_spawn(pthread_t *t, void *(*fn)(void *), const char *name)
+{
+    /* One slot per helper function: each helper has one thread at a time. */
+    static union gm_sys_fn slots[4];
+    union gm_sys_fn *slot = NULL;
+    for (unsigned i = 0; i < sizeof slots / sizeof slots[0] && !slot; i++)
+        if (slots[i].fn == fn || !slots[i].fn) slot = &slots[i];
+    if (!slot) return EAGAIN;
+    slot->fn = fn;
+    int saved = errno;
+    sigset_t all, old;
+    sigfillset(&all); /* the thread inherits this mask */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* glibc refuses a stack too small for the program's static TLS
+     * (EINVAL): grow it until it fits, then take the default. */
+    int rc = EINVAL;
+    for (size_t stack = GM_SYS_HELPER_STACK; rc == EINVAL && stack <= ((size_t)4 << 20); stack *= 4)
+        rc = gm_sys_create(t, slot, stack);
+    if (rc == EINVAL) rc = gm_sys_create(t, slot, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        atomic_fetch_add(&gm_sys_helpers, 1);
+        pthread_setname_np(*t, name);
+    }
+    errno = saved;
+    return rc;
+}
+
+void gm_sys_join(pthread_t t)
+{
+    int saved = errno, cancel;
+    /* pthread_join is a cancellation point; the caller may be a thread on
+     * its way out after a cancel. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+    pthread_join(t, NULL);
+    pthread_setcancelstate(cancel, NULL);
+    atomic_fetch_sub(&gm_sys_helpers, 1);
+    errno = saved;
 }

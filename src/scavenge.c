@@ -27,15 +27,30 @@
  *     everything it can whenever the heap is over it. A hard limit makes
  *     growth past it fail with ENOMEM.
  *
- * Who does the work: a background thread (Go's bgscavenge), started by the
- * first allocation-path call that finds memory worth returning (never from
- * inside a lock: pthread_create allocates), with a small stack so that it
- * costs no commit to speak of. It runs a pass every decay_ms / 4 while
- * there is free dirty memory and sleeps on a condition variable when there
- * is none; the heap's free paths wake it. After fork the child has no
- * scavenger and starts its own the same way. With GOMALLOC_BACKGROUND=0
- * (or if the thread cannot be created) the allocation and free slow paths
- * run the passes themselves, at most once per decay_ms / 4.
+ * Who does the work. A drop-in malloc must change nothing a program can
+ * see but speed and memory, and a thread is something it can see: a
+ * single-threaded process may unshare(CLONE_NEWUSER) or setns into a user
+ * namespace only while it is single-threaded, and a process whose last
+ * thread calls pthread_exit must end then, with its atexit handlers run on
+ * that thread. So:
+ *   - in a program with two threads of its own or more, a background thread
+ *     (Go's bgscavenge) does the paced work: started by an allocation-path
+ *     call (never a free, never from inside a lock: pthread_create
+ *     allocates), with every signal blocked and a small stack (os.c's
+ *     helper threads), a pass every decay_ms / 4 while there is free dirty
+ *     memory, parked on a condition variable when there is none (the
+ *     heap's free paths wake it); it leaves, and is waited for, as soon as
+ *     a thread's exit leaves the program with one thread (see "Its life"
+ *     below);
+ *   - a single-threaded program (and GOMALLOC_BACKGROUND=0, or a helper
+ *     that cannot be made) does the work itself: its slow paths run the
+ *     pass at most once per decay_ms / 4, and the call that leaves far more
+ *     memory free than in use gives it all back at once (gm_scav_excess), so
+ *     a burst that ends is returned before the program goes idle;
+ *   - GOMALLOC_BACKGROUND=thread accepts the helper in a single-threaded
+ *     program too (memory back with no call at all; no unshare).
+ * After fork the child has no helper (it is single-threaded) and starts
+ * one as any process does.
  *
  * Strict mode is on by default, because the commit charge should follow
  * the live heap everywhere, not only where the kernel enforces it (DESIGN
@@ -82,9 +97,7 @@ static _Atomic bool gm_bg_parked; /* waiting with nothing to do: wake me */
 static _Atomic uint32_t gm_last_pass_ms; /* without a background thread */
 
 #define GM_SCAV_SLACK ((uint64_t)4 << 20)   /* retained beyond 110% of in use */
-#define GM_BG_STACK ((size_t)64 << 10)      /* the scavenger's stack ... */
-#define GM_BG_STACK_MAX ((size_t)4 << 20)   /* ... up to this, then the default */
-#define GM_BG_START_BYTES ((size_t)256 << 10) /* worth a thread */
+#define GM_EXCESS_MARGIN ((uint64_t)64 << 20)   /* see gm_scav_excess */
 #define GM_RECLAIM_RUN_PAGES 16               /* 128 KiB: smallest run decommitted under pressure */
 
 uint32_t gm_now_ms(void)
@@ -211,12 +224,14 @@ static size_t gm_scav_pass(bool all)
 {
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
-    uint32_t older = all ? now : now - gm_opt.decay_ms;
     /* Spans whose last objects were freed while no thread owned them sit
      * empty in the central lists: first give them back to the heap (as
      * dirty pages, counted when released below). */
     gm_central_trim();
     size_t bytes = gm_heap_drain_caches(all, now, gm_opt.decay_ms);
+    /* What the trim and the drain just freed is stamped with the time they
+     * did it: "everything" must include it. */
+    uint32_t older = all ? gm_now_ms() : now - gm_opt.decay_ms;
     if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older, false);
     bytes += gm_heap_scavenge(SIZE_MAX, older);
     return bytes;
@@ -264,17 +279,65 @@ void gm_scav_after_grow(size_t grew)
 /* ------------------------------------------------------------------------ */
 /* The background scavenger                                                 */
 /* ------------------------------------------------------------------------ */
+/*
+ * Its life. gm_bg_state moves IDLE -> STARTING -> RUNNING -> STOPPING ->
+ * IDLE; OFF when GOMALLOC_BACKGROUND=0. Only an allocation path starts it
+ * (gm_scav_tick, never a free: pthread_create allocates, and the memory a
+ * free just gave back would be the first it reused, so a double free of
+ * that block would go unseen), and only in a process with at least two
+ * threads of the program's own (policy "auto"), or always ("thread").
+ * "Threads of the program" are those known to the allocator
+ * (gm_threads_known, counted by small.c's tcaches) and, before a start or
+ * a stop, the kernel's list less our helpers and the threads on their way
+ * out (gm_sys_program_threads), which also sees threads that never
+ * allocated.
+ *
+ * A thread that leaves (gm_scav_thread_exit, from small.c's tcache release,
+ * which runs in the thread's key destructor) stops the helper and waits
+ * for it to be gone when the program keeps at most one thread (none, for
+ * "thread"), so that:
+ *   - the last thread of a program that ends with pthread_exit is the last
+ *     thread of the process: glibc then calls exit(0) on it, with the
+ *     program's atexit handlers, and not on our helper (which would keep
+ *     the process alive until it ended, and ignore SIGTERM meanwhile);
+ *   - a program back to one thread is single-threaded again by the time
+ *     its join of the last other thread returns (unshare(CLONE_NEWUSER)
+ *     and setns need that).
+ * A program that is not multi-threaded (and one that turns so again) does
+ * the helper's work itself, in its allocation and free slow paths, at most
+ * once per pass period (gm_scav_inline).
+ */
+
+static pthread_t gm_bg_thread;
+static _Atomic bool gm_bg_stopping;      /* the helper must return */
+static _Atomic int gm_threads_known;     /* threads with a tcache */
+static _Atomic uint32_t gm_mt_checked_ms; /* last kernel count that said "one" */
+
+static int gm_bg_policy(void) { return (int)gm_opt.background; } /* 0 off, 1 auto, 2 thread */
+
+/* Threads of the program (the kernel's list less our helpers and threads
+ * on their way out), or, if /proc cannot tell, those known to the
+ * allocator. */
+static long gm_program_threads(void)
+{
+    long n = gm_sys_program_threads();
+    return n < 0 ? atomic_load(&gm_threads_known) : n;
+}
+
+void gm_scav_thread_start(void) { atomic_fetch_add_explicit(&gm_threads_known, 1, memory_order_relaxed); }
 
 static void *gm_bg_main(void *arg)
 {
     (void)arg;
-    for (;;) {
+    while (!atomic_load(&gm_bg_stopping)) {
         pthread_mutex_lock(&gm_scav_lock);
         size_t bytes = gm_scav_pass(false);
         pthread_mutex_unlock(&gm_scav_lock);
         if (bytes) atomic_fetch_add_explicit(&gm_scav.background_runs, 1, memory_order_relaxed);
         pthread_mutex_lock(&gm_bg_mutex);
-        if (gm_scav_pending() || gm_over_limit() || gm_heap_caches_hold()) {
+        if (atomic_load(&gm_bg_stopping)) {
+            /* asked to leave while working */
+        } else if (gm_scav_pending() || gm_over_limit() || gm_heap_caches_hold()) {
             /* Paced: frees do not cut this sleep short, or a program that
              * frees spans all the time would wake us all the time. */
             struct timespec ts;
@@ -285,7 +348,8 @@ static void *gm_bg_main(void *arg)
             pthread_cond_clockwait(&gm_bg_cond, &gm_bg_mutex, CLOCK_MONOTONIC, &ts);
         } else {
             atomic_store(&gm_bg_parked, true); /* nothing to return */
-            while (atomic_load(&gm_bg_parked)) pthread_cond_wait(&gm_bg_cond, &gm_bg_mutex);
+            while (atomic_load(&gm_bg_parked) && !atomic_load(&gm_bg_stopping))
+                pthread_cond_wait(&gm_bg_cond, &gm_bg_mutex);
         }
         pthread_mutex_unlock(&gm_bg_mutex);
     }
@@ -300,51 +364,138 @@ void gm_scav_notify(void)
     pthread_mutex_unlock(&gm_bg_mutex);
 }
 
+/* Does the program want a helper now? With policy "auto", when it has two
+ * threads of its own or more (whether or not they allocate: the helper
+ * must be running before a burst of frees ends, and a bench sampler or a
+ * watchdog thread makes a program as multi-threaded as a worker does). The
+ * kernel's count is read at most once per pass period while it says no. */
+static bool gm_bg_wanted(void)
+{
+    int policy = gm_bg_policy();
+    if (policy == 0) return false;
+    if (policy >= 2) return true;
+    uint32_t now = gm_now_ms(), last = atomic_load_explicit(&gm_mt_checked_ms, memory_order_relaxed);
+    if (last && (uint32_t)(now - last) < gm_pass_period_ms()) return false;
+    if (gm_program_threads() >= 2) return true;
+    atomic_store_explicit(&gm_mt_checked_ms, now | 1, memory_order_relaxed);
+    return false;
+}
+
 static void gm_bg_start(void)
 {
     int expect = GM_BG_IDLE;
     if (!atomic_compare_exchange_strong(&gm_bg_state, &expect, GM_BG_STARTING)) return;
-    pthread_t t;
-    sigset_t all, old;
-    sigfillset(&all); /* the thread inherits this mask: no signals for it */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* A small stack, so that the thread costs next to no commit; glibc
-     * refuses one too small for the program's static TLS (EINVAL), so
-     * grow it until it fits, up to the default. */
-    int rc = EINVAL;
-    for (size_t stack = GM_BG_STACK; rc == EINVAL && stack <= GM_BG_STACK_MAX; stack *= 4) {
-        pthread_attr_t attr;
-        if ((rc = pthread_attr_init(&attr)) != 0) break;
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (stack < GM_BG_STACK_MAX) pthread_attr_setstacksize(&attr, stack);
-        rc = pthread_create(&t, &attr, gm_bg_main, NULL);
-        pthread_attr_destroy(&attr);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    atomic_store(&gm_bg_stopping, false);
+    int rc = gm_sys_spawn(&gm_bg_thread, gm_bg_main, "gomalloc-scav");
+    /* If the thread cannot be made, the program does the work itself. */
     atomic_store(&gm_bg_state, rc == 0 ? GM_BG_RUNNING : GM_BG_OFF);
 }
 
-/* thread_exit: called as a thread leaves; what it held (spans now in the
- * central lists, its caches) is for the scavenger to return. */
-void gm_scav_tick_slow(bool thread_exit)
+/* Stop the helper and wait until it is gone (or until another thread that
+ * is stopping it has waited). */
+static void gm_bg_stop(void)
 {
-    int st = atomic_load_explicit(&gm_bg_state, memory_order_relaxed);
-    if (st == GM_BG_IDLE) {
-        if (!gm_opt.background) atomic_store(&gm_bg_state, GM_BG_OFF);
-        if (!gm_heap_ready() || !gm_opt.background) return;
-        if (thread_exit || gm_pagealloc_scavengeable_pages(&gm_heap.pages) << GM_PAGE_SHIFT >= GM_BG_START_BYTES ||
-            gm_over_limit())
-            gm_bg_start();
-        return;
+    for (;;) {
+        int st = atomic_load(&gm_bg_state);
+        if (st == GM_BG_IDLE || st == GM_BG_OFF) return;
+        if (st == GM_BG_RUNNING && atomic_compare_exchange_strong(&gm_bg_state, &st, GM_BG_STOPPING)) break;
+        struct timespec ts = {0, 200000}; /* starting or stopping elsewhere */
+        nanosleep(&ts, NULL);
     }
-    if (st != GM_BG_OFF || !gm_heap_ready()) return;
-    /* No background thread: do its work here, now and then. */
+    pthread_mutex_lock(&gm_bg_mutex);
+    atomic_store(&gm_bg_stopping, true);
+    atomic_store(&gm_bg_parked, false);
+    pthread_cond_broadcast(&gm_bg_cond);
+    pthread_mutex_unlock(&gm_bg_mutex);
+    gm_sys_join(gm_bg_thread);
+    atomic_store(&gm_bg_state, GM_BG_IDLE);
+}
+
+/* Hooks that must run when the last thread of the program leaves. */
+static void (*gm_last_thread_hooks[2])(void);
+static _Atomic unsigned gm_nlast_thread_hooks;
+
+void gm_scav_on_last_thread(void (*fn)(void))
+{
+    unsigned i = atomic_fetch_add(&gm_nlast_thread_hooks, 1);
+    if (i < sizeof gm_last_thread_hooks / sizeof gm_last_thread_hooks[0]) gm_last_thread_hooks[i] = fn;
+}
+
+void gm_scav_thread_exit(void)
+{
+    atomic_fetch_sub_explicit(&gm_threads_known, 1, memory_order_relaxed);
+    /* Disowned first: of two threads leaving at once, the second to count
+     * sees the first as gone, so at least one of them stops the helper;
+     * and always, as a helper started later must not count this thread
+     * (a zombie main thread stays listed until the process ends). */
+    gm_sys_thread_disown();
+    if (!atomic_load(&gm_sys_helpers)) return;
+    long left = gm_program_threads();
+    if (left <= (gm_bg_policy() >= 2 ? 0 : 1)) gm_bg_stop();
+    if (left <= 0) {
+        unsigned n = atomic_load(&gm_nlast_thread_hooks);
+        for (unsigned i = 0; i < n && i < sizeof gm_last_thread_hooks / sizeof gm_last_thread_hooks[0]; i++)
+            gm_last_thread_hooks[i]();
+    }
+}
+
+/* Without a helper nothing gives memory back while the program makes no
+ * call, so the call that leaves far more memory free than in use (a burst
+ * that ended) gives back everything free at once, whatever its age, as
+ * gm_scavenge does: empty spans of the central lists and the span cache,
+ * whole free chunks in strict mode, then free pages. "Free" is what the
+ * mode gives back: free pages not yet released (RSS), or in strict mode
+ * free committed memory (VmData too). "Far more": over max(64 MiB, half of
+ * what is in use) above what the last such pass could not return (free
+ * pages of chunks that still hold live ones, in strict mode), which keeps
+ * a program that frees and reuses a working set from paying every time;
+ * what is under it goes back by age, at the slow-path calls that follow
+ * (gm_scav_inline). */
+static _Atomic uint64_t gm_excess_floor; /* free memory the last pass left */
+
+static uint64_t gm_scav_free_now(uint64_t inuse)
+{
+    uint64_t held = gm_decommits() ? gm_stat_load(&gm_heap.heap_sys) : gm_heap_retained();
+    return held > inuse ? held - inuse : 0;
+}
+
+static void gm_scav_excess(void)
+{
+    uint64_t inuse = gm_stat_load(&gm_heap.heap_inuse), free = gm_scav_free_now(inuse);
+    uint64_t floor = atomic_load_explicit(&gm_excess_floor, memory_order_relaxed);
+    if (free < floor) atomic_store_explicit(&gm_excess_floor, floor = free, memory_order_relaxed);
+    uint64_t margin = inuse / 2 > GM_EXCESS_MARGIN ? inuse / 2 : GM_EXCESS_MARGIN;
+    if (free <= floor + margin || pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    gm_scav_pass(true);
+    pthread_mutex_unlock(&gm_scav_lock);
+    atomic_store_explicit(&gm_excess_floor, gm_scav_free_now(gm_stat_load(&gm_heap.heap_inuse)),
+                          memory_order_relaxed);
+}
+
+/* No helper: the pass, here and now, at most once per pass period. */
+static void gm_scav_inline(void)
+{
+    gm_scav_excess();
     uint32_t now = gm_now_ms(), last = atomic_load_explicit(&gm_last_pass_ms, memory_order_relaxed);
     if ((uint32_t)(now - last) < gm_pass_period_ms()) return;
     if (!atomic_compare_exchange_strong(&gm_last_pass_ms, &last, now)) return;
     if (pthread_mutex_trylock(&gm_scav_lock) != 0) return;
     gm_scav_pass(false);
     pthread_mutex_unlock(&gm_scav_lock);
+}
+
+void gm_scav_tick_slow(bool may_start)
+{
+    if (!gm_heap_ready()) return;
+    int st = atomic_load_explicit(&gm_bg_state, memory_order_relaxed);
+    if (st == GM_BG_IDLE && gm_bg_policy() == 0) atomic_store(&gm_bg_state, st = GM_BG_OFF);
+    if (st == GM_BG_IDLE && may_start && gm_bg_wanted()) {
+        int saved = errno;
+        gm_bg_start();
+        errno = saved;
+        st = atomic_load(&gm_bg_state);
+    }
+    if (st == GM_BG_IDLE || st == GM_BG_OFF) gm_scav_inline();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -360,6 +511,11 @@ void gm_scav_fork_child(void)
     pthread_mutex_init(&gm_bg_mutex, NULL);
     pthread_cond_init(&gm_bg_cond, NULL);
     atomic_store(&gm_bg_parked, false);
-    /* The parent's scavenger did not come along: start ours when needed. */
-    atomic_store(&gm_bg_state, gm_opt.background ? GM_BG_IDLE : GM_BG_OFF);
+    atomic_store(&gm_bg_stopping, false);
+    /* The parent's helpers did not come along, nor its other threads: the
+     * child is single-threaded, and starts a helper as any process does. */
+    atomic_store(&gm_bg_state, gm_bg_policy() ? GM_BG_IDLE : GM_BG_OFF);
+    gm_sys_threads_fork_child();
+    atomic_store(&gm_threads_known, gm_tc ? 1 : 0);
+    atomic_store(&gm_mt_checked_ms, 0);
 }

@@ -660,7 +660,7 @@ static void gm_batch_flush(struct gm_tcache *tc)
 static __attribute__((noinline)) void gm_span_emptied(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_span_release_if_empty(tc, s);
-    gm_scav_tick();
+    gm_scav_tick_free();
 }
 
 /* The owner freeing into a span on its full list. */
@@ -792,6 +792,7 @@ struct gm_tcache *gm_tcache_init(void)
     gm_tc = tc;
     gm_tc_fast = gm_opt.check ? NULL : tc;
     if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
+    gm_scav_thread_start();
     return tc;
 }
 
@@ -881,10 +882,10 @@ void gm_tcache_release(struct gm_tcache *tc)
     }
     gm_heap_local_flush(&tc->hl);
     gm_tc = gm_tc_fast = NULL;
-    gm_scav_tick_slow(true); /* what the thread held is free now: someone must return it */
     pthread_mutex_lock(&gm_tc_lock);
     tc->dead = true;
     pthread_mutex_unlock(&gm_tc_lock);
+    gm_scav_thread_exit();
 }
 
 /* ------------------------------------------------------------------------ */

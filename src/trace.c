@@ -22,8 +22,10 @@
  * formatted in a stack buffer and written with a single write(2) on an
  * O_APPEND descriptor, so lines are never split. The thread itself never
  * allocates, so it has no tcache and adds nothing to what it measures; it
- * runs with every signal blocked (a program's handlers never run on it) and
- * on a 64 KiB stack (a default 8 MiB stack would show in VmData).
+ * is one of os.c's helper threads (every signal blocked, so a program's
+ * handlers never run on it, and a 64 KiB stack), and it leaves as the
+ * program's last thread does with pthread_exit (scavenge.c's last-thread
+ * hook), so that the process ends then, as it would without tracing.
  *
  * Who traces: the process that opens FILE first and takes flock(LOCK_EX) on
  * it, for its lifetime. A program it starts inherits GOMALLOC_TRACE (and,
@@ -57,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GM_TRACE_STACK (64 << 10)
 #define GM_TRACE_LINE 512
 
 static const char gm_trace_header[] =
@@ -157,17 +158,20 @@ static void gm_timespec_add_ms(struct timespec *t, uint32_t ms)
     }
 }
 
+static pthread_t gm_trace_thread;
+static _Atomic bool gm_trace_stopping; /* the sampler must return */
+
 static void *gm_trace_main(void *arg)
 {
     struct timespec next = gm_trace.start;
-    for (;;) {
+    while (!atomic_load(&gm_trace_stopping)) {
         gm_timespec_add_ms(&next, gm_trace.period_ms);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {}
         pthread_mutex_lock(&gm_trace.lock);
-        bool on = gm_trace.fd >= 0;
+        bool on = gm_trace.fd >= 0 && !atomic_load(&gm_trace_stopping);
         if (on) gm_trace_line();
         pthread_mutex_unlock(&gm_trace.lock);
-        if (!on) return NULL;
+        if (!on) break;
         /* Behind by more than a period (a stopped process, a slow
          * filesystem): skip the missed samples rather than catch up. */
         struct timespec now;
@@ -176,6 +180,16 @@ static void *gm_trace_main(void *arg)
         gm_timespec_add_ms(&late, gm_trace.period_ms);
         if (now.tv_sec > late.tv_sec || (now.tv_sec == late.tv_sec && now.tv_nsec > late.tv_nsec)) next = now;
     }
+    return NULL;
+}
+
+/* The program's last thread is leaving with pthread_exit: the sampler goes
+ * first, so that the process ends with that thread (the exit handler still
+ * writes the last line). Waits at most one period. */
+static void gm_trace_stop(void)
+{
+    if (atomic_exchange(&gm_trace_stopping, true)) return;
+    gm_sys_join(gm_trace_thread);
 }
 
 static void gm_trace_at_exit(void)
@@ -198,6 +212,7 @@ static void gm_trace_fork_child(void)
 {
     if (gm_trace.fd >= 0) close(gm_trace.fd);
     gm_trace.fd = -1;
+    atomic_store(&gm_trace_stopping, true); /* no sampler here to stop */
     pthread_mutex_unlock(&gm_trace.lock);
 }
 
@@ -237,32 +252,6 @@ static void gm_trace_complain(const char *what)
     gm_write_all(2, msg, b.n);
 }
 
-static int gm_trace_create(size_t stack)
-{
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (stack) pthread_attr_setstacksize(&attr, stack);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, gm_trace_main, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc == 0) pthread_setname_np(t, "gomalloc-trace");
-    return rc;
-}
-
-/* The sampler thread, with every signal blocked, on a small stack or, if
- * that is refused (a program with a large static TLS), the default one. */
-static int gm_trace_spawn(void)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = gm_trace_create(GM_TRACE_STACK);
-    if (rc != 0) rc = gm_trace_create(0);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
-}
-
 void gm_trace_start(const char *path, uint32_t period_ms)
 {
     if (!path || !*path || gm_trace.fd >= 0) return;
@@ -296,8 +285,11 @@ void gm_trace_start(const char *path, uint32_t period_ms)
 
     pthread_atfork(gm_trace_fork_prepare, gm_trace_fork_parent, gm_trace_fork_child);
     atexit(gm_trace_at_exit);
-    if (gm_trace_spawn() != 0) {
-        errno = EAGAIN;
+    int rc = gm_sys_spawn(&gm_trace_thread, gm_trace_main, "gomalloc-trace");
+    if (rc != 0) {
+        errno = rc;
         gm_trace_complain("no sampler thread, only the first and last lines");
+        return;
     }
+    gm_scav_on_last_thread(gm_trace_stop);
 }

@@ -118,15 +118,72 @@ static int case_burst(bool strict)
     return test_done(name);
 }
 
+/* A single-threaded program's memory goes back at its calls: one large
+ * malloc and free (a slow path) per poll. */
+static void slow_call(void *arg)
+{
+    (void)arg;
+    void *p = malloc(64 * KiB);
+    CHECK(p != NULL);
+    free(p);
+    test_sleep_ms(POLL_MS);
+}
+
+/* ------------------------------------------------------------------------ */
+/* burst_single                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* One thread, strict mode: no helper. The frees that end the burst give
+ * back at once all the resident memory but max(64 MiB, in use / 2) (and
+ * the spans' slack: 32 MiB), and the program's slow calls the rest, and
+ * the commit charge, after the decay. */
+static int case_burst_single(void)
+{
+    const char *name = "burst_single";
+    struct scav_table t;
+    struct scav_base b;
+    size_t tenth;
+    if (!scav_start_burst(&t, &b, BURST, 1, &tenth, NULL, NULL)) return test_done(name);
+    long long peak = test_vm_rss() - b.rss;
+    struct scav_pins pins;
+    scav_current_span_chunks(&t, &pins);
+    scav_free_random(&t, tenth, t.n, 2, NULL);
+    long long at_once = test_vm_rss() - b.rss, at_once_data = test_vm_data() - b.data;
+    long threads = test_threads();
+    size_t m = scav_sort_live(&t), pinned = scav_pins_free(&t, m, &pins);
+    long long margin = (long long)(t.live / 2 > 64 * MiB ? t.live / 2 : 64 * MiB);
+    long long once_bound = live_bound(t.live) + margin + (long long)(32 * MiB);
+    long long data_bound = live_bound(t.live) + (long long)((pinned + 1) * CHUNK);
+    struct scav_goal g = {.base = &b, .rss_max = live_bound(t.live), .data_max = data_bound};
+    long long ms = scav_wait(&g, 2000, slow_call, NULL);
+    printf("%s: live %.1f MiB, peak VmRSS %+.1f MiB; at once VmRSS %+.1f MiB, VmData %+.1f MiB (bound %.1f MiB); "
+           "%s after %lld ms of slow calls: VmRSS %+.1f MiB (bound %.1f), VmData %+.1f MiB (bound %.1f); "
+           "%ld threads\n",
+           name, mib((long long)t.live), mib(peak), mib(at_once), mib(at_once_data), mib(once_bound),
+           ms >= 0 ? "met" : "NOT met", ms >= 0 ? ms : 2000LL, mib(g.rss), mib(g.rss_max), mib(g.data),
+           mib(data_bound), threads);
+    if (!SCAV_GLIBC) {
+        CHECK_EQ(threads, 1);
+        CHECK(at_once <= once_bound);
+        CHECK(ms >= 0);
+    }
+    CHECK(g.rss >= (long long)t.live - (long long)(8 * MiB));
+    CHECK_EQ(scav_verify(&t), 0);
+    for (size_t i = 0; i < t.n; i++) scav_free(&t, i);
+    CHECK_EQ(gm_check(), 0);
+    return test_done(name);
+}
+
 /* ------------------------------------------------------------------------ */
 /* frag                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static int case_frag(void)
+static int case_frag(bool single)
 {
+    const char *name = single ? "frag_single" : "frag";
     struct scav_table t;
     struct scav_base b;
-    if (!scav_start_burst(&t, &b, BURST, 3, NULL, NULL, NULL)) return test_done("frag");
+    if (!scav_start_burst(&t, &b, BURST, 3, NULL, NULL, NULL)) return test_done(name);
     long long peak = test_vm_rss() - b.rss;
     scav_free_random(&t, 0, t.n, 4, scav_keep_one_in_ten);
     size_t kept = scav_sort_live(&t);
@@ -136,21 +193,22 @@ static int case_frag(void)
     long long os_floor = (long long)scav_page_floor(&t, kept, 12);
 
     struct scav_goal g = {.base = &b, .rss_max = floor + (peak - floor) / 2, .data_max = -1};
-    long long ms = scav_wait(&g, 2000, NULL, NULL);
+    long long ms = scav_wait(&g, 2000, single ? slow_call : NULL, NULL);
     long long back = peak - g.rss;
     /* The spans still in use: the floor of a scavenger that frees whole
      * spans only (read after the wait, so the wait made no call). */
     struct gm_stats st;
     gm_stats_get(&st);
-    printf("frag: live %.1f MiB in %zu objects; peak VmRSS %+.1f MiB, floor %.1f MiB (4 KiB pages: %.1f MiB), "
-           "goal %.1f MiB; %s after %lld ms: VmRSS %+.1f MiB, %.1f MiB back = %.0f%% of the %.1f MiB above the "
-           "floor; heap_inuse %+.1f MiB, metadata %+.1f MiB\n",
-           mib((long long)t.live), kept, mib(peak), mib(floor), mib(os_floor), mib(g.rss_max),
-           ms >= 0 ? "met" : "NOT met", ms >= 0 ? ms : 2000LL, mib(g.rss), mib(back),
-           peak > floor ? 100.0 * (double)back / (double)(peak - floor) : 0.0, mib(peak - floor),
+    printf("%s: live %.1f MiB in %zu objects; peak VmRSS %+.1f MiB, floor %.1f MiB (4 KiB pages: %.1f MiB), "
+           "goal %.1f MiB; %s after %lld ms%s: VmRSS %+.1f MiB, %.1f MiB back = %.0f%% of the %.1f MiB above the "
+           "floor; heap_inuse %+.1f MiB, metadata %+.1f MiB; %ld threads\n",
+           name, mib((long long)t.live), kept, mib(peak), mib(floor), mib(os_floor), mib(g.rss_max),
+           ms >= 0 ? "met" : "NOT met", ms >= 0 ? ms : 2000LL, single ? " of slow calls" : "", mib(g.rss),
+           mib(back), peak > floor ? 100.0 * (double)back / (double)(peak - floor) : 0.0, mib(peak - floor),
            mib((long long)st.heap_inuse - (long long)b.st.heap_inuse),
-           mib((long long)(st.sys - st.heap_sys) - (long long)(b.st.sys - b.st.heap_sys)));
+           mib((long long)(st.sys - st.heap_sys) - (long long)(b.st.sys - b.st.heap_sys)), test_threads());
     CHECK(ms >= 0);
+    if (single && !SCAV_GLIBC) CHECK_EQ(test_threads(), 1);
     CHECK(2 * back >= peak - floor);
     /* The floors themselves: live data is resident, and fills no more than
      * its pages. */
@@ -160,7 +218,7 @@ static int case_frag(void)
     CHECK_EQ(scav_verify(&t), 0);
     for (size_t i = 0; i < t.n; i++) scav_free(&t, i);
     CHECK_EQ(gm_check(), 0);
-    return test_done("frag");
+    return test_done(name);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -197,8 +255,10 @@ static int case_trim(bool use_trim)
 
 /* ------------------------------------------------------------------------ */
 
-static const char *const env_plain[] = {"GOMALLOC_STRICT=0", NULL};
-static const char *const env_strict[] = {"GOMALLOC_STRICT=1", NULL};
+static const char *const env_plain[] = {"GOMALLOC_STRICT=0", "SCAV_MT=1", NULL};
+static const char *const env_strict[] = {"GOMALLOC_STRICT=1", "SCAV_MT=1", NULL};
+static const char *const env_single[] = {"GOMALLOC_STRICT=0", NULL};
+static const char *const env_single_strict[] = {"GOMALLOC_STRICT=1", NULL};
 static const char *const env_no_decay[] = {"GOMALLOC_STRICT=0", "GOMALLOC_DECAY_MS=3600000", NULL};
 
 int main(int argc, char **argv)
@@ -207,7 +267,9 @@ int main(int argc, char **argv)
     if (argc > 1) {
         if (!strcmp(argv[1], "burst")) return case_burst(false);
         if (!strcmp(argv[1], "burst_strict")) return case_burst(true);
-        if (!strcmp(argv[1], "frag")) return case_frag();
+        if (!strcmp(argv[1], "frag")) return case_frag(false);
+        if (!strcmp(argv[1], "burst_single")) return case_burst_single();
+        if (!strcmp(argv[1], "frag_single")) return case_frag(true);
         if (!strcmp(argv[1], "trim")) return case_trim(true);
         if (!strcmp(argv[1], "scavenge")) return case_trim(false);
         fprintf(stderr, "unknown case %s\n", argv[1]);
@@ -216,6 +278,8 @@ int main(int argc, char **argv)
     test_subcase("burst", env_plain, NULL);
     test_subcase("burst_strict", env_strict, NULL);
     test_subcase("frag", env_plain, NULL);
+    test_subcase("burst_single", env_single_strict, NULL);
+    test_subcase("frag_single", env_single, NULL);
     test_subcase("trim", env_no_decay, NULL);
     test_subcase("scavenge", env_no_decay, NULL);
     return test_done("api_scavenge");

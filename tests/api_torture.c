@@ -37,7 +37,8 @@
  *   - A watcher thread reads gm_stats_get every 3 ms (as the CPUs allow):
  *     heap_released <= heap_idle, heap_inuse <= heap_sys, committed <=
  *     RLIMIT_DATA; every 20th sample gm_scavenge(), every 50th malloc_trim(0).
- * At the end: every thread joined; heap_alloc - baseline = the usable size
+ * At the end: every worker joined (an idle thread started first stays, so
+ * the program is still multi-threaded); heap_alloc - baseline = the usable size
  * of the objects still held; the rings drained and every object freed (each
  * pattern verified), the budget back to 0; within 2 s and without a call to
  * the allocator, VmRSS within RSS_SLACK of its baseline and (strict-commit
@@ -658,6 +659,11 @@ static bool warm_up(void)
         memset(&rings[i], 0, sizeof rings[i]);
         pthread_mutex_init(&rings[i].lock, NULL);
     }
+    /* A thread of the program that outlives the workers: the program stays
+     * multi-threaded, so the background scavenger gives everything back at
+     * the end without a call (a single-threaded program gets it back at its
+     * calls: api_scavenge's *_single cases). */
+    scav_idle_thread();
     scav_warmup();
     pthread_t th[SLOTS + 1];
     int made = 0;

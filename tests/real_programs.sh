@@ -6,7 +6,10 @@
 # $GM_PRELOAD_LIB, to try the script with another allocator), both runs side
 # by side, and compares them:
 #   python3  PYTHONMALLOC=malloc, a handful of test modules: exit status 0
-#            and "Tests result: SUCCESS" in both runs;
+#            and "Tests result: SUCCESS" in both runs; and its tests of
+#            threads, processes and signals (test_threading, test_os,
+#            test_signal, test_subprocess, test_threadsignals): the same
+#            verdict for every test case in both runs;
 #   sqlite3  a 100k-row database with indexes, GROUP BY, joins, sorts, window
 #            functions, recursive CTEs, updates and VACUUM: output identical;
 #   gcc      -O2 on a generated file of 3000 functions: object files identical
@@ -182,6 +185,48 @@ if find_python; then
     fi
 else
     fail "python: no python3 with its regression tests available"
+fi
+
+# ---------------------------------------------------------------------------
+# 1b. python3's tests of threads, processes and signals give the same verdict,
+# test by test, on glibc and preloaded (a helper thread the program can see
+# changes them: a process that never ends after its last thread, a signal
+# nobody takes, a fork child that is not single-threaded).
+t0=$SECONDS
+if [ -n "$PY" ]; then
+    ptests=()
+    for t in test_threading test_os test_signal test_subprocess test_threadsignals; do
+        if [ -f "$tdir/$t.py" ] || [ -f "$tdir/$t/__init__.py" ]; then ptests+=("$t"); fi
+    done
+    TMO_SAVED=$TMO
+    TMO=$((TMO > 400 ? TMO : 400))
+    run_both pyproc env PYTHONMALLOC=malloc "$PY" -m test -j2 --timeout 200 --junit-xml junit.xml "${ptests[@]}"
+    TMO=$TMO_SAVED
+    # Each test case's verdict: ok, skipped, failure or error; "missing"
+    # suites (a crash, a hang killed by the timeout) differ too.
+    verdicts() {
+        "$PY" - "$1" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception as e:
+    print("unreadable", e); sys.exit(0)
+for case in root.iter("testcase"):
+    kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+    print(case.get("name"), kinds[0] if kinds else case.get("result", "ok"))
+PYEOF
+    }
+    verdicts "$W/glibc/pyproc/junit.xml" | sort >"$W/pyproc.glibc"
+    verdicts "$W/preload/pyproc/junit.xml" | sort >"$W/pyproc.preload"
+    ncases=$(wc -l <"$W/pyproc.glibc")
+    if [ "$ncases" -gt 500 ] && cmp -s "$W/pyproc.glibc" "$W/pyproc.preload"; then
+        pass "python: ${ptests[*]}: $ncases test verdicts identical on glibc and preloaded" \
+             "($(grep -vc ' completed$' "$W/pyproc.glibc") not ok on both; $((SECONDS - t0)) s)"
+    else
+        fail "python: ${ptests[*]}: verdicts differ ($ncases cases on glibc)"
+        diff "$W/pyproc.glibc" "$W/pyproc.preload" | head -n 20
+        show pyproc
+    fi
 fi
 
 # ---------------------------------------------------------------------------
