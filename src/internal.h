@@ -36,6 +36,7 @@
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -902,6 +903,14 @@ const char *gm_getenv(const char *name) GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES] GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_large_bytes_freed GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_large_req_freed GM_HIDDEN;
+
+/* The end of a slow path that allocates (malloc.c's top comment on errno):
+ * errno back to saved, the caller's, if p is a result, else ENOMEM. */
+static inline void *gm_errno_result(void *p, int saved)
+{
+    errno = p ? saved : ENOMEM;
+    return p;
+}
 
 void *gm_malloc_slow(size_t size) GM_HIDDEN;
 /* free(p) for everything but the owner's small-object fast path: NULL, large

@@ -50,6 +50,18 @@
  * Bad pointers: free, realloc or malloc_usable_size of a pointer the heap
  * never handed out, of an interior pointer or of a freed object print one
  * line naming the pointer (gm_fatal_ptr) and abort.
+ *
+ * errno: a call that succeeds leaves it as the caller left it, and free
+ * never changes it (POSIX 2024, glibc 2.33), because the slow paths make
+ * system calls that may fail and be recovered from: starting the heap opens
+ * files that may not exist (the cgroup's limit), an arena hint may be
+ * taken, growth past a soft limit fails once and is retried after a
+ * reclaim, starting the scavenger may fail. Each entry to a slow path
+ * (gm_malloc_slow, gm_free_slow, calloc, realloc, the aligned family;
+ * small.c's refill and emptied-span paths, which the inline fast paths
+ * reach directly) saves errno and puts it back unless the call failed,
+ * which sets ENOMEM (EINVAL for a bad alignment, decided before). The
+ * inline fast paths make no system call and do not touch errno.
  */
 #include "internal.h"
 
@@ -197,7 +209,8 @@ static void gm_options_load(void)
     if (gm_heap_ready()) gm_scav_init();
 }
 
-/* Set up the calling thread (and, the first time, the heap). */
+/* Set up the calling thread (and, the first time, the heap). Its callers
+ * keep errno (the slow paths' entries). */
 static struct gm_tcache *gm_thread_init(void)
 {
     gm_options_load();
@@ -251,6 +264,7 @@ static void gm_at_exit(void)
 
 __attribute__((constructor)) static void gm_constructor(void)
 {
+    int saved = errno; /* the program's main must find it as it would without us */
     gm_options_load();
     pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
     if (gm_opt.stats || gm_opt.check) {
@@ -259,6 +273,7 @@ __attribute__((constructor)) static void gm_constructor(void)
         atexit(gm_at_exit);
     }
     if (gm_opt.trace) gm_trace_start(gm_opt.trace, gm_opt.trace_ms);
+    errno = saved;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -516,7 +531,7 @@ static void gm_checked_free(struct gm_span *s, void *p, unsigned st)
 /* malloc and free                                                          */
 /* ------------------------------------------------------------------------ */
 
-void *gm_malloc_slow(size_t size)
+static void *gm_malloc_body(size_t size)
 {
     struct gm_tcache *tc = gm_tc;
     if (!tc && !(tc = gm_thread_init())) {
@@ -533,9 +548,8 @@ void *gm_malloc_slow(size_t size)
     return gm_large_alloc(tc, size);
 }
 
-void gm_free_slow(void *p, struct gm_span *s)
+static void gm_free_body(void *p, struct gm_span *s)
 {
-    if (!p) return;
     unsigned st = gm_validate(s, p, GM_OP_FREE);
     struct gm_tcache *tc = gm_tc;
     if (GM_UNLIKELY(s->checked)) gm_checked_free(s, p, st);
@@ -551,6 +565,20 @@ void gm_free_slow(void *p, struct gm_span *s)
     }
 }
 
+void *gm_malloc_slow(size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_malloc_body(size), saved);
+}
+
+void gm_free_slow(void *p, struct gm_span *s)
+{
+    if (!p) return;
+    int saved = errno;
+    gm_free_body(p, s);
+    errno = saved;
+}
+
 void *gm_malloc(size_t size) { return gm_malloc_fast(size); }
 
 void gm_free(void *p) { gm_free_fast(p); }
@@ -559,7 +587,7 @@ void gm_free(void *p) { gm_free_fast(p); }
 /* calloc, realloc                                                          */
 /* ------------------------------------------------------------------------ */
 
-void *gm_api_calloc(size_t n, size_t size)
+static void *gm_calloc_body(size_t n, size_t size)
 {
     size_t total;
     if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total) || total > GM_MAX_REQUEST)) {
@@ -585,7 +613,13 @@ void *gm_api_calloc(size_t n, size_t size)
     return (void *)s->base;
 }
 
-void *gm_api_realloc(void *p, size_t size)
+void *gm_api_calloc(size_t n, size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_calloc_body(n, size), saved);
+}
+
+static void *gm_realloc_body(void *p, size_t size)
 {
     if (!p) return gm_malloc_fast(size);
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
@@ -630,6 +664,14 @@ void *gm_api_realloc(void *p, size_t size)
     return q;
 }
 
+void *gm_api_realloc(void *p, size_t size)
+{
+    int saved = errno;
+    void *q = gm_realloc_body(p, size);
+    if (q || (p && size == 0)) errno = saved; /* realloc(p, 0) frees p: NULL is success */
+    return q;
+}
+
 void *gm_api_reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
@@ -645,7 +687,7 @@ void *gm_api_reallocarray(void *p, size_t n, size_t size)
 /* ------------------------------------------------------------------------ */
 
 /* align is a power of two. */
-static void *gm_aligned(size_t align, size_t size)
+static void *gm_aligned_body(size_t align, size_t size)
 {
     if (align <= 16) return gm_malloc_fast(size);
     if (GM_UNLIKELY(size > GM_MAX_REQUEST || align > GM_MAX_ALIGN)) {
@@ -673,6 +715,12 @@ static void *gm_aligned(size_t align, size_t size)
     if (base != s->base || s->npages != npages) gm_heap_trim_span(s, base, npages);
     gm_large_count_alloc(tc, s, size == 0 ? 1 : size);
     return (void *)base;
+}
+
+static void *gm_aligned(size_t align, size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_aligned_body(align, size), saved);
 }
 
 static inline bool gm_is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -724,6 +772,7 @@ void *gm_api_pvalloc(size_t size)
     return gm_aligned(GM_OS_PAGE, size);
 }
 
+/* No system call on this path, so errno is never touched. */
 size_t gm_api_usable_size(const void *p)
 {
     if (!p) return 0;

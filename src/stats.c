@@ -176,7 +176,9 @@ _Static_assert(sizeof gm_stats_sizes / sizeof gm_stats_sizes[0] == GM_STATS_VERS
 void gm_stats_read(struct gm_stats *out, size_t size)
 {
     struct gm_stats st;
+    int saved = errno; /* the mapping count opens /proc/self/maps */
     gm_stats_fill(&st, NULL);
+    errno = saved;
     uint32_t v = GM_STATS_VERSION;
     while (v > 0 && gm_stats_sizes[v] > size) v--;
     st.version = v;
@@ -518,9 +520,11 @@ static void gm_report_fd(int fd, size_t (*format)(char *, size_t))
 static void gm_report_file(FILE *f, size_t (*format)(char *, size_t))
 {
     char buf[GM_REPORT_MAX];
+    int saved = errno;
     size_t n = format(buf, sizeof buf);
     fwrite(buf, 1, n, f);
     fflush(f);
+    errno = saved;
 }
 
 void gm_stats_print_fd(int fd) { gm_report_fd(fd, gm_stats_format); }
