@@ -67,13 +67,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 extern char **environ;
 
-struct gm_options gm_opt = {.background = true, .decay_ms = 500, .strict = 1, .thp = -1};
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
 _Atomic uint64_t gm_notc_large_req_freed;
@@ -127,86 +127,31 @@ static _Noreturn void gm_bad_pointer(enum gm_op op, enum gm_bad bad, const void 
 /* Options and process set-up                                               */
 /* ------------------------------------------------------------------------ */
 
-const char *gm_getenv(const char *name)
-{
-    char **env = environ;
-    if (!env) return NULL;
-    size_t n = strlen(name);
-    for (; *env; env++)
-        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
-    return NULL;
-}
+enum { GM_OPTIONS_UNREAD, GM_OPTIONS_READING, GM_OPTIONS_READ };
+static _Atomic int gm_options_state;
+static _Atomic bool gm_options_defaulted;
 
-static bool gm_env_bool(const char *name)
-{
-    const char *v = gm_getenv(name);
-    if (!v || !*v) return false;
-    return strcmp(v, "0") != 0 && strcmp(v, "no") != 0 && strcmp(v, "false") != 0 && strcmp(v, "off") != 0;
-}
-
-/* A size with an optional K/M/G suffix (binary units); 0 if malformed. */
-static uint64_t gm_parse_size(const char *v, const char **rest)
-{
-    uint64_t n = 0;
-    const char *p = v;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (n > (UINT64_MAX - 9) / 10) return 0;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    if (p == v) return 0;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    case 't': case 'T': shift = 40; p++; break;
-    }
-    if (*p == 'i' || *p == 'I') p++;
-    if (*p == 'b' || *p == 'B') p++;
-    if (shift && n > (UINT64_MAX >> shift)) return 0;
-    if (rest) *rest = p;
-    return n << shift;
-}
-
-static void gm_options_scavenge(void)
-{
-    const char *v = gm_getenv("GOMALLOC_BACKGROUND");
-    if (v && *v) gm_opt.background = gm_env_bool("GOMALLOC_BACKGROUND");
-    if ((v = gm_getenv("GOMALLOC_DECAY_MS")) && *v) {
-        const char *rest = v;
-        uint64_t ms = gm_parse_size(v, &rest);
-        if ((*v == '0' && v[1] == 0) || (ms && *rest == 0 && ms < UINT32_MAX)) gm_opt.decay_ms = (uint32_t)ms;
-    }
-    if ((v = gm_getenv("GOMALLOC_STRICT")) && *v)
-        gm_opt.strict = strcmp(v, "auto") == 0 ? -1 : gm_env_bool("GOMALLOC_STRICT");
-    if ((v = gm_getenv("GOMALLOC_THP")) && *v && strcmp(v, "auto") != 0) gm_opt.thp = gm_env_bool("GOMALLOC_THP");
-    if ((v = gm_getenv("GOMALLOC_MEMORY_LIMIT")) && *v) {
-        const char *rest = v;
-        uint64_t bytes = gm_parse_size(v, &rest);
-        if (bytes && (*rest == 0 || strcmp(rest, ":soft") == 0 || strcmp(rest, ":hard") == 0))
-            gm_set_memory_limit(bytes, strcmp(rest, ":hard") == 0);
-    }
-}
-
-static _Atomic int gm_options_read; /* 1 once environ has been scanned */
-
+/* The options (options.c), from the environment once per process, so that
+ * a bad value is warned about once. Before the environment is set up (the
+ * loader's first allocations) the defaults hold, and the constructor reads
+ * it. A thread that finds another reading waits: a few microseconds, once. */
 static void gm_options_load(void)
 {
-    if (GM_LIKELY(atomic_load_explicit(&gm_options_read, memory_order_acquire))) return;
-    if (!environ) return; /* too early: the constructor reads them */
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&gm_options_read, &expect, 1)) return;
-    gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
-    const char *v = gm_getenv("GOMALLOC_STATS");
-    gm_opt.stats_json = v && strcmp(v, "json") == 0;
-    gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+    if (GM_LIKELY(atomic_load_explicit(&gm_options_state, memory_order_acquire) == GM_OPTIONS_READ)) return;
+    if (!environ) {
+        if (!atomic_exchange(&gm_options_defaulted, true)) gm_options_parse(&gm_opt, false);
+        return;
+    }
+    int expect = GM_OPTIONS_UNREAD;
+    if (!atomic_compare_exchange_strong(&gm_options_state, &expect, GM_OPTIONS_READING)) {
+        while (atomic_load_explicit(&gm_options_state, memory_order_acquire) != GM_OPTIONS_READ) sched_yield();
+        return;
+    }
+    gm_options_parse(&gm_opt, true);
     if (gm_opt.check) gm_tc_fast = NULL; /* this thread may have a cache already */
-    gm_opt.trace = gm_getenv("GOMALLOC_TRACE");
-    const char *rest = "";
-    uint64_t ms = (v = gm_getenv("GOMALLOC_TRACE_MS")) ? gm_parse_size(v, &rest) : 0;
-    gm_opt.trace_ms = ms && *rest == 0 && ms <= 3600000 ? (uint32_t)ms : 10;
-    gm_options_scavenge();
+    if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_init();
+    atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
 }
 
 /* Set up the calling thread (and, the first time, the heap). Its callers
@@ -257,8 +202,8 @@ static int gm_report_fd = 2;
 
 static void gm_at_exit(void)
 {
-    if (gm_opt.stats && gm_opt.stats_json) gm_stats_print_json_fd(gm_report_fd);
-    else if (gm_opt.stats) gm_stats_print_fd(gm_report_fd);
+    if (gm_opt.stats == GM_STATS_JSON) gm_stats_print_json_fd(gm_report_fd);
+    else if (gm_opt.stats == GM_STATS_TEXT) gm_stats_print_fd(gm_report_fd);
     if (gm_opt.check) gm_check_fd(gm_report_fd);
 }
 
