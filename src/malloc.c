@@ -200,11 +200,36 @@ static void gm_fork_child(void)
  * (coreutils' close_stdout does), which run before ours. */
 static int gm_report_fd = 2;
 
+/* Where the exit report goes: GOMALLOC_STATS_FILE, opened at exit (so
+ * that %p is the pid of the process that exits, a forked child's own) for
+ * appending, so that processes can share one file; else, or if it cannot be
+ * opened (one line says so), the duplicate of stderr. */
+static int gm_report_open(void)
+{
+    if (!gm_opt.stats_file) return gm_report_fd;
+    char path[GM_PATH_MAX];
+    if (!gm_path_expand(gm_opt.stats_file, path, sizeof path)) {
+        gm_complain_file(gm_report_fd, "GOMALLOC_STATS_FILE", "the report goes to stderr", gm_opt.stats_file,
+                         ENAMETOOLONG);
+        return gm_report_fd;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    gm_complain_file(gm_report_fd, "GOMALLOC_STATS_FILE", "the report goes to stderr", path, errno);
+    return gm_report_fd;
+}
+
 static void gm_at_exit(void)
 {
-    if (gm_opt.stats == GM_STATS_JSON) gm_stats_print_json_fd(gm_report_fd);
-    else if (gm_opt.stats == GM_STATS_TEXT) gm_stats_print_fd(gm_report_fd);
+    int saved = errno; /* atexit handlers registered before ours run after it */
+    if (gm_opt.stats) {
+        int fd = gm_report_open();
+        if (gm_opt.stats == GM_STATS_JSON) gm_stats_print_json_fd(fd);
+        else gm_stats_print_fd(fd);
+        if (fd != gm_report_fd) close(fd);
+    }
     if (gm_opt.check) gm_check_fd(gm_report_fd);
+    errno = saved;
 }
 
 __attribute__((constructor)) static void gm_constructor(void)

@@ -19,6 +19,7 @@
  * true), as the booleans do, so that every value that turned an option on
  * or off before the table still does.
  */
+#define _GNU_SOURCE /* strerrorname_np */
 #include "internal.h"
 
 #include <stddef.h>
@@ -50,7 +51,10 @@ static const struct gm_opt_word gm_words_limit[] = {{"soft", 0}, {"hard", 1}, {N
 
 const struct gm_option gm_option_table[] = {
     {"GOMALLOC_STATS", GM_OPT_ENUM, "off", 0, 0, gm_words_stats, GM_FIELD(stats), 0,
-     "the statistics report on stderr at exit: `1` as text, `json` as JSON"},
+     "the statistics report at exit: `1` as text, `json` as one JSON line; on stderr unless "
+     "`GOMALLOC_STATS_FILE` is set"},
+    {"GOMALLOC_STATS_FILE", GM_OPT_STRING, "stderr", 0, 0, NULL, GM_FIELD(stats_file), 0,
+     "append the report to this file instead, with one `write`, so that processes can share it"},
     {"GOMALLOC_CHECK", GM_OPT_BOOL, "off", 0, 0, gm_words_bool, GM_FIELD(check), 0,
      "checked mode, for finding bugs: a write past a block or into a freed one aborts with a line "
      "naming the block; `gm_check()` at exit"},
@@ -105,6 +109,35 @@ bool gm_path_expand(const char *path, char *out, size_t cap)
     if (b.n >= b.cap) return false;
     out[b.n] = 0;
     return true;
+}
+
+void gm_complain_file(int fd, const char *option, const char *what, const char *path, int err)
+{
+    char line[GM_PATH_MAX + 256];
+    struct gm_buf b = {line, 0, sizeof line - 1}; /* room for the newline */
+    gm_bputs(&b, "gomalloc: ");
+    gm_bputs(&b, option);
+    gm_bputs(&b, ": ");
+    gm_bputs(&b, what);
+    gm_bputs(&b, ": ");
+    gm_bputs(&b, path);
+    gm_bputs(&b, ": ");
+    /* The error's name, not strerror's text: that may be translated, and
+     * translation may allocate. */
+    const char *name = NULL;
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ)
+#if __GLIBC_PREREQ(2, 32)
+    name = strerrorname_np(err);
+#endif
+#endif
+    if (name) {
+        gm_bputs(&b, name);
+    } else {
+        gm_bputs(&b, "errno ");
+        gm_bputi(&b, err);
+    }
+    line[b.n++] = '\n';
+    gm_write_all(fd, line, b.n);
 }
 
 /* ------------------------------------------------------------------------ */

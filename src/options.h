@@ -33,6 +33,7 @@ enum gm_background { GM_BACKGROUND_OFF = 0, GM_BACKGROUND_AUTO = 1, GM_BACKGROUN
  * with an int mode (size), const char * (string: NULL when unset). */
 struct gm_options {
     int stats;              /* GOMALLOC_STATS: enum gm_stats_mode */
+    const char *stats_file; /* GOMALLOC_STATS_FILE: the report appended there, not to stderr */
     bool check;             /* GOMALLOC_CHECK: checked mode and gm_check() at exit */
     int background;         /* GOMALLOC_BACKGROUND: enum gm_background (thread acts as auto
                              * for now) */
@@ -95,6 +96,10 @@ void gm_option_forms(const struct gm_option *o, struct gm_buf *b) GM_HIDDEN;
 const char *gm_getenv(const char *name) GM_HIDDEN;
 /* path with every %p replaced by the process id, into out (cap bytes,
  * NUL-terminated); false if it does not fit. */
+#define GM_PATH_MAX 4096
 bool gm_path_expand(const char *path, char *out, size_t cap) GM_HIDDEN;
+/* A file an option names cannot be used: "gomalloc: OPTION: WHAT: PATH:
+ * ERRNAME" on fd (stderr or a duplicate), one line, without allocating. */
+void gm_complain_file(int fd, const char *option, const char *what, const char *path, int err) GM_HIDDEN;
 
 #endif /* GM_OPTIONS_H */

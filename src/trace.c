@@ -70,7 +70,7 @@ static struct {
     struct timespec start; /* CLOCK_MONOTONIC at gm_trace_start */
 } gm_trace = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
-static char gm_trace_path[4096];
+static char gm_trace_path[GM_PATH_MAX];
 
 /* ------------------------------------------------------------------------ */
 /* One sample                                                               */
@@ -205,19 +205,7 @@ static void gm_trace_fork_child(void)
 /* Start                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void gm_trace_complain(const char *what)
-{
-    char msg[GM_TRACE_LINE];
-    struct gm_buf b = {msg, 0, sizeof msg - 1};
-    gm_bputs(&b, "gomalloc: GOMALLOC_TRACE: ");
-    gm_bputs(&b, what);
-    gm_bputs(&b, ": ");
-    gm_bputs(&b, gm_trace_path);
-    gm_bputs(&b, ": ");
-    gm_bputs(&b, strerror(errno));
-    gm_bputc(&b, '\n');
-    gm_write_all(2, msg, b.n);
-}
+static void gm_trace_complain(const char *what) { gm_complain_file(2, "GOMALLOC_TRACE", what, gm_trace_path, errno); }
 
 static int gm_trace_create(size_t stack)
 {

@@ -151,6 +151,7 @@ static void test_parse(void)
     }
     struct gm_options opt;
     const char *path = "/tmp/r.%p";
+    CHECK(gm_option_set(option("GOMALLOC_STATS_FILE"), path, &opt) && opt.stats_file == path);
     CHECK(gm_option_set(option("GOMALLOC_TRACE"), path, &opt) && opt.trace == path);
 }
 
@@ -174,6 +175,7 @@ static void test_defaults(void)
     memset(&d, 0x5a, sizeof d);
     gm_options_parse(&d, false);
     CHECK_EQ(d.stats, GM_STATS_OFF);
+    CHECK(d.stats_file == NULL);
     CHECK_EQ(d.check, false);
     CHECK_EQ(d.background, GM_BACKGROUND_AUTO);
     CHECK_EQ(d.decay_ms, 500);
