@@ -130,11 +130,14 @@ static _Noreturn void gm_bad_pointer(enum gm_op op, enum gm_bad bad, const void 
 enum { GM_OPTIONS_UNREAD, GM_OPTIONS_READING, GM_OPTIONS_READ };
 static _Atomic int gm_options_state;
 static _Atomic bool gm_options_defaulted;
+static __thread bool gm_options_reader; /* this thread is reading them */
 
 /* The options (options.c), from the environment once per process, so that
  * a bad value is warned about once. Before the environment is set up (the
  * loader's first allocations) the defaults hold, and the constructor reads
- * it. A thread that finds another reading waits: a few microseconds, once. */
+ * it. Another thread that comes meanwhile waits (a few microseconds, once),
+ * lest it start the heap with half of them; the reader itself, back here
+ * from a signal handler, goes on. */
 static void gm_options_load(void)
 {
     if (GM_LIKELY(atomic_load_explicit(&gm_options_state, memory_order_acquire) == GM_OPTIONS_READ)) return;
@@ -144,14 +147,17 @@ static void gm_options_load(void)
     }
     int expect = GM_OPTIONS_UNREAD;
     if (!atomic_compare_exchange_strong(&gm_options_state, &expect, GM_OPTIONS_READING)) {
-        while (atomic_load_explicit(&gm_options_state, memory_order_acquire) != GM_OPTIONS_READ) sched_yield();
+        while (!gm_options_reader && atomic_load_explicit(&gm_options_state, memory_order_acquire) != GM_OPTIONS_READ)
+            sched_yield();
         return;
     }
+    gm_options_reader = true;
     gm_options_parse(&gm_opt, true);
     if (gm_opt.check) gm_tc_fast = NULL; /* this thread may have a cache already */
     if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_init();
     atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
+    gm_options_reader = false;
 }
 
 /* Set up the calling thread (and, the first time, the heap). Its callers
@@ -638,7 +644,7 @@ void *gm_api_realloc(void *p, size_t size)
 {
     int saved = errno;
     void *q = gm_realloc_body(p, size);
-    if (q || (p && size == 0)) errno = saved; /* realloc(p, 0) frees p: NULL is success */
+    errno = q || (p && size == 0) ? saved : ENOMEM; /* realloc(p, 0) frees p: NULL is success */
     return q;
 }
 

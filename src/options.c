@@ -18,6 +18,10 @@
  * 0 and 1 takes the boolean words for them (off, no, false; on, yes,
  * true), as the booleans do, so that every value that turned an option on
  * or off before the table still does.
+ *
+ * Options that name files share two helpers here: %p in a name is the
+ * process id, and a file that cannot be used gets one line naming the
+ * option, the file and the error.
  */
 #define _GNU_SOURCE /* strerrorname_np */
 #include "internal.h"
