@@ -32,10 +32,13 @@
  *   7 large objects and 8 the API: malloc.c
  *   9 stats.c      statistics and the slow consistency check;
  *     trace.c      the memory timeline (GOMALLOC_TRACE)
+ * Beside the layers, options.c (options.h) reads the GOMALLOC_* variables
+ * into gm_opt, which every layer may read.
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +52,8 @@
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define GM_HIDDEN __attribute__((visibility("hidden")))
+
+#include "options.h" /* the options' table and gm_opt (options.c) */
 
 /* ------------------------------------------------------------------------ */
 /* Geometry                                                                 */
@@ -910,35 +915,20 @@ void gm_arena_fork_child(void) GM_HIDDEN;
 #define GM_MAX_REQUEST ((size_t)PTRDIFF_MAX) /* larger requests: ENOMEM at once */
 #define GM_MAX_ALIGN ((size_t)1 << 30)       /* larger alignments: ENOMEM */
 
-/* Options, from GOMALLOC_* environment variables (read without allocating,
- * at the first allocation if the environment is set up by then, and again
- * from the library's constructor). */
-struct gm_options {
-    bool stats; /* GOMALLOC_STATS: statistics report on stderr at exit */
-    bool stats_json; /* GOMALLOC_STATS=json: that report as JSON */
-    bool check; /* GOMALLOC_CHECK: checked mode (canaries, free fills) and
-                 * gm_check() at exit */
-    const char *trace; /* GOMALLOC_TRACE: memory timeline file (trace.c) */
-    uint32_t trace_ms; /* GOMALLOC_TRACE_MS (default 10): its sampling period */
-    /* scavenge.c */
-    bool background;   /* GOMALLOC_BACKGROUND (default on): scavenger thread */
-    uint32_t decay_ms; /* GOMALLOC_DECAY_MS (default 500): free memory idle
-                        * this long goes back to the OS */
-    int strict;        /* GOMALLOC_STRICT: 1 on (default), 0 off, -1 auto:
-                        * on where commit is accounted strictly */
-    int thp;           /* GOMALLOC_THP: -1 auto (default), 0 never, 1 system's choice */
-};
-extern struct gm_options gm_opt GM_HIDDEN;
-/* The value of an environment variable, scanning environ directly (no
- * allocation, no locale); NULL if unset or the environment is not set up. */
-const char *gm_getenv(const char *name) GM_HIDDEN;
-
 /* Frees by threads that have no tcache (they never allocated, or are past
  * their tcache's release at exit), which count nowhere else. Class 0: large
  * objects; large bytes are whole pages. */
 extern _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES] GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_large_bytes_freed GM_HIDDEN;
 extern _Atomic uint64_t gm_notc_large_req_freed GM_HIDDEN;
+
+/* The end of a slow path that allocates (malloc.c's top comment on errno):
+ * errno back to saved, the caller's, if p is a result, else ENOMEM. */
+static inline void *gm_errno_result(void *p, int saved)
+{
+    errno = p ? saved : ENOMEM;
+    return p;
+}
 
 void *gm_malloc_slow(size_t size) GM_HIDDEN;
 /* free(p) for everything but the owner's small-object fast path: NULL, large

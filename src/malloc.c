@@ -50,18 +50,30 @@
  * Bad pointers: free, realloc or malloc_usable_size of a pointer the heap
  * never handed out, of an interior pointer or of a freed object print one
  * line naming the pointer (gm_fatal_ptr) and abort.
+ *
+ * errno: a call that succeeds leaves it as the caller left it, and free
+ * never changes it (POSIX 2024, glibc 2.33), because the slow paths make
+ * system calls that may fail and be recovered from: starting the heap opens
+ * files that may not exist (the cgroup's limit), an arena hint may be
+ * taken, growth past a soft limit fails once and is retried after a
+ * reclaim, starting the scavenger may fail. Each entry to a slow path
+ * (gm_malloc_slow, gm_free_slow, calloc, realloc, the aligned family;
+ * small.c's refill and emptied-span paths, which the inline fast paths
+ * reach directly) saves errno and puts it back unless the call failed,
+ * which sets ENOMEM (EINVAL for a bad alignment, decided before). The
+ * inline fast paths make no system call and do not touch errno.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 extern char **environ;
 
-struct gm_options gm_opt = {.background = true, .decay_ms = 500, .strict = 1, .thp = -1};
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
 _Atomic uint64_t gm_notc_large_req_freed;
@@ -115,89 +127,41 @@ static _Noreturn void gm_bad_pointer(enum gm_op op, enum gm_bad bad, const void 
 /* Options and process set-up                                               */
 /* ------------------------------------------------------------------------ */
 
-const char *gm_getenv(const char *name)
-{
-    char **env = environ;
-    if (!env) return NULL;
-    size_t n = strlen(name);
-    for (; *env; env++)
-        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
-    return NULL;
-}
+enum { GM_OPTIONS_UNREAD, GM_OPTIONS_READING, GM_OPTIONS_READ };
+static _Atomic int gm_options_state;
+static _Atomic bool gm_options_defaulted;
+static __thread bool gm_options_reader; /* this thread is reading them */
 
-static bool gm_env_bool(const char *name)
-{
-    const char *v = gm_getenv(name);
-    if (!v || !*v) return false;
-    return strcmp(v, "0") != 0 && strcmp(v, "no") != 0 && strcmp(v, "false") != 0 && strcmp(v, "off") != 0;
-}
-
-/* A size with an optional K/M/G suffix (binary units); 0 if malformed. */
-static uint64_t gm_parse_size(const char *v, const char **rest)
-{
-    uint64_t n = 0;
-    const char *p = v;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (n > (UINT64_MAX - 9) / 10) return 0;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    if (p == v) return 0;
-    unsigned shift = 0;
-    switch (*p) {
-    case 'k': case 'K': shift = 10; p++; break;
-    case 'm': case 'M': shift = 20; p++; break;
-    case 'g': case 'G': shift = 30; p++; break;
-    case 't': case 'T': shift = 40; p++; break;
-    }
-    if (*p == 'i' || *p == 'I') p++;
-    if (*p == 'b' || *p == 'B') p++;
-    if (shift && n > (UINT64_MAX >> shift)) return 0;
-    if (rest) *rest = p;
-    return n << shift;
-}
-
-static void gm_options_scavenge(void)
-{
-    const char *v = gm_getenv("GOMALLOC_BACKGROUND");
-    if (v && *v) gm_opt.background = gm_env_bool("GOMALLOC_BACKGROUND");
-    if ((v = gm_getenv("GOMALLOC_DECAY_MS")) && *v) {
-        const char *rest = v;
-        uint64_t ms = gm_parse_size(v, &rest);
-        if ((*v == '0' && v[1] == 0) || (ms && *rest == 0 && ms < UINT32_MAX)) gm_opt.decay_ms = (uint32_t)ms;
-    }
-    if ((v = gm_getenv("GOMALLOC_STRICT")) && *v)
-        gm_opt.strict = strcmp(v, "auto") == 0 ? -1 : gm_env_bool("GOMALLOC_STRICT");
-    if ((v = gm_getenv("GOMALLOC_THP")) && *v && strcmp(v, "auto") != 0) gm_opt.thp = gm_env_bool("GOMALLOC_THP");
-    if ((v = gm_getenv("GOMALLOC_MEMORY_LIMIT")) && *v) {
-        const char *rest = v;
-        uint64_t bytes = gm_parse_size(v, &rest);
-        if (bytes && (*rest == 0 || strcmp(rest, ":soft") == 0 || strcmp(rest, ":hard") == 0))
-            gm_set_memory_limit(bytes, strcmp(rest, ":hard") == 0);
-    }
-}
-
-static _Atomic int gm_options_read; /* 1 once environ has been scanned */
-
+/* The options (options.c), from the environment once per process, so that
+ * a bad value is warned about once. Before the environment is set up (the
+ * loader's first allocations) the defaults hold, and the constructor reads
+ * it. Another thread that comes meanwhile waits (a few microseconds, once),
+ * lest it start the heap with half of them; the reader itself, back here
+ * from a signal handler, goes on. */
 static void gm_options_load(void)
 {
-    if (GM_LIKELY(atomic_load_explicit(&gm_options_read, memory_order_acquire))) return;
-    if (!environ) return; /* too early: the constructor reads them */
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&gm_options_read, &expect, 1)) return;
-    gm_opt.stats = gm_env_bool("GOMALLOC_STATS");
-    const char *v = gm_getenv("GOMALLOC_STATS");
-    gm_opt.stats_json = v && strcmp(v, "json") == 0;
-    gm_opt.check = gm_env_bool("GOMALLOC_CHECK");
+    if (GM_LIKELY(atomic_load_explicit(&gm_options_state, memory_order_acquire) == GM_OPTIONS_READ)) return;
+    if (!environ) {
+        if (!atomic_exchange(&gm_options_defaulted, true)) gm_options_parse(&gm_opt, false);
+        return;
+    }
+    int expect = GM_OPTIONS_UNREAD;
+    if (!atomic_compare_exchange_strong(&gm_options_state, &expect, GM_OPTIONS_READING)) {
+        while (!gm_options_reader && atomic_load_explicit(&gm_options_state, memory_order_acquire) != GM_OPTIONS_READ)
+            sched_yield();
+        return;
+    }
+    gm_options_reader = true;
+    gm_options_parse(&gm_opt, true);
     if (gm_opt.check) gm_tc_fast = NULL; /* this thread may have a cache already */
-    gm_opt.trace = gm_getenv("GOMALLOC_TRACE");
-    const char *rest = "";
-    uint64_t ms = (v = gm_getenv("GOMALLOC_TRACE_MS")) ? gm_parse_size(v, &rest) : 0;
-    gm_opt.trace_ms = ms && *rest == 0 && ms <= 3600000 ? (uint32_t)ms : 10;
-    gm_options_scavenge();
+    if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_init();
+    atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
+    gm_options_reader = false;
 }
 
-/* Set up the calling thread (and, the first time, the heap). */
+/* Set up the calling thread (and, the first time, the heap). Its callers
+ * keep errno (the slow paths' entries). */
 static struct gm_tcache *gm_thread_init(void)
 {
     gm_options_load();
@@ -242,15 +206,41 @@ static void gm_fork_child(void)
  * (coreutils' close_stdout does), which run before ours. */
 static int gm_report_fd = 2;
 
+/* Where the exit report goes: GOMALLOC_STATS_FILE, opened at exit (so
+ * that %p is the pid of the process that exits, a forked child's own) for
+ * appending, so that processes can share one file; else, or if it cannot be
+ * opened (one line says so), the duplicate of stderr. */
+static int gm_report_open(void)
+{
+    if (!gm_opt.stats_file) return gm_report_fd;
+    char path[GM_PATH_MAX];
+    if (!gm_path_expand(gm_opt.stats_file, path, sizeof path)) {
+        gm_complain_file(gm_report_fd, "GOMALLOC_STATS_FILE", "the report goes to stderr", gm_opt.stats_file,
+                         ENAMETOOLONG);
+        return gm_report_fd;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    gm_complain_file(gm_report_fd, "GOMALLOC_STATS_FILE", "the report goes to stderr", path, errno);
+    return gm_report_fd;
+}
+
 static void gm_at_exit(void)
 {
-    if (gm_opt.stats && gm_opt.stats_json) gm_stats_print_json_fd(gm_report_fd);
-    else if (gm_opt.stats) gm_stats_print_fd(gm_report_fd);
+    int saved = errno; /* atexit handlers registered before ours run after it */
+    if (gm_opt.stats) {
+        int fd = gm_report_open();
+        if (gm_opt.stats == GM_STATS_JSON) gm_stats_print_json_fd(fd);
+        else gm_stats_print_fd(fd);
+        if (fd != gm_report_fd) close(fd);
+    }
     if (gm_opt.check) gm_check_fd(gm_report_fd);
+    errno = saved;
 }
 
 __attribute__((constructor)) static void gm_constructor(void)
 {
+    int saved = errno; /* the program's main must find it as it would without us */
     gm_options_load();
     pthread_atfork(gm_fork_prepare, gm_fork_parent, gm_fork_child);
     if (gm_opt.stats || gm_opt.check) {
@@ -259,6 +249,7 @@ __attribute__((constructor)) static void gm_constructor(void)
         atexit(gm_at_exit);
     }
     if (gm_opt.trace) gm_trace_start(gm_opt.trace, gm_opt.trace_ms);
+    errno = saved;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -516,7 +507,7 @@ static void gm_checked_free(struct gm_span *s, void *p, unsigned st)
 /* malloc and free                                                          */
 /* ------------------------------------------------------------------------ */
 
-void *gm_malloc_slow(size_t size)
+static void *gm_malloc_body(size_t size)
 {
     struct gm_tcache *tc = gm_tc;
     if (!tc && !(tc = gm_thread_init())) {
@@ -533,9 +524,8 @@ void *gm_malloc_slow(size_t size)
     return gm_large_alloc(tc, size);
 }
 
-void gm_free_slow(void *p, struct gm_span *s)
+static void gm_free_body(void *p, struct gm_span *s)
 {
-    if (!p) return;
     unsigned st = gm_validate(s, p, GM_OP_FREE);
     struct gm_tcache *tc = gm_tc;
     if (GM_UNLIKELY(s->checked)) gm_checked_free(s, p, st);
@@ -551,6 +541,20 @@ void gm_free_slow(void *p, struct gm_span *s)
     }
 }
 
+void *gm_malloc_slow(size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_malloc_body(size), saved);
+}
+
+void gm_free_slow(void *p, struct gm_span *s)
+{
+    if (!p) return;
+    int saved = errno;
+    gm_free_body(p, s);
+    errno = saved;
+}
+
 void *gm_malloc(size_t size) { return gm_malloc_fast(size); }
 
 void gm_free(void *p) { gm_free_fast(p); }
@@ -559,7 +563,7 @@ void gm_free(void *p) { gm_free_fast(p); }
 /* calloc, realloc                                                          */
 /* ------------------------------------------------------------------------ */
 
-void *gm_api_calloc(size_t n, size_t size)
+static void *gm_calloc_body(size_t n, size_t size)
 {
     size_t total;
     if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total) || total > GM_MAX_REQUEST)) {
@@ -585,7 +589,13 @@ void *gm_api_calloc(size_t n, size_t size)
     return (void *)s->base;
 }
 
-void *gm_api_realloc(void *p, size_t size)
+void *gm_api_calloc(size_t n, size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_calloc_body(n, size), saved);
+}
+
+static void *gm_realloc_body(void *p, size_t size)
 {
     if (!p) return gm_malloc_fast(size);
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
@@ -630,6 +640,14 @@ void *gm_api_realloc(void *p, size_t size)
     return q;
 }
 
+void *gm_api_realloc(void *p, size_t size)
+{
+    int saved = errno;
+    void *q = gm_realloc_body(p, size);
+    errno = q || (p && size == 0) ? saved : ENOMEM; /* realloc(p, 0) frees p: NULL is success */
+    return q;
+}
+
 void *gm_api_reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
@@ -645,7 +663,7 @@ void *gm_api_reallocarray(void *p, size_t n, size_t size)
 /* ------------------------------------------------------------------------ */
 
 /* align is a power of two. */
-static void *gm_aligned(size_t align, size_t size)
+static void *gm_aligned_body(size_t align, size_t size)
 {
     if (align <= 16) return gm_malloc_fast(size);
     if (GM_UNLIKELY(size > GM_MAX_REQUEST || align > GM_MAX_ALIGN)) {
@@ -673,6 +691,12 @@ static void *gm_aligned(size_t align, size_t size)
     if (base != s->base || s->npages != npages) gm_heap_trim_span(s, base, npages);
     gm_large_count_alloc(tc, s, size == 0 ? 1 : size);
     return (void *)base;
+}
+
+static void *gm_aligned(size_t align, size_t size)
+{
+    int saved = errno;
+    return gm_errno_result(gm_aligned_body(align, size), saved);
 }
 
 static inline bool gm_is_pow2(size_t x) { return x && !(x & (x - 1)); }
@@ -724,6 +748,7 @@ void *gm_api_pvalloc(size_t size)
     return gm_aligned(GM_OS_PAGE, size);
 }
 
+/* No system call on this path, so errno is never touched. */
 size_t gm_api_usable_size(const void *p)
 {
     if (!p) return 0;

@@ -20,6 +20,10 @@
  * arena + hblkhd = heap_sys. ordblks counts free pages, fsmblks the free
  * bytes inside small-object spans, keepcost the idle bytes not yet returned
  * to the OS (what a trim could return).
+ *
+ * errno: as in malloc.c, a call that succeeds leaves it as it was; glibc's
+ * extensions below read /proc files and write to streams, so each keeps
+ * the caller's errno itself.
  */
 #include "internal.h"
 
@@ -77,7 +81,10 @@ void *__libc_pvalloc(size_t size) { return gm_api_pvalloc(size); }
  * page (pad is moot: nothing is kept for the next growth but caches). */
 GM_PUBLIC int malloc_trim(size_t pad)
 {
-    return gm_scavenge() > 0;
+    int saved = errno;
+    int released = gm_scavenge() > 0;
+    errno = saved;
+    return released;
 }
 
 GM_PUBLIC int mallopt(int param, int value)
@@ -91,7 +98,7 @@ struct gm_info {
 
 static void gm_info_get(struct gm_info *in, struct gm_stats *st)
 {
-    gm_stats_get(st);
+    gm_stats_get(st); /* keeps errno */
     in->large_bytes = st->class_live_bytes[0];
     in->small_live = st->heap_alloc - in->large_bytes;
     in->large_count = st->class_mallocs[0] > st->class_frees[0] ? st->class_mallocs[0] - st->class_frees[0] : 0;
@@ -142,7 +149,7 @@ GM_PUBLIC struct mallinfo mallinfo(void)
     return mi;
 }
 
-GM_PUBLIC void malloc_stats(void) { gm_stats_print(stderr); }
+GM_PUBLIC void malloc_stats(void) { gm_stats_print(stderr); /* keeps errno */ }
 
 /* malloc_info's parts that appear twice: in the heap and in the totals. */
 static void gm_info_size(FILE *fp, uint64_t from, uint64_t to, uint64_t total, uint64_t count)
@@ -193,6 +200,7 @@ GM_PUBLIC int malloc_info(int options, FILE *fp)
         errno = EINVAL;
         return -1;
     }
+    int saved = errno; /* stdio may fail on fp: glibc's malloc_info reports nothing either */
     struct gm_census cen;
     gm_stats_census(&cen);
     struct gm_stats st;
@@ -225,5 +233,6 @@ GM_PUBLIC int malloc_info(int options, FILE *fp)
     gm_info_total(fp, "mmap", in.large_count, in.large_bytes);
     gm_info_system(fp, in.arena, st.reserved, st.committed);
     fputs("</malloc>\n", fp);
+    errno = saved;
     return 0;
 }

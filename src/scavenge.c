@@ -313,7 +313,7 @@ static _Atomic bool gm_bg_stopping;      /* the helper must return */
 static _Atomic int gm_threads_known;     /* threads with a tcache */
 static _Atomic uint32_t gm_mt_checked_ms; /* last kernel count that said "one" */
 
-static int gm_bg_policy(void) { return (int)gm_opt.background; } /* 0 off, 1 auto, 2 thread */
+static int gm_bg_policy(void) { return gm_opt.background; } /* enum gm_background */
 
 /* Threads of the program (the kernel's list less our helpers and threads
  * on their way out), or, if /proc cannot tell, those known to the
@@ -372,8 +372,8 @@ void gm_scav_notify(void)
 static bool gm_bg_wanted(void)
 {
     int policy = gm_bg_policy();
-    if (policy == 0) return false;
-    if (policy >= 2) return true;
+    if (policy == GM_BACKGROUND_OFF) return false;
+    if (policy == GM_BACKGROUND_THREAD) return true;
     uint32_t now = gm_now_ms(), last = atomic_load_explicit(&gm_mt_checked_ms, memory_order_relaxed);
     if (last && (uint32_t)(now - last) < gm_pass_period_ms()) return false;
     if (gm_program_threads() >= 2) return true;
@@ -431,7 +431,7 @@ void gm_scav_thread_exit(void)
     gm_sys_thread_disown();
     if (!atomic_load(&gm_sys_helpers)) return;
     long left = gm_program_threads();
-    if (left <= (gm_bg_policy() >= 2 ? 0 : 1)) gm_bg_stop();
+    if (left <= (gm_bg_policy() == GM_BACKGROUND_THREAD ? 0 : 1)) gm_bg_stop();
     if (left <= 0) {
         unsigned n = atomic_load(&gm_nlast_thread_hooks);
         for (unsigned i = 0; i < n && i < sizeof gm_last_thread_hooks / sizeof gm_last_thread_hooks[0]; i++)
@@ -488,7 +488,7 @@ void gm_scav_tick_slow(bool may_start)
 {
     if (!gm_heap_ready()) return;
     int st = atomic_load_explicit(&gm_bg_state, memory_order_relaxed);
-    if (st == GM_BG_IDLE && gm_bg_policy() == 0) atomic_store(&gm_bg_state, st = GM_BG_OFF);
+    if (st == GM_BG_IDLE && gm_bg_policy() == GM_BACKGROUND_OFF) atomic_store(&gm_bg_state, st = GM_BG_OFF);
     if (st == GM_BG_IDLE && may_start && gm_bg_wanted()) {
         int saved = errno;
         gm_bg_start();

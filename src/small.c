@@ -534,7 +534,7 @@ static void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
  * heap tick on their own). */
 #define GM_TICK_REFILLS 16
 
-void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
+static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
 {
     if (gm_class_shared(cls)) return gm_batch_refill(tc, cls);
     if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) {
@@ -563,6 +563,13 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 found:
     tc->current[cls] = s;
     return gm_small_alloc(tc, cls);
+}
+
+/* malloc's fast path lands here, so errno is kept here (malloc.c). */
+void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
+{
+    int saved = errno;
+    return gm_errno_result(gm_small_refill(tc, cls), saved);
 }
 
 /* Remote free, p marked and in quiet mode: push p onto s->thread_free
@@ -656,11 +663,14 @@ static void gm_batch_flush(struct gm_tcache *tc)
 }
 
 
-/* The owner's fast path emptied s. */
+/* The owner's fast path emptied s. The tick may start the scavenger or
+ * run its pass, whose system calls may fail: free keeps errno (malloc.c). */
 static __attribute__((noinline)) void gm_span_emptied(struct gm_tcache *tc, struct gm_span *s)
 {
+    int saved = errno;
     gm_span_release_if_empty(tc, s);
     gm_scav_tick_free();
+    errno = saved;
 }
 
 /* The owner freeing into a span on its full list. */

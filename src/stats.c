@@ -43,7 +43,9 @@
  * into a caller's buffer with no stdio and no allocation, so the exit report
  * can go out with write(2); both list the same byte figures from one table.
  * The JSON object has the struct's field names, plus program and pid, with
- * the per-class arrays as a "classes" list.
+ * the per-class arrays as a "classes" list. It is one line (JSON Lines), so
+ * that the reports of a process tree written to one stream or file, one
+ * write each, are one object per line that any JSON reader takes.
  *
  * The census behind malloc_info walks the span tables (small spans in use
  * per class) and the page allocator's bitmaps (free page runs) under the
@@ -176,7 +178,9 @@ _Static_assert(sizeof gm_stats_sizes / sizeof gm_stats_sizes[0] == GM_STATS_VERS
 void gm_stats_read(struct gm_stats *out, size_t size)
 {
     struct gm_stats st;
+    int saved = errno; /* the mapping count opens /proc/self/maps */
     gm_stats_fill(&st, NULL);
+    errno = saved;
     uint32_t v = GM_STATS_VERSION;
     while (v > 0 && gm_stats_sizes[v] > size) v--;
     st.version = v;
@@ -410,10 +414,11 @@ static void gm_text_body(struct gm_buf *b, const struct gm_report *r)
     }
 }
 
-/* JSON pieces: every member but the last ends with ",\n". */
+/* JSON pieces, for a one-line object: every member but the first (which
+ * the body writes with the opening brace) is preceded by ", ". */
 static void gm_jkey(struct gm_buf *b, const char *key)
 {
-    gm_bputs(b, "  \"");
+    gm_bputs(b, ", \"");
     gm_bputs(b, key);
     gm_bputs(b, "\": ");
 }
@@ -422,13 +427,12 @@ static void gm_jnum(struct gm_buf *b, const char *key, uint64_t v)
 {
     gm_jkey(b, key);
     gm_bputu(b, v, 0);
-    gm_bputs(b, ",\n");
 }
 
 static void gm_jbool(struct gm_buf *b, const char *key, bool v)
 {
     gm_jkey(b, key);
-    gm_bputs(b, v ? "true,\n" : "false,\n");
+    gm_bputs(b, v ? "true" : "false");
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped. */
@@ -449,14 +453,14 @@ static void gm_jstr(struct gm_buf *b, const char *key, const char *s)
             gm_bputc(b, (char)c);
         }
     }
-    gm_bputs(b, "\",\n");
+    gm_bputc(b, '"');
 }
 
 static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
 {
     const struct gm_stats *st = &r->st;
-    gm_bputs(b, "{\n");
-    gm_jnum(b, "version", st->version);
+    gm_bputs(b, "{\"version\": ");
+    gm_bputu(b, st->version, 0);
     gm_jstr(b, "program", r->program);
     gm_jnum(b, "pid", (uint64_t)getpid());
     for (size_t i = 0; i < r->nfig; i++)
@@ -467,13 +471,12 @@ static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
     gm_jnum(b, "background_runs", st->background_runs);
     gm_jkey(b, "mappings");
     gm_bputi(b, st->mappings);
-    gm_bputs(b, ",\n");
     gm_jnum(b, "mallocs", st->mallocs);
     gm_jnum(b, "frees", st->frees);
     gm_jkey(b, "classes");
-    gm_bputs(b, "[\n");
+    gm_bputc(b, '[');
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
-        gm_bputs(b, "    {\"class\": ");
+        gm_bputs(b, c ? ", {\"class\": " : "{\"class\": ");
         gm_bputu(b, c, 0);
         gm_bputs(b, ", \"size\": ");
         gm_bputu(b, st->class_size[c], 0);
@@ -483,9 +486,9 @@ static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
         gm_bputu(b, st->class_frees[c], 0);
         gm_bputs(b, ", \"live_bytes\": ");
         gm_bputu(b, st->class_live_bytes[c], 0);
-        gm_bputs(b, c + 1 < GM_NUM_CLASSES ? "},\n" : "}\n");
+        gm_bputc(b, '}');
     }
-    gm_bputs(b, "  ]\n}\n");
+    gm_bputs(b, "]}\n");
 }
 
 size_t gm_stats_format(char *buf, size_t cap) { return gm_format(buf, cap, gm_text_body); }
@@ -518,9 +521,11 @@ static void gm_report_fd(int fd, size_t (*format)(char *, size_t))
 static void gm_report_file(FILE *f, size_t (*format)(char *, size_t))
 {
     char buf[GM_REPORT_MAX];
+    int saved = errno;
     size_t n = format(buf, sizeof buf);
     fwrite(buf, 1, n, f);
     fflush(f);
+    errno = saved;
 }
 
 void gm_stats_print_fd(int fd) { gm_report_fd(fd, gm_stats_format); }

@@ -71,7 +71,7 @@ static struct {
     struct timespec start; /* CLOCK_MONOTONIC at gm_trace_start */
 } gm_trace = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
-static char gm_trace_path[4096];
+static char gm_trace_path[GM_PATH_MAX];
 
 /* ------------------------------------------------------------------------ */
 /* One sample                                                               */
@@ -220,42 +220,12 @@ static void gm_trace_fork_child(void)
 /* Start                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* path with "%p" replaced by the process id into gm_trace_path; false if
- * it does not fit. */
-static bool gm_trace_expand(const char *path)
-{
-    struct gm_buf b = {gm_trace_path, 0, sizeof gm_trace_path - 1};
-    for (const char *p = path; *p; p++) {
-        if (p[0] == '%' && p[1] == 'p') {
-            gm_bputu(&b, (uint64_t)getpid(), 0);
-            p++;
-        } else {
-            gm_bputc(&b, *p);
-        }
-    }
-    if (b.n >= b.cap) return false;
-    gm_trace_path[b.n] = 0;
-    return true;
-}
-
-static void gm_trace_complain(const char *what)
-{
-    char msg[GM_TRACE_LINE];
-    struct gm_buf b = {msg, 0, sizeof msg - 1};
-    gm_bputs(&b, "gomalloc: GOMALLOC_TRACE: ");
-    gm_bputs(&b, what);
-    gm_bputs(&b, ": ");
-    gm_bputs(&b, gm_trace_path);
-    gm_bputs(&b, ": ");
-    gm_bputs(&b, strerror(errno));
-    gm_bputc(&b, '\n');
-    gm_write_all(2, msg, b.n);
-}
+static void gm_trace_complain(const char *what) { gm_complain_file(2, "GOMALLOC_TRACE", what, gm_trace_path, errno); }
 
 void gm_trace_start(const char *path, uint32_t period_ms)
 {
     if (!path || !*path || gm_trace.fd >= 0) return;
-    if (!gm_trace_expand(path)) {
+    if (!gm_path_expand(path, gm_trace_path, sizeof gm_trace_path)) {
         errno = ENAMETOOLONG;
         gm_trace_complain("cannot open");
         return;

@@ -5,6 +5,10 @@
 #   - every function <gomalloc.h> declares is named in gomalloc.3, every
 #     field of struct gm_stats in both documents, every gomalloc-run option
 #     in both;
+#   - the options are src/options.c's table: README.md's options table is
+#     exactly the rows unit_options --markdown prints, and gomalloc.3's
+#     ENVIRONMENT lists exactly the table's options, in its order, each
+#     entry ending "Default: <the table's default>." (skipped without groff);
 #   - gomalloc.3 renders without a warning (groff -man -ww; skipped without
 #     groff) and man -l shows it (skipped without man);
 #   - the README keeps its two commands and its table of figures from
@@ -41,6 +45,38 @@ in_docs "struct gm_stats fields" $fields
 
 run_options=$(grep -oE '^ +--[a-z-]+\)' "$SRC/tools/gomalloc-run" | tr -d ' )' | sed 's/\\//g')
 in_docs "gomalloc-run options" $run_options
+
+# The options' table against both documents.
+TABLE=$B/tests/unit_options
+if [ -x "$TABLE" ]; then
+    "$TABLE" --markdown >"$W/rows.md"
+    grep '^| `GOMALLOC_' "$README" >"$W/readme_rows.md"
+    if diff -u "$W/rows.md" "$W/readme_rows.md" >"$W/rows.diff"; then
+        pass "README's options table is src/options.c's ($(wc -l <"$W/rows.md") options)"
+    else
+        fail "README's options table differs from unit_options --markdown (- table, + README):"
+        cat "$W/rows.diff"
+    fi
+    if command -v groff >/dev/null; then
+        # Rendered on one long line per paragraph: a heading line per option
+        # (7 spaces), its text on the next (14 spaces).
+        groff -man -Tutf8 -P-cbou -rLL=2000n "$MAN" 2>/dev/null | sed -n '/^ENVIRONMENT/,/^[A-Z]/p' |
+            awk '/^       GOMALLOC_/ { sub(/^ +/, ""); sub(/=.*/, ""); name = $0; next }
+                 name != "" && /^              / {
+                     def = "?"
+                     if (match($0, /Default: [^ ]+\.$/)) def = substr($0, RSTART + 9, RLENGTH - 10)
+                     print name "\t" def; name = "" }' >"$W/man_options.tsv"
+        "$TABLE" --table >"$W/table.tsv"
+        if diff -u "$W/table.tsv" "$W/man_options.tsv" >"$W/man.diff"; then
+            pass "gomalloc.3's ENVIRONMENT is src/options.c's table, defaults included"
+        else
+            fail "gomalloc.3's ENVIRONMENT differs from unit_options --table (- table, + gomalloc.3):"
+            cat "$W/man.diff"
+        fi
+    fi
+else
+    fail "no $TABLE to compare the documents' options with"
+fi
 
 if command -v groff >/dev/null; then
     warnings=$(groff -man -Tutf8 -ww -z "$MAN" 2>&1)
