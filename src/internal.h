@@ -159,6 +159,10 @@ void gm_sys_thread_disown(void) GM_HIDDEN;
 long gm_sys_program_threads(void) GM_HIDDEN;
 void gm_sys_threads_fork_child(void) GM_HIDDEN;
 
+/* Make [v, v + n) of the heap read as zero, writing only the pages that may
+ * hold data (os.c explains how it knows). Keeps errno. */
+void gm_sys_zero(void *v, size_t n) GM_HIDDEN;
+
 /* Helper threads (the background scavenger, the trace sampler): started
  * joinable, with every signal blocked so that no handler of the program
  * ever runs on them, on a small stack (a default 8 MiB one would show in

@@ -25,7 +25,9 @@
  * free, and moves to a size class when it shrinks to a small size. Moves
  * copy the old object's usable bytes that fit. calloc zeroes only memory
  * that may hold old data: small objects always, large spans only if their
- * needzero says so (pages fresh from the OS read as zero).
+ * needzero says so (pages fresh from the OS, released or recommitted read
+ * as zero), and then only the pages the program may have written
+ * (gm_sys_zero).
  *
  * Process set-up is lazy and allocation-free, so malloc works from the
  * first call the dynamic loader or libc makes, before main and before any
@@ -563,6 +565,17 @@ void gm_free(void *p) { gm_free_fast(p); }
 /* calloc, realloc                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* Zero the first total bytes of p, a block just handed out: small objects
+ * by writing, large ones only where they may hold data (a span of released
+ * pages is zero already; of the others, pages never touched are too). */
+static void gm_calloc_zero(void *p, size_t total)
+{
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) != GM_SPAN_LARGE) memset(p, 0, total);
+    else if (s->needzero) gm_sys_zero(p, total);
+    gm_vg_defined(p, total); /* zero either way */
+}
+
 static void *gm_calloc_body(size_t n, size_t size)
 {
     size_t total;
@@ -574,7 +587,7 @@ static void *gm_calloc_body(size_t n, size_t size)
     if (!tc) return NULL;
     if (GM_UNLIKELY(gm_opt.check)) {
         void *p = gm_checked_malloc(tc, total, 1);
-        if (p) memset(p, 0, total);
+        if (p) gm_calloc_zero(p, total);
         return p;
     }
     if (total <= GM_MAX_SMALL) {
@@ -584,8 +597,7 @@ static void *gm_calloc_body(size_t n, size_t size)
     }
     struct gm_span *s = gm_large_alloc_span(tc, total);
     if (!s) return NULL;
-    if (s->needzero) memset((void *)s->base, 0, total);
-    gm_vg_defined((void *)s->base, total); /* zero either way */
+    gm_calloc_zero((void *)s->base, total);
     return (void *)s->base;
 }
 

@@ -400,3 +400,70 @@ void gm_sys_join(pthread_t t)
     atomic_fetch_sub(&gm_sys_helpers, 1);
     errno = saved;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Zeroing what may not be zero                                             */
+/* ------------------------------------------------------------------------ */
+/*
+ * calloc of memory the heap used before must read as zero, and writing
+ * zeros over a large block makes every page of it resident, though most of
+ * a big block is often pages the program never touched (a 2 GiB buffer of
+ * which it wrote the first bytes): glibc and jemalloc hand such requests
+ * fresh or purged pages and touch nothing. A private anonymous page that is
+ * neither present nor swapped out reads as zero (never touched, or given
+ * back with MADV_DONTNEED), so /proc/self/pagemap says which pages need
+ * writing: present (bit 63) or swapped (bit 62). Small ranges are cheaper
+ * to write than to look up. Without pagemap (no /proc), MADV_DONTNEED makes
+ * the whole pages read as zero, and only the unaligned ends are written.
+ */
+#define GM_ZERO_PROBE_MIN ((size_t)1 << 20) /* below this, memset */
+#define GM_PAGEMAP_BATCH 512                /* entries per read: 2 MiB of memory */
+
+/* memset the runs of [p, p + n) (OS-page aligned p) whose pages pagemap
+ * says may hold data; -1 if pagemap cannot be read. */
+static int gm_sys_zero_probed(uintptr_t p, size_t n)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    uint64_t e[GM_PAGEMAP_BATCH];
+    size_t pages = (n + GM_OS_PAGE - 1) / GM_OS_PAGE, done = 0;
+    uintptr_t run = 0; /* start of the run of pages to write, 0 if none */
+    while (done < pages) {
+        size_t want = pages - done < GM_PAGEMAP_BATCH ? pages - done : GM_PAGEMAP_BATCH;
+        off_t off = (off_t)((p / GM_OS_PAGE + done) * sizeof e[0]);
+        ssize_t got = pread(fd, e, want * sizeof e[0], off);
+        if (got < (ssize_t)sizeof e[0]) {
+            close(fd);
+            return done == 0 ? -1 : (memset((void *)(p + done * GM_OS_PAGE), 0, n - done * GM_OS_PAGE), 0);
+        }
+        for (size_t i = 0; i < (size_t)got / sizeof e[0]; i++) {
+            uintptr_t page = p + (done + i) * GM_OS_PAGE;
+            bool maybe_data = (e[i] >> 62) != 0; /* present or swapped */
+            if (maybe_data && !run) run = page;
+            if (!maybe_data && run) {
+                memset((void *)run, 0, page - run);
+                run = 0;
+            }
+        }
+        done += (size_t)got / sizeof e[0];
+    }
+    close(fd);
+    if (run) memset((void *)run, 0, p + n - run);
+    return 0;
+}
+
+void gm_sys_zero(void *v, size_t n)
+{
+    uintptr_t p = (uintptr_t)v;
+    if (n < GM_ZERO_PROBE_MIN || (p & (GM_OS_PAGE - 1))) {
+        memset(v, 0, n);
+        return;
+    }
+    int saved = errno;
+    if (gm_sys_zero_probed(p, n) != 0) {
+        size_t whole = n & ~(size_t)(GM_OS_PAGE - 1);
+        if (madvise(v, whole, MADV_DONTNEED) != 0) whole = 0;
+        memset((void *)(p + whole), 0, n - whole);
+    }
+    errno = saved;
+}
