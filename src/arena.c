@@ -429,28 +429,24 @@ fail:
 /* fork                                                                     */
 /* ------------------------------------------------------------------------ */
 /* In the order callers nest them: gm_arenas.lock, then the persistent
- * allocator's, then the sparse pool's (taken with neither of the others
- * held, so it is innermost). The child is the only thread left and holds
- * them all: it reinitializes them rather than unlocking a mutex some other
- * thread of the parent locked. */
+ * allocator's. The child is the only thread left and holds them all: it
+ * reinitializes them rather than unlocking a mutex some other thread of the
+ * parent locked. */
 
 void gm_arena_fork_prepare(void)
 {
     pthread_mutex_lock(&gm_arenas.lock);
     pthread_mutex_lock(&gm_persistent.lock);
-    gm_sparse_fork_prepare();
 }
 
 void gm_arena_fork_parent(void)
 {
-    gm_sparse_fork_parent();
     pthread_mutex_unlock(&gm_persistent.lock);
     pthread_mutex_unlock(&gm_arenas.lock);
 }
 
 void gm_arena_fork_child(void)
 {
-    gm_sparse_fork_child();
     pthread_mutex_init(&gm_persistent.lock, NULL);
     pthread_mutex_init(&gm_arenas.lock, NULL);
 }

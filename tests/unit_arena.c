@@ -28,22 +28,13 @@ static long long vm_data(void) { return test_vm_data(); }
  * [addr, addr + len), or "" if none, from /proc/self/maps. */
 static const char *maps_perms_range(uintptr_t addr, uintptr_t span)
 {
-    static char buf[1 << 20];
     static char perms[5];
+    char p[5];
+    uintptr_t lo, hi;
     perms[0] = 0;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return perms;
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        char *e;
-        uintptr_t lo = strtoull(line, &e, 16), hi = strtoull(e + 1, &e, 16);
+    for (test_maps_open(); test_maps_next(&lo, &hi, p);) {
         if (addr < hi && lo < addr + span) {
-            memcpy(perms, e + 1, 4);
-            perms[4] = 0;
+            memcpy(perms, p, sizeof perms);
             break;
         }
     }
