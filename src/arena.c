@@ -20,10 +20,17 @@
  * so that the free path finds a span there with one load.
  *
  * Metadata comes from gm_persistent_alloc: a bump allocator (gm_linear) over
- * 1 GiB PROT_NONE reservations that commits 64 KiB at a time, so metadata
- * costs commit only as it is used and each reservation's committed part is
- * one contiguous prefix (one mapping). gm_fixalloc keeps free lists of
- * fixed-size records (spans, thread caches) carved from it.
+ * PROT_NONE reservations that commits 64 KiB at a time, so metadata costs
+ * commit only as it is used and each reservation's committed part is one
+ * contiguous prefix (one mapping). Reservations start at 64 MiB and double
+ * up to 1 GiB, so that a small program holds little address space and a
+ * large one makes few reservations (each old one stays a mapping); under
+ * RLIMIT_AS they start at a 64th of the limit (1 MiB under 64 MiB) and stay
+ * under a 16th. When one is refused with ENOMEM, a smaller one is tried,
+ * down to what the request needs. A new reservation gives back the old
+ * one's uncommitted tail, so the address space metadata holds is what it
+ * committed plus less than the current reservation. gm_fixalloc keeps free lists of fixed-size
+ * records (spans, thread caches) carved from it.
  *
  * Invariants:
  *  - Arena records are created once, published once, and never freed or
@@ -104,41 +111,62 @@ void *gm_linear_alloc(struct gm_linear *l, size_t size, size_t align, gm_stat *s
 /* Persistent allocator                                                     */
 /* ------------------------------------------------------------------------ */
 
-#define GM_PERSISTENT_REGION ((size_t)1 << 30) /* reserved at a time */
+#define GM_PERSISTENT_FIRST ((size_t)64 << 20) /* the first reservation, no RLIMIT_AS */
+#define GM_PERSISTENT_MAX ((size_t)1 << 30)    /* reservations double up to this */
 #define GM_PERSISTENT_STEP ((size_t)64 << 10)  /* committed at a time */
 
 #ifdef GM_TESTING
-/* Tests shrink the reservations to reach the region switch cheaply. */
-size_t gm_persistent_region_bytes GM_HIDDEN = GM_PERSISTENT_REGION;
-#define GM_PERSISTENT_REGION_NOW gm_persistent_region_bytes
+/* Tests shrink the first reservation to reach the region switch cheaply. */
+size_t gm_persistent_first_bytes GM_HIDDEN = GM_PERSISTENT_FIRST;
+#define GM_PERSISTENT_FIRST_NOW gm_persistent_first_bytes
 #else
-#define GM_PERSISTENT_REGION_NOW GM_PERSISTENT_REGION
+#define GM_PERSISTENT_FIRST_NOW GM_PERSISTENT_FIRST
 #endif
 
 static struct {
     pthread_mutex_t lock;
     struct gm_linear cur; /* end == 0 until the first reservation */
+    size_t next_region;   /* the size the next reservation aims at (0: first) */
 } gm_persistent = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The size the next reservation aims at: double the last, up to
+ * GM_PERSISTENT_MAX; under RLIMIT_AS, starting from a 64th of the limit and
+ * never above a 16th, so that metadata holds little address space it does
+ * not use. */
+static size_t gm_persistent_want(void)
+{
+    size_t want = gm_persistent.next_region ? gm_persistent.next_region : GM_PERSISTENT_FIRST_NOW;
+    uint64_t as = gm_sys_as_limit();
+    if (as == UINT64_MAX) return want;
+    if (!gm_persistent.next_region && want > as / 64) want = gm_align_down(as / 64, GM_PERSISTENT_STEP);
+    if (want > as / 16) want = gm_align_down(as / 16, GM_PERSISTENT_STEP);
+    return want;
+}
+
 /* Replace the current reservation with a new one that can hold size bytes
- * aligned to align. Lock held. -1 if the OS refuses (nothing changed). */
+ * aligned to align: the size aimed at, or at least enough, halving toward
+ * enough while the OS says ENOMEM (RLIMIT_AS, or no room). Lock held. -1 if
+ * even that is refused (nothing changed). */
 static int gm_persistent_refill(size_t size, size_t align)
 {
-    size_t region = GM_PERSISTENT_REGION_NOW;
-    size_t need = size + align; /* enough for any alignment of the base */
+    /* mmap's result is OS-page aligned; a larger alignment may cost its
+     * size in slack. */
+    size_t need = gm_align_up(size + (align > GM_OS_PAGE ? align : 0), GM_OS_PAGE);
     if (need < size) return -1;
-    if (need > region) {
-        region = (need / region + 1) * region;
-        if (region < need) return -1;
+    size_t region = gm_persistent_want();
+    if (region < need) region = need;
+    void *base;
+    while (!(base = gm_sys_reserve(NULL, region))) {
+        if (region == need || errno != ENOMEM) return -1;
+        region = region / 2 > need ? gm_align_up(region / 2, GM_OS_PAGE) : need;
     }
-    void *base = gm_sys_reserve(NULL, region);
-    if (!base) return -1;
     struct gm_linear *l = &gm_persistent.cur;
     /* Give back the old reservation's uncommitted tail (address space only;
      * its committed slack stays in gm_meta.other). */
     if (l->end > l->mapped) gm_sys_free((void *)l->mapped, l->end - l->mapped, 0, NULL);
     gm_linear_init(l, (uintptr_t)base, region, true);
     l->map_step = GM_PERSISTENT_STEP;
+    gm_persistent.next_region = region < GM_PERSISTENT_MAX / 2 ? 2 * region : GM_PERSISTENT_MAX;
     return 0;
 }
 

@@ -140,6 +140,10 @@ int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat) GM_HID
 /* Number of lines of /proc/self/maps (the VMA count), read without
  * allocating; -1 if it cannot be read. */
 long gm_sys_mapping_count(void) GM_HIDDEN;
+/* The soft RLIMIT_AS in force, read anew at each call (a program may change
+ * it at any time), or UINT64_MAX if there is none. Reservations that may be
+ * large ask it to size themselves. */
+uint64_t gm_sys_as_limit(void) GM_HIDDEN;
 
 #ifdef GM_TESTING
 /* Fault injection (test build only): after `skip` more successful calls of

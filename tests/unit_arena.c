@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -17,7 +19,7 @@
 #define MiB ((size_t)1 << 20)
 #define ARENA GM_ARENA_BYTES
 
-extern size_t gm_persistent_region_bytes; /* arena.c, GM_TESTING only */
+extern size_t gm_persistent_first_bytes; /* arena.c, GM_TESTING only */
 
 /* Bytes the tests themselves commit through the OS layer (not metadata). */
 static gm_stat test_own;
@@ -251,69 +253,123 @@ static void test_persistent_threads(void)
     CHECK(accounting_holds());
 }
 
-/* Runs first, while no metadata reservation exists, with 1 MiB
- * reservations so the region switch is cheap to reach. */
+/* Region k of the persistent allocator: its start, and how many 300 KiB
+ * blocks went into it. */
+struct pregion {
+    uint8_t *base;
+    size_t n;
+};
+
+/* Runs first, while no metadata reservation exists, with a 1 MiB first
+ * reservation so that the region switches are cheap to reach. */
 static void test_persistent_regions(void)
 {
-    gm_persistent_region_bytes = MiB;
+    gm_persistent_first_bytes = MiB;
     uint64_t c0 = gm_stat_load(&gm_os.committed), m0 = meta_sum(), r0 = gm_stat_load(&gm_os.reserved);
-    /* No reservation yet: a refused one fails cleanly. */
-    gm_fault_set(GM_SYS_RESERVE, 0, 1);
+    uint64_t f0 = gm_os.failures[GM_SYS_RESERVE];
+    /* No reservation yet: a refused one fails cleanly, after trying
+     * halves of 1 MiB down to the 4 KiB the request needs (9 sizes). */
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
     errno = 0;
     CHECK(gm_persistent_alloc(100, 64, &gm_meta.spans) == NULL);
     CHECK_EQ(errno, ENOMEM);
     gm_fault_clear();
+    CHECK_EQ(gm_os.failures[GM_SYS_RESERVE] - f0, 9);
     CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
     CHECK_EQ(meta_sum(), m0);
     CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
 
-    /* 300 KiB at a time: three fit a region (committed to 960 KiB); the
-     * fourth starts a new region, and the old one's uncommitted tail is
-     * given back. */
-    uint8_t *region = NULL, *last = NULL;
-    int switches = 0;
-    bool ok = true, tails_freed = true;
+    /* 300 KiB at a time: three fit the first reservation (1 MiB, committed
+     * to 960 KiB), six the second (2 MiB: 1856 KiB), the rest the third
+     * (4 MiB); each switch gives the old one's uncommitted tail back. */
+    struct pregion reg[4];
+    size_t nreg = 0;
+    uint8_t *last = NULL;
+    bool ok = true;
     for (int i = 0; i < 12; i++) {
         uint8_t *q = gm_persistent_alloc(300 * KiB, 4096, &gm_meta.spans);
         ok &= q != NULL && ((uintptr_t)q & 4095) == 0 && all_zero(q, 300 * KiB);
         if (!q) break;
         memset(q, 1, 300 * KiB);
-        if (!last || q != last + 300 * KiB) {
-            if (region) {
-                switches++;
-                tails_freed &= strcmp(maps_perms((uintptr_t)region + 950 * KiB), "rw-p") == 0;
-                /* (a sanitizer's runtime may map into the hole at once) */
-                tails_freed &= TEST_SANITIZER || strcmp(maps_perms((uintptr_t)region + 1000 * KiB), "") == 0;
-            }
-            region = q;
-        }
+        if ((!last || q != last + 300 * KiB) && nreg < 4) reg[nreg++] = (struct pregion){q, 0};
+        reg[nreg - 1].n++;
         last = q;
     }
     CHECK(ok);
-    CHECK_EQ(switches, 3);
+    CHECK_EQ(nreg, 3);
+    CHECK(nreg == 3 && reg[0].n == 3 && reg[1].n == 6 && reg[2].n == 3);
+    bool tails_freed = true;
+    for (size_t k = 0; k + 1 < nreg; k++) {
+        size_t committed = gm_align_up(reg[k].n * 300 * KiB, 64 * KiB);
+        tails_freed &= strcmp(maps_perms((uintptr_t)reg[k].base + committed - 1), "rw-p") == 0;
+        /* (a sanitizer's runtime may map into the hole at once) */
+        tails_freed &= TEST_SANITIZER || strcmp(maps_perms((uintptr_t)reg[k].base + committed), "") == 0;
+    }
     CHECK(tails_freed);
     CHECK_EQ(gm_stat_load(&gm_meta.spans), 12 * 300 * KiB);
-    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, 4 * 960 * KiB);
-    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 3 * 960 * KiB + MiB);
+    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, (960 + 1856 + 960) * KiB);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, (960 + 1856) * KiB + 4 * MiB);
     CHECK(accounting_holds());
 
-    /* The region is full: a refused new one fails cleanly. */
+    /* 3200 KiB do not fit what is left: the next reservation aims at
+     * 8 MiB. Refused at every size (8 MiB, 4 MiB, then the 3200 KiB it
+     * needs): NULL, nothing counted. */
     c0 = gm_stat_load(&gm_os.committed);
     m0 = meta_sum();
     r0 = gm_stat_load(&gm_os.reserved);
-    gm_fault_set(GM_SYS_RESERVE, 0, 1);
-    CHECK(gm_persistent_alloc(300 * KiB, 64, &gm_meta.spans) == NULL);
+    f0 = gm_os.failures[GM_SYS_RESERVE];
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
+    CHECK(gm_persistent_alloc(3200 * KiB, 64, &gm_meta.spans) == NULL);
     gm_fault_clear();
+    CHECK_EQ(gm_os.failures[GM_SYS_RESERVE] - f0, 3);
     CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
     CHECK_EQ(meta_sum(), m0);
     CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
 
-    /* Bigger than a region: a region of its own, rounded to regions. */
-    uint8_t *big = gm_persistent_alloc(2 * MiB + 5, 64, &gm_meta.spans);
-    CHECK(big != NULL && all_zero(big, 2 * MiB + 5));
-    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 3 * MiB - 64 * KiB);
+    /* ENOMEM at 8 MiB only: 4 MiB instead (the old one's 3136 KiB tail
+     * given back). */
+    gm_fault_set(GM_SYS_RESERVE, 0, 1);
+    uint8_t *p = gm_persistent_alloc(3200 * KiB, 64, &gm_meta.spans);
+    gm_fault_clear();
+    CHECK(p != NULL && all_zero(p, 3200 * KiB));
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 4 * MiB - (4 * MiB - 960 * KiB));
+    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, 3200 * KiB);
+
+    /* Bigger than the 8 MiB aimed at: a reservation of its own size. */
+    r0 = gm_stat_load(&gm_os.reserved);
+    uint8_t *big = gm_persistent_alloc(9 * MiB + 5, 64, &gm_meta.spans);
+    CHECK(big != NULL && all_zero(big, 9 * MiB + 5));
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 9 * MiB + 4 * KiB - (4 * MiB - 3200 * KiB));
     CHECK(accounting_holds());
-    gm_persistent_region_bytes = (size_t)1 << 30;
+
+    /* Under RLIMIT_AS (in a child): the reservation aims at no more than a
+     * sixteenth of the limit, and a request the limit cannot hold fails
+     * with nothing counted. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_AS, &rl);
+        rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 8 * MiB;
+        CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+        size_t cap = gm_align_down(rl.rlim_cur / 16, 64 * KiB);
+        uint64_t r1 = gm_stat_load(&gm_os.reserved);
+        CHECK(gm_persistent_alloc(64 * KiB, 64, &gm_meta.spans) != NULL);
+        CHECK_EQ(gm_stat_load(&gm_os.reserved) - r1, cap); /* not the 18 MiB aimed at */
+        uint64_t c1 = gm_stat_load(&gm_os.committed), m1 = meta_sum();
+        r1 = gm_stat_load(&gm_os.reserved);
+        errno = 0;
+        CHECK(gm_persistent_alloc(16 * MiB, 64, &gm_meta.spans) == NULL);
+        CHECK_EQ(errno, ENOMEM);
+        CHECK_EQ(gm_stat_load(&gm_os.committed), c1);
+        CHECK_EQ(meta_sum(), m1);
+        CHECK_EQ(gm_stat_load(&gm_os.reserved), r1);
+        CHECK(gm_persistent_alloc(256 * KiB, 64, &gm_meta.spans) != NULL); /* what fits still works */
+        CHECK(accounting_holds());
+        _exit(test_failures ? 1 : 0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_persistent_faults(void)
@@ -429,7 +485,7 @@ static void test_arena_alloc(void)
      * the flat span table if the arena is at the first hint. */
     uint64_t rgrew = gm_stat_load(&gm_os.reserved) - reserved0;
     uint64_t flat = v == GM_FLAT_BASE ? GM_FLAT_ARENAS * sizeof(struct gm_arena) : 0;
-    CHECK(rgrew == ARENA + flat || rgrew == ARENA + flat + gm_persistent_region_bytes);
+    CHECK(rgrew >= ARENA + flat && rgrew - (ARENA + flat) <= 32 * MiB); /* and maybe a metadata reservation */
     CHECK_EQ(gm_flat_bytes, v == GM_FLAT_BASE ? ARENA : 0);
     CHECK_EQ(gm_stat_load(&gm_meta.arenas), arenas0 + sizeof(struct gm_arena));
     CHECK_EQ(gm_stat_load(&gm_meta.arena_index), index0 + 4096);
@@ -592,6 +648,10 @@ static void test_arena_faults(void)
 
 int main(void)
 {
+    /* glibc's own heap (the tests use it) starts before VmData is measured,
+     * and stays (a free would trim it). */
+    static void *libc_heap;
+    libc_heap = malloc(100);
     test_persistent_regions(); /* before any metadata reservation */
     /* The hints are process state: arena tests in this order. */
     test_arena_alloc();
@@ -603,5 +663,6 @@ int main(void)
     test_persistent_faults();
     test_fixalloc();
     CHECK(accounting_holds());
+    free(libc_heap);
     return test_done("unit_arena");
 }
