@@ -6,8 +6,10 @@
  *   page        8 KiB, the unit of the page heap (Go's pageSize).
  *   chunk       512 pages = 4 MiB, the unit of the page allocator's bitmaps and
  *               of heap growth (Go's pallocChunkPages).
- *   arena       64 MiB of address space, 64 MiB aligned, reserved PROT_NONE and
- *               committed incrementally (Go's heapArena).
+ *   arena       64 MiB of address space, 64 MiB aligned: the unit of the arena
+ *               index and its records (Go's heapArena). The heap reserves
+ *               PROT_NONE a whole arena at a time, or less under RLIMIT_AS,
+ *               and commits incrementally.
  *   curArena    the part of the newest reservation not yet handed to the page
  *               allocator (Go's mheap.curArena).
  *   span        a run of pages handed out by the heap: one large object, or a
@@ -200,18 +202,26 @@ static inline struct gm_arena *gm_arena_of(uintptr_t p)
  * their spans[] form one array indexed by page from GM_FLAT_BASE: a span
  * lookup there is one load instead of three. GM_FLAT_BASE is the first
  * arena hint, the range successive reservations usually extend; arenas
- * elsewhere (or past GM_FLAT_ARENAS) are found through the index only.
- * gm_flat_bytes only grows, published with a release store after the
- * records it covers. */
+ * elsewhere (or past the table's gm_flat_arenas) are found through the
+ * index only. gm_flat_bytes only grows, published with a release store
+ * after the records it covers. */
 #define GM_FLAT_BASE ((uintptr_t)0x00c0 << 32)
-#define GM_FLAT_ARENAS 512 /* 32 GiB of heap: a 32 MiB reservation */
+#define GM_FLAT_MAX_ARENAS 512 /* 32 GiB of heap: a 32 MiB reservation */
 extern struct gm_span *_Atomic *gm_flat_spans GM_HIDDEN;
 extern _Atomic uintptr_t gm_flat_bytes GM_HIDDEN;
+/* The table's capacity in arenas, set when it is reserved (at the first
+ * reservation at GM_FLAT_BASE): GM_FLAT_MAX_ARENAS, or under RLIMIT_AS
+ * enough for a heap as large as the limit. */
+extern size_t gm_flat_arenas GM_HIDDEN;
 
-/* Go's (*mheap).sysAlloc: reserve at least n bytes (rounded up to whole
- * arenas) at the arena hints, falling back to anywhere when a hint is taken,
- * and create the arena records. Returns the Reserved region and its size
- * in *size, or NULL (nothing reserved, nothing counted). Heap lock held. */
+/* Go's (*mheap).sysAlloc: reserve address space for a growth of at least
+ * n bytes at the arena hints (falling back to anywhere when a hint is
+ * taken) and give the arenas it touches their records. Without RLIMIT_AS,
+ * whole arenas, aligned; under it, or when the OS refuses that, smaller
+ * pieces (gm_arena_piece in arena.c), down to n rounded to pages. A
+ * reservation may cover part of an arena and share its record with
+ * another. Returns the Reserved region (page aligned) and its size in
+ * *size, or NULL (nothing reserved, nothing counted). Heap lock held. */
 void *gm_arena_alloc(size_t n, size_t *size) GM_HIDDEN;
 /* Tests: the address the next gm_arena_alloc tries first (0 if no hint). */
 uintptr_t gm_arena_next_hint(void) GM_HIDDEN;

@@ -484,7 +484,7 @@ static void test_arena_alloc(void)
     /* The arena, plus a metadata reservation if this was the first, plus
      * the flat span table if the arena is at the first hint. */
     uint64_t rgrew = gm_stat_load(&gm_os.reserved) - reserved0;
-    uint64_t flat = v == GM_FLAT_BASE ? GM_FLAT_ARENAS * sizeof(struct gm_arena) : 0;
+    uint64_t flat = v == GM_FLAT_BASE ? gm_flat_arenas * sizeof(struct gm_arena) : 0;
     CHECK(rgrew >= ARENA + flat && rgrew - (ARENA + flat) <= 32 * MiB); /* and maybe a metadata reservation */
     CHECK_EQ(gm_flat_bytes, v == GM_FLAT_BASE ? ARENA : 0);
     CHECK_EQ(gm_stat_load(&gm_meta.arenas), arenas0 + sizeof(struct gm_arena));
@@ -646,6 +646,78 @@ static void test_arena_faults(void)
     CHECK(accounting_holds());
 }
 
+/* Under RLIMIT_AS (in a child): reservations are pieces of a 16th of the
+ * limit, whole chunks, extending the hint; pieces that share an arena share
+ * its record; when the OS refuses a piece, the growth's need rounded to
+ * chunks, then to pages. */
+static int child_arena_pieces(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 256 * MiB;
+    CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+    size_t piece = gm_align_down(rl.rlim_cur / 16, GM_CHUNK_BYTES);
+    CHECK(piece < ARENA); /* (the test's own VmSize is small) */
+    uintptr_t hint = gm_arena_next_hint(); /* (a down-hint's is for one arena) */
+    size_t s1 = 0, s2 = 0;
+    uintptr_t v1 = (uintptr_t)gm_arena_alloc(1, &s1);
+    CHECK_EQ(s1, piece);
+    CHECK(TEST_SANITIZER || v1 == hint || v1 + s1 == hint + ARENA);
+    uint64_t arenas0 = gm_stat_load(&gm_meta.arenas), r0 = gm_stat_load(&gm_os.reserved);
+    uintptr_t v2 = (uintptr_t)gm_arena_alloc(piece / 2 + 1, &s2);
+    CHECK_EQ(s2, piece);
+    CHECK(v2 == v1 + s1 || v2 + s2 == v1); /* contiguous, up or down */
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, piece);
+    /* An arena that holds parts of both has one record, found from both;
+     * only v2's other arenas got new ones. */
+    size_t a1 = v1 >> GM_ARENA_SHIFT, b1 = (v1 + s1 - 1) >> GM_ARENA_SHIFT;
+    size_t a2 = v2 >> GM_ARENA_SHIFT, b2 = (v2 + s2 - 1) >> GM_ARENA_SHIFT, shared = 0;
+    for (size_t ai = a2; ai <= b2; ai++) {
+        if (ai < a1 || ai > b1) continue;
+        shared++;
+        uintptr_t in1 = ai << GM_ARENA_SHIFT < v1 ? v1 : ai << GM_ARENA_SHIFT;
+        uintptr_t in2 = ai << GM_ARENA_SHIFT < v2 ? v2 : ai << GM_ARENA_SHIFT;
+        CHECK(gm_arena_of(in1) != NULL && gm_arena_of(in1) == gm_arena_of(in2));
+    }
+    CHECK(shared > 0); /* pieces smaller than an arena, from an arena-aligned hint */
+    uint64_t grew = gm_stat_load(&gm_meta.arenas) - arenas0;
+    CHECK(grew == (b2 - a2 + 1 - shared) * sizeof(struct gm_arena) || grew == 0); /* 0: flat slots committed */
+    CHECK(strcmp(maps_perms(v2), "---p") == 0);
+    CHECK(accounting_holds());
+
+    /* The piece refused at the hint and anywhere: 4 MiB (the need rounded
+     * to a chunk). Refused too: the need itself, 24 KiB. */
+    size_t s3 = 0, s4 = 0;
+    gm_fault_set(GM_SYS_RESERVE, 0, 2);
+    uintptr_t v3 = (uintptr_t)gm_arena_alloc(3 * GM_PAGE_SIZE, &s3);
+    gm_fault_clear();
+    CHECK_EQ(s3, GM_CHUNK_BYTES);
+    CHECK(TEST_SANITIZER || v3 == v2 + s2 || v3 + s3 == v2); /* up, or down where the space above is taken */
+    gm_fault_set(GM_SYS_RESERVE, 0, 4);
+    uintptr_t v4 = (uintptr_t)gm_arena_alloc(3 * GM_PAGE_SIZE, &s4);
+    gm_fault_clear();
+    CHECK_EQ(s4, 3 * GM_PAGE_SIZE);
+    CHECK(TEST_SANITIZER || v4 == v3 + s3 || v4 + s4 == v3);
+    CHECK(gm_arena_of(v4) != NULL && gm_arena_of(v4 + s4 - 1) != NULL);
+    /* All refused: NULL, nothing counted, the hint kept. */
+    uintptr_t h0 = gm_arena_next_hint();
+    uint64_t c0 = gm_stat_load(&gm_os.committed), m0 = meta_sum();
+    r0 = gm_stat_load(&gm_os.reserved);
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
+    size_t s5 = 0;
+    CHECK(gm_arena_alloc(3 * GM_PAGE_SIZE, &s5) == NULL);
+    gm_fault_clear();
+    CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
+    CHECK_EQ(meta_sum(), m0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
+    CHECK_EQ(gm_arena_next_hint(), h0);
+    /* Beyond what the limit allows: the exact need is refused by the OS. */
+    CHECK(gm_arena_alloc(512 * MiB, &s5) == NULL);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
+    CHECK(accounting_holds());
+    return test_failures;
+}
+
 int main(void)
 {
     /* glibc's own heap (the tests use it) starts before VmData is measured,
@@ -657,6 +729,7 @@ int main(void)
     test_arena_alloc();
     test_hint_collision();
     test_arena_faults();
+    test_in_child("arena_pieces", child_arena_pieces);
     test_linear();
     test_persistent_basic();
     test_persistent_threads();
