@@ -362,6 +362,7 @@ static int child_pieces(void)
  * cleanly, and after frees it works again. */
 static int child_rlimit_as(void)
 {
+    if (TEST_SANITIZER) return 0; /* its shadow is most of VmSize, and its own mappings need the room */
     struct rlimit rl;
     getrlimit(RLIMIT_AS, &rl);
     rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 96 * MiB;
