@@ -12,24 +12,44 @@
  * region is returned Reserved: the heap commits it 4 MiB at a time, so an
  * arena costs no commit charge until the heap grows into it.
  *
+ * Address space is what RLIMIT_AS (ulimit -v) bounds, and 64 MiB at a time
+ * is too coarse for a limit of a few hundred MiB, so under a finite limit
+ * the heap reserves in pieces instead (Go's 32-bit layout, with 4 MiB
+ * arenas, is the model): a 16th of the limit, in whole chunks, and when
+ * even that is refused with ENOMEM, what the growth needs rounded to chunks,
+ * then to pages. Pieces at a hint still extend one contiguous range, so the
+ * heap stays one mapping. The arena stays the unit of the index: a piece
+ * may cover part of an arena, and two pieces in one arena share its record.
+ *
  * Every arena gets a struct gm_arena (its page -> span map), found from any
  * address through a two-level index: a static L1 covering the 47-bit address
  * space, and 4 KiB L2 pages created when an arena first lands in their range.
  * The records of the arenas that extend the range from the first hint up lie
  * end to end in one reservation instead (the flat span table, internal.h),
- * so that the free path finds a span there with one load.
+ * so that the free path finds a span there with one load; under RLIMIT_AS
+ * the table is sized to the heap the limit allows.
  *
  * Metadata comes from gm_persistent_alloc: a bump allocator (gm_linear) over
- * 1 GiB PROT_NONE reservations that commits 64 KiB at a time, so metadata
- * costs commit only as it is used and each reservation's committed part is
- * one contiguous prefix (one mapping). gm_fixalloc keeps free lists of
- * fixed-size records (spans, thread caches) carved from it.
+ * PROT_NONE reservations that commits 64 KiB at a time, so metadata costs
+ * commit only as it is used and each reservation's committed part is one
+ * contiguous prefix (one mapping). Reservations start at 64 MiB and double
+ * up to 1 GiB, so that a small program holds little address space and a
+ * large one makes few reservations (each old one stays a mapping); under
+ * RLIMIT_AS they start at a 64th of the limit (1 MiB under 64 MiB) and stay
+ * under a 16th. When one is refused with ENOMEM, a smaller one is tried,
+ * down to what the request needs. A new reservation gives back the old
+ * one's uncommitted tail, so the address space metadata holds is what it
+ * committed plus less than the current reservation. gm_fixalloc keeps free lists of fixed-size
+ * records (spans, thread caches) carved from it.
  *
  * Invariants:
- *  - Arena records are created once, published once, and never freed or
- *    moved; index entries (L1 and L2) go from NULL to non-NULL only, with
- *    release stores after the memory they point to is ready, so readers need
- *    no lock. Arena regions are never given back to the OS.
+ *  - Arena records are created once (by the first reservation that touches
+ *    their arena), published once, and never freed or moved; the arenas
+ *    gm_flat_bytes covers have their flat table slots as records, so that
+ *    both lookups agree. Index entries (L1 and L2) go from NULL to non-NULL
+ *    only, with release stores after the memory they point to is ready, so
+ *    readers need no lock. Heap reservations are never given back to the
+ *    OS.
  *  - Metadata never comes from libc malloc (we are malloc): only from the
  *    OS layer, through the allocators here.
  *  - Every committed byte of metadata is in exactly one gm_meta field: the
@@ -104,41 +124,62 @@ void *gm_linear_alloc(struct gm_linear *l, size_t size, size_t align, gm_stat *s
 /* Persistent allocator                                                     */
 /* ------------------------------------------------------------------------ */
 
-#define GM_PERSISTENT_REGION ((size_t)1 << 30) /* reserved at a time */
+#define GM_PERSISTENT_FIRST ((size_t)64 << 20) /* the first reservation, no RLIMIT_AS */
+#define GM_PERSISTENT_MAX ((size_t)1 << 30)    /* reservations double up to this */
 #define GM_PERSISTENT_STEP ((size_t)64 << 10)  /* committed at a time */
 
 #ifdef GM_TESTING
-/* Tests shrink the reservations to reach the region switch cheaply. */
-size_t gm_persistent_region_bytes GM_HIDDEN = GM_PERSISTENT_REGION;
-#define GM_PERSISTENT_REGION_NOW gm_persistent_region_bytes
+/* Tests shrink the first reservation to reach the region switch cheaply. */
+size_t gm_persistent_first_bytes GM_HIDDEN = GM_PERSISTENT_FIRST;
+#define GM_PERSISTENT_FIRST_NOW gm_persistent_first_bytes
 #else
-#define GM_PERSISTENT_REGION_NOW GM_PERSISTENT_REGION
+#define GM_PERSISTENT_FIRST_NOW GM_PERSISTENT_FIRST
 #endif
 
 static struct {
     pthread_mutex_t lock;
     struct gm_linear cur; /* end == 0 until the first reservation */
+    size_t next_region;   /* the size the next reservation aims at (0: first) */
 } gm_persistent = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The size the next reservation aims at: double the last, up to
+ * GM_PERSISTENT_MAX; under RLIMIT_AS, starting from a 64th of the limit and
+ * never above a 16th, so that metadata holds little address space it does
+ * not use. */
+static size_t gm_persistent_want(void)
+{
+    size_t want = gm_persistent.next_region ? gm_persistent.next_region : GM_PERSISTENT_FIRST_NOW;
+    uint64_t as = gm_sys_as_limit();
+    if (as == UINT64_MAX) return want;
+    if (!gm_persistent.next_region && want > as / 64) want = gm_align_down(as / 64, GM_PERSISTENT_STEP);
+    if (want > as / 16) want = gm_align_down(as / 16, GM_PERSISTENT_STEP);
+    return want;
+}
+
 /* Replace the current reservation with a new one that can hold size bytes
- * aligned to align. Lock held. -1 if the OS refuses (nothing changed). */
+ * aligned to align: the size aimed at, or at least enough, halving toward
+ * enough while the OS says ENOMEM (RLIMIT_AS, or no room). Lock held. -1 if
+ * even that is refused (nothing changed). */
 static int gm_persistent_refill(size_t size, size_t align)
 {
-    size_t region = GM_PERSISTENT_REGION_NOW;
-    size_t need = size + align; /* enough for any alignment of the base */
+    /* mmap's result is OS-page aligned; a larger alignment may cost its
+     * size in slack. */
+    size_t need = gm_align_up(size + (align > GM_OS_PAGE ? align : 0), GM_OS_PAGE);
     if (need < size) return -1;
-    if (need > region) {
-        region = (need / region + 1) * region;
-        if (region < need) return -1;
+    size_t region = gm_persistent_want();
+    if (region < need) region = need;
+    void *base;
+    while (!(base = gm_sys_reserve(NULL, region))) {
+        if (region == need || errno != ENOMEM) return -1;
+        region = region / 2 > need ? gm_align_up(region / 2, GM_OS_PAGE) : need;
     }
-    void *base = gm_sys_reserve(NULL, region);
-    if (!base) return -1;
     struct gm_linear *l = &gm_persistent.cur;
     /* Give back the old reservation's uncommitted tail (address space only;
      * its committed slack stays in gm_meta.other). */
     if (l->end > l->mapped) gm_sys_free((void *)l->mapped, l->end - l->mapped, 0, NULL);
     gm_linear_init(l, (uintptr_t)base, region, true);
     l->map_step = GM_PERSISTENT_STEP;
+    gm_persistent.next_region = region < GM_PERSISTENT_MAX / 2 ? 2 * region : GM_PERSISTENT_MAX;
     return 0;
 }
 
@@ -267,7 +308,7 @@ uintptr_t gm_arena_next_hint(void)
 
 static _Noreturn void gm_arena_corrupt(void)
 {
-    static const char msg[] = "gomalloc: arena index slot already in use\n";
+    static const char msg[] = "gomalloc: arena record is not its flat table slot\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
     abort();
@@ -275,41 +316,61 @@ static _Noreturn void gm_arena_corrupt(void)
 
 struct gm_span *_Atomic *gm_flat_spans;
 _Atomic uintptr_t gm_flat_bytes;
+size_t gm_flat_arenas;           /* the table's capacity, set when reserved */
 static size_t gm_flat_committed; /* bytes of the table committed so far */
 _Static_assert(sizeof(struct gm_arena) == GM_PAGES_PER_ARENA * sizeof(struct gm_span *),
                "the flat table is the records end to end");
 
-/* The records of the arenas [v, v + n) in the flat table, committed (to
- * gm_meta.arenas), if the region extends the flat range; else NULL. The
- * table is reserved the first time (and kept). Lock held. */
+/* Reserve the flat table: GM_FLAT_MAX_ARENAS records, or under RLIMIT_AS as
+ * many as a heap the limit allows can reach (it only speeds lookups up).
+ * Lock held. */
+static bool gm_flat_reserve(void)
+{
+    size_t arenas = GM_FLAT_MAX_ARENAS;
+    uint64_t as = gm_sys_as_limit();
+    if (as != UINT64_MAX && as / GM_ARENA_BYTES + 1 < arenas) arenas = as / GM_ARENA_BYTES + 1;
+    gm_flat_spans = gm_sys_reserve(NULL, arenas * sizeof(struct gm_arena));
+    if (gm_flat_spans) gm_flat_arenas = arenas;
+    return gm_flat_spans != NULL;
+}
+
+/* The flat table's record of the arena holding v, with the records of
+ * every arena [v, v + n) touches committed (to gm_meta.arenas), if the
+ * region extends the flat range, fits the table and its other arenas have
+ * no record yet (one made for an earlier reservation elsewhere in such an
+ * arena would not be its slot); else NULL. The table is reserved the first
+ * time (and kept). Lock held. */
 static struct gm_arena *gm_flat_records(uintptr_t v, size_t n)
 {
     size_t fb = atomic_load_explicit(&gm_flat_bytes, memory_order_relaxed);
-    if (v != GM_FLAT_BASE + fb || n > (size_t)GM_FLAT_ARENAS * GM_ARENA_BYTES - fb) return NULL;
-    if (!gm_flat_spans && !(gm_flat_spans = gm_sys_reserve(NULL, GM_FLAT_ARENAS * sizeof(struct gm_arena))))
-        return NULL;
+    if (v != GM_FLAT_BASE + fb) return NULL;
+    if (!gm_flat_spans && !gm_flat_reserve()) return NULL;
+    size_t end = fb + n;
+    if (end > gm_flat_arenas * GM_ARENA_BYTES) return NULL;
+    for (size_t a = gm_align_up(fb, GM_ARENA_BYTES); a < end; a += GM_ARENA_BYTES)
+        if (gm_arena_of(GM_FLAT_BASE + a)) return NULL;
     uintptr_t table = (uintptr_t)gm_flat_spans;
-    uintptr_t first = table + (fb >> GM_ARENA_SHIFT) * sizeof(struct gm_arena);
-    uintptr_t end = first + (n >> GM_ARENA_SHIFT) * sizeof(struct gm_arena);
-    if (end > table + gm_flat_committed) {
-        if (gm_sys_map((void *)(table + gm_flat_committed), end - table - gm_flat_committed, &gm_meta.arenas) != 0)
+    size_t need = gm_align_up(end, GM_ARENA_BYTES) / GM_ARENA_BYTES * sizeof(struct gm_arena);
+    if (need > gm_flat_committed) {
+        if (gm_sys_map((void *)(table + gm_flat_committed), need - gm_flat_committed, &gm_meta.arenas) != 0)
             return NULL;
-        gm_flat_committed = end - table;
+        gm_flat_committed = need;
     }
-    return (struct gm_arena *)first;
+    return (struct gm_arena *)table + (fb >> GM_ARENA_SHIFT);
 }
 
-/* Undo gm_flat_records for a call that failed after it. Lock held. */
-static void gm_flat_unrecord(struct gm_arena *records)
+/* Undo gm_flat_records for a call that failed after it: decommit what it
+ * committed beyond the first `committed` bytes. Lock held. */
+static void gm_flat_unrecord(size_t committed)
 {
-    uintptr_t start = (uintptr_t)records, table = (uintptr_t)gm_flat_spans;
-    if (table + gm_flat_committed > start &&
-        gm_sys_decommit(records, table + gm_flat_committed - start, &gm_meta.arenas) == 0)
-        gm_flat_committed = start - table;
+    uintptr_t table = (uintptr_t)gm_flat_spans;
+    if (gm_flat_committed > committed &&
+        gm_sys_decommit((void *)(table + committed), gm_flat_committed - committed, &gm_meta.arenas) == 0)
+        gm_flat_committed = committed;
 }
 
-/* Reserve n bytes (whole arenas) at the hints or anywhere. Lock held. */
-static void *gm_arena_reserve(size_t n)
+/* Reserve n bytes aligned to align at the hints or anywhere. Lock held. */
+static void *gm_arena_reserve(size_t n, size_t align)
 {
     struct gm_hints *h = &gm_arenas.h;
     bool bad_hint = false;
@@ -333,7 +394,7 @@ static void *gm_arena_reserve(size_t n)
         }
         h->nhints--; /* taken or unusable: drop it */
     }
-    void *v = gm_sys_reserve_aligned(NULL, n, GM_ARENA_BYTES);
+    void *v = gm_sys_reserve_aligned(NULL, n, align);
     if (!v) return NULL; /* the hints are kept */
     uintptr_t end = (uintptr_t)v + n;
     if (end > GM_ADDR_LIMIT || end < (uintptr_t)v) { /* outside the index */
@@ -351,54 +412,77 @@ static void *gm_arena_reserve(size_t n)
     return v;
 }
 
-void *gm_arena_alloc(size_t n, size_t *size)
+/* The reservation a growth of n bytes asks for first: whole arenas, as in
+ * Go, when there is no RLIMIT_AS; under one, pieces of a 16th of the limit
+ * (whole chunks, at least n; never more than whole arenas), so that the
+ * heap holds little address space it has not used. */
+static size_t gm_arena_piece(size_t n)
 {
-    int saved_errno = errno;
-    if (n == 0) n = 1;
-    if (n > GM_ADDR_LIMIT) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    n = gm_align_up(n, GM_ARENA_BYTES);
+    size_t whole = gm_align_up(n, GM_ARENA_BYTES);
+    uint64_t as = gm_sys_as_limit();
+    if (as == UINT64_MAX) return whole;
+    size_t piece = gm_align_down(as / 16, GM_CHUNK_BYTES);
+    if (piece < n) piece = gm_align_up(n, GM_CHUNK_BYTES);
+    return piece < whole ? piece : whole;
+}
 
-    pthread_mutex_lock(&gm_arenas.lock);
-    if (!gm_arenas.initialized) gm_arena_hints_init();
-    gm_arenas.saved = gm_arenas.h;
-    uintptr_t v = (uintptr_t)gm_arena_reserve(n);
-    if (!v) {
+/* Reserve address space for a growth of n bytes (a page multiple): the
+ * piece gm_arena_piece chooses; while the OS refuses, n rounded to chunks,
+ * then n itself (the end of a limit). Whole arenas are aligned to arenas,
+ * pieces of chunks to chunks, so that the page allocator's chunks are
+ * whole where they can be. 0 if all are refused, with the hints as they
+ * were; else gm_arenas.saved holds them as they were. Lock held. */
+static uintptr_t gm_arena_reserve_sized(size_t n, size_t *got)
+{
+    const size_t sizes[3] = {gm_arena_piece(n), gm_align_up(n, GM_CHUNK_BYTES), n};
+    size_t tried = 0;
+    for (int k = 0; k < 3; k++) {
+        if (tried && sizes[k] >= tried) continue;
+        tried = sizes[k];
+        size_t align = tried % GM_ARENA_BYTES == 0 ? GM_ARENA_BYTES
+                       : tried % GM_CHUNK_BYTES == 0 ? GM_CHUNK_BYTES : GM_PAGE_SIZE;
+        gm_arenas.saved = gm_arenas.h;
+        uintptr_t v = (uintptr_t)gm_arena_reserve(tried, align);
+        if (v) {
+            *got = tried;
+            return v;
+        }
         /* A request too big for every hint dropped them all on the way:
          * they are still good for requests that fit. */
         gm_arenas.h = gm_arenas.saved;
-        goto fail;
     }
-    if (v & (GM_ARENA_BYTES - 1)) gm_arena_corrupt(); /* misaligned: cannot happen */
-    gm_sys_nohuge((void *)v, n);
+    return 0;
+}
 
-    /* All metadata in one allocation, so that it is all there or nothing is
-     * counted: the records (unless they go in the flat table), then the L2
-     * pages this region needs. */
-    size_t first = v >> GM_ARENA_SHIFT, narenas = n >> GM_ARENA_SHIFT;
-    size_t l1_first = v >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
-    size_t l1_last = (v + n - 1) >> (GM_ARENA_SHIFT + GM_ARENA_L2_BITS);
-    size_t nl2 = 0;
+/* Give every arena [v, v + n) touches a record (its flat table slot, or a
+ * new one) and an index entry, unless an earlier reservation in the same
+ * arena gave it one: reservations may share an arena. All metadata comes
+ * in one allocation, so that it is all there or nothing is counted: the
+ * records (unless they are in the flat table), then the L2 pages. Lock
+ * held; -1 with nothing changed if it cannot be committed. */
+static int gm_arena_index_region(uintptr_t v, size_t n)
+{
+    size_t first = v >> GM_ARENA_SHIFT, narenas = ((v + n - 1) >> GM_ARENA_SHIFT) - first + 1;
+    size_t l1_first = first >> GM_ARENA_L2_BITS, l1_last = (first + narenas - 1) >> GM_ARENA_L2_BITS;
+    size_t nl2 = 0, fresh = 0;
     for (size_t i = l1_first; i <= l1_last; i++)
         nl2 += atomic_load_explicit(&gm_arena_l1[i], memory_order_relaxed) == NULL;
+    for (size_t i = 0; i < narenas; i++) fresh += gm_arena_of((first + i) << GM_ARENA_SHIFT) == NULL;
+    size_t flat_committed = gm_flat_committed;
     struct gm_arena *flat = gm_flat_records(v, n);
-    size_t records = flat ? 0 : narenas * sizeof(struct gm_arena);
+    size_t records = flat ? 0 : fresh * sizeof(struct gm_arena);
     size_t meta_bytes = records + nl2 * GM_ARENA_L2_PAGE;
     uint8_t *meta = meta_bytes ? gm_persistent_alloc(meta_bytes, 64, &gm_meta.arenas) : NULL;
     if (meta_bytes && !meta) {
-        if (flat) gm_flat_unrecord(flat);
-        gm_sys_free((void *)v, n, 0, NULL);
-        gm_arenas.h = gm_arenas.saved; /* as if never tried */
-        goto fail;
+        if (flat) gm_flat_unrecord(flat_committed);
+        return -1;
     }
     gm_stat_add(&gm_meta.arenas, -(int64_t)(nl2 * GM_ARENA_L2_PAGE));
     gm_stat_add(&gm_meta.arena_index, (int64_t)(nl2 * GM_ARENA_L2_PAGE));
 
     /* Publish: an L2 page (all NULL) before any entry in it, each record
      * (zero, fresh memory) with a release store. */
-    uint8_t *l2page = meta ? meta + records : NULL;
+    uint8_t *record = meta, *l2page = meta ? meta + records : NULL;
     for (size_t i = 0; i < narenas; i++) {
         size_t ai = first + i;
         struct gm_arena *_Atomic *l2 =
@@ -409,13 +493,42 @@ void *gm_arena_alloc(size_t n, size_t *size)
             atomic_store_explicit(&gm_arena_l1[ai >> GM_ARENA_L2_BITS], l2, memory_order_release);
         }
         struct gm_arena *_Atomic *slot = &l2[ai & (GM_ARENA_L2_ENTRIES - 1)];
-        if (atomic_load_explicit(slot, memory_order_relaxed)) gm_arena_corrupt();
-        atomic_store_explicit(slot, flat ? &flat[i] : (struct gm_arena *)(meta + i * sizeof(struct gm_arena)),
-                              memory_order_release);
+        struct gm_arena *had = atomic_load_explicit(slot, memory_order_relaxed);
+        if (had) { /* shared with an earlier reservation */
+            if (flat && had != &flat[i]) gm_arena_corrupt();
+            continue;
+        }
+        struct gm_arena *a = flat ? &flat[i] : (struct gm_arena *)record;
+        if (!flat) record += sizeof(struct gm_arena);
+        atomic_store_explicit(slot, a, memory_order_release);
     }
     if (flat) atomic_store_explicit(&gm_flat_bytes, v + n - GM_FLAT_BASE, memory_order_release);
+    return 0;
+}
+
+void *gm_arena_alloc(size_t n, size_t *size)
+{
+    int saved_errno = errno;
+    if (n == 0) n = 1;
+    if (n > GM_ADDR_LIMIT) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    n = gm_align_up(n, GM_PAGE_SIZE);
+
+    pthread_mutex_lock(&gm_arenas.lock);
+    if (!gm_arenas.initialized) gm_arena_hints_init();
+    size_t got = 0;
+    uintptr_t v = gm_arena_reserve_sized(n, &got);
+    if (!v) goto fail;
+    gm_sys_nohuge((void *)v, got);
+    if (gm_arena_index_region(v, got) != 0) {
+        gm_sys_free((void *)v, got, 0, NULL);
+        gm_arenas.h = gm_arenas.saved; /* as if never tried */
+        goto fail;
+    }
     pthread_mutex_unlock(&gm_arenas.lock);
-    *size = n;
+    *size = got;
     errno = saved_errno;
     return (void *)v;
 
@@ -429,28 +542,24 @@ fail:
 /* fork                                                                     */
 /* ------------------------------------------------------------------------ */
 /* In the order callers nest them: gm_arenas.lock, then the persistent
- * allocator's, then the sparse pool's (taken with neither of the others
- * held, so it is innermost). The child is the only thread left and holds
- * them all: it reinitializes them rather than unlocking a mutex some other
- * thread of the parent locked. */
+ * allocator's. The child is the only thread left and holds them all: it
+ * reinitializes them rather than unlocking a mutex some other thread of the
+ * parent locked. */
 
 void gm_arena_fork_prepare(void)
 {
     pthread_mutex_lock(&gm_arenas.lock);
     pthread_mutex_lock(&gm_persistent.lock);
-    gm_sparse_fork_prepare();
 }
 
 void gm_arena_fork_parent(void)
 {
-    gm_sparse_fork_parent();
     pthread_mutex_unlock(&gm_persistent.lock);
     pthread_mutex_unlock(&gm_arenas.lock);
 }
 
 void gm_arena_fork_child(void)
 {
-    gm_sparse_fork_child();
     pthread_mutex_init(&gm_persistent.lock, NULL);
     pthread_mutex_init(&gm_arenas.lock, NULL);
 }

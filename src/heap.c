@@ -4,15 +4,19 @@
  *
  * Growth, as after Go's "prepare arenas for use incrementally" (the seed):
  * address space is reserved in 64 MiB arenas (gm_arena_alloc), Reserved
- * only. curArena [arena_base, arena_end) is what is left of the newest
- * reservation. grow() commits only what it is about to hand to the page
- * allocator: whole 4 MiB chunks once the heap has one, and while it is
- * smaller than a chunk, steps that double from GM_GROW_MIN, so that a small
- * program pays a few hundred KiB and not a chunk. Each arena's committed part
- * is one read-write prefix, and consecutive arenas are contiguous, so the
+ * only; under RLIMIT_AS, in smaller pieces, down to what the growth needs
+ * (any page multiple, at the very end of the limit). curArena [arena_base,
+ * arena_end) is what is left of the newest reservation, whatever its size.
+ * grow() commits only what it is about to hand to the page allocator: whole
+ * 4 MiB chunks once the heap has one, and while it is smaller than a chunk,
+ * steps that double from GM_GROW_MIN, so that a small program pays a few
+ * hundred KiB and not a chunk. Each reservation's committed part is one
+ * read-write prefix, and consecutive reservations are contiguous, so the
  * heap is one mapping. When a new reservation is not contiguous with
  * curArena, the rest of curArena is committed, counted as released and
- * handed to the page allocator before switching, exactly as in Go.
+ * handed to the page allocator before switching, exactly as in Go. When no
+ * more address space can be had, growth takes what curArena still holds if
+ * that is enough.
  *
  * Statistics (all in bytes, Go's MemStats meanings):
  *   heap_sys      = committed heap memory: everything grown, never the
@@ -22,8 +26,10 @@
  *   heap_released = idle pages whose scavenged bit is set (in the page
  *                   allocator or in a page cache): new growth counts here
  *                   until first used, as in Go.
- * Pages of a partly grown chunk beyond arena_base are marked in use in the
- * page allocator but are in no statistic (gm_heap_ungrown_pages).
+ * Pages of a partly grown chunk (beyond arena_base, or beyond the end of a
+ * reservation that is not chunk aligned) are marked in use in the page
+ * allocator but are in no statistic: gm_heap_ungrown_pages counts them as
+ * the page allocator's chunks less what was ever grown into them.
  *
  * Decommitted chunks (strict-commit mode, memory limits) are marked in use
  * in the page allocator and listed in gm_decommitted; growth commits them
@@ -53,9 +59,6 @@ struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
  * and double (commit granularity GM_GROW_ALIGN). */
 #define GM_GROW_MIN ((uintptr_t)256 << 10)
 #define GM_GROW_ALIGN ((uintptr_t)64 << 10)
-
-/* Ungrown pages left behind in abandoned arenas (see grow). */
-static size_t gm_abandoned_ungrown;
 
 /* Decommitted chunks (strict-commit mode, memory limit): sorted, coalesced
  * address ranges, marked in use in the page allocator and mapped PROT_NONE.
@@ -92,15 +95,12 @@ int gm_heap_init(void)
     return rc;
 }
 
-/* Pages between x and the end of its chunk, if x is inside a chunk. */
-static size_t gm_chunk_tail_pages(uintptr_t x)
-{
-    return (gm_align_up(x, GM_CHUNK_BYTES) - x) >> GM_PAGE_SHIFT;
-}
-
 size_t gm_heap_ungrown_pages(void)
 {
-    return gm_abandoned_ungrown + gm_chunk_tail_pages(gm_heap.arena_base) + gm_decommitted_pages;
+    /* Every page of the page allocator's chunks was marked in use when its
+     * chunk was first grown into, and freed when grown: the rest are pages
+     * no reservation of ours covers yet (or ever will), wherever they are. */
+    return ((gm_heap.pages.in_use.total_bytes - gm_heap.grown) >> GM_PAGE_SHIFT) + gm_decommitted_pages;
 }
 
 /* Stamp the frees that follow with the time (the scavenger's decay). */
@@ -301,28 +301,34 @@ static int gm_heap_grow(size_t npages)
     uintptr_t base = gm_heap.arena_base;
     uintptr_t end = gm_grow_end(base, need);
     if (base == 0 || end > gm_heap.arena_end || end < base) {
-        /* Not enough room left in curArena: reserve more. */
-        size_t ask = gm_align_up(need, GM_CHUNK_BYTES), asize;
-        void *av = gm_arena_alloc(ask, &asize);
-        if (!av) return -1;
-        if (base != 0 && (uintptr_t)av == gm_heap.arena_end) {
+        /* Not enough room left in curArena for a whole step: reserve more. */
+        size_t asize;
+        void *av = gm_arena_alloc(need, &asize);
+        if (!av) {
+            /* No more address space (RLIMIT_AS): what is left of curArena
+             * may still hold the growth, if less than a whole step. */
+            if (base == 0 || gm_heap.arena_end - base < need) return -1;
+            end = gm_heap.arena_end;
+        } else if (base != 0 && (uintptr_t)av == gm_heap.arena_end) {
             gm_heap.arena_end = (uintptr_t)av + asize; /* contiguous: extend */
         } else {
             /* Discontiguous: commit the rest of curArena, count it released
              * and give it to the page allocator, then switch. If the OS
              * refuses, the rest stays Reserved and counted nowhere. */
-            if (gm_heap.arena_end > base && gm_heap_add(base, gm_heap.arena_end) != 0)
-                gm_abandoned_ungrown += gm_chunk_tail_pages(base);
+            if (gm_heap.arena_end > base) gm_heap_add(base, gm_heap.arena_end);
             gm_heap.arena_base = (uintptr_t)av;
             gm_heap.arena_end = (uintptr_t)av + asize;
         }
-        base = gm_heap.arena_base;
-        end = gm_grow_end(base, need);
-        if (end > gm_heap.arena_end) end = gm_heap.arena_end;
+        if (av) {
+            base = gm_heap.arena_base;
+            end = gm_grow_end(base, need);
+            if (end > gm_heap.arena_end) end = gm_heap.arena_end;
+        }
     }
     size_t room = gm_heap_limit_room(end - base);
     if (room < end - base) { /* a hard limit: grow by no more than needed */
         end = gm_align_up(base + need, GM_GROW_ALIGN);
+        if (end > gm_heap.arena_end) end = gm_heap.arena_end;
         if (end - base > room) return -1;
     }
     if (gm_heap_add(base, end) != 0) return -1;

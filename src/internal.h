@@ -6,8 +6,10 @@
  *   page        8 KiB, the unit of the page heap (Go's pageSize).
  *   chunk       512 pages = 4 MiB, the unit of the page allocator's bitmaps and
  *               of heap growth (Go's pallocChunkPages).
- *   arena       64 MiB of address space, 64 MiB aligned, reserved PROT_NONE and
- *               committed incrementally (Go's heapArena).
+ *   arena       64 MiB of address space, 64 MiB aligned: the unit of the arena
+ *               index and its records (Go's heapArena). The heap reserves
+ *               PROT_NONE a whole arena at a time, or less under RLIMIT_AS,
+ *               and commits incrementally.
  *   curArena    the part of the newest reservation not yet handed to the page
  *               allocator (Go's mheap.curArena).
  *   span        a run of pages handed out by the heap: one large object, or a
@@ -146,6 +148,10 @@ int gm_sys_free(void *v, size_t n, size_t committed_bytes, gm_stat *stat) GM_HID
 /* Number of lines of /proc/self/maps (the VMA count), read without
  * allocating; -1 if it cannot be read. */
 long gm_sys_mapping_count(void) GM_HIDDEN;
+/* The soft RLIMIT_AS in force, read anew at each call (a program may change
+ * it at any time), or UINT64_MAX if there is none. Reservations that may be
+ * large ask it to size themselves. */
+uint64_t gm_sys_as_limit(void) GM_HIDDEN;
 
 /* The first cap - 1 bytes of a file into buf, NUL-terminated: its length,
  * or -1. errno is left as it was either way (a missing /proc or cgroup file
@@ -229,18 +235,26 @@ static inline struct gm_arena *gm_arena_of(uintptr_t p)
  * their spans[] form one array indexed by page from GM_FLAT_BASE: a span
  * lookup there is one load instead of three. GM_FLAT_BASE is the first
  * arena hint, the range successive reservations usually extend; arenas
- * elsewhere (or past GM_FLAT_ARENAS) are found through the index only.
- * gm_flat_bytes only grows, published with a release store after the
- * records it covers. */
+ * elsewhere (or past the table's gm_flat_arenas) are found through the
+ * index only. gm_flat_bytes only grows, published with a release store
+ * after the records it covers. */
 #define GM_FLAT_BASE ((uintptr_t)0x00c0 << 32)
-#define GM_FLAT_ARENAS 512 /* 32 GiB of heap: a 32 MiB reservation */
+#define GM_FLAT_MAX_ARENAS 512 /* 32 GiB of heap: a 32 MiB reservation */
 extern struct gm_span *_Atomic *gm_flat_spans GM_HIDDEN;
 extern _Atomic uintptr_t gm_flat_bytes GM_HIDDEN;
+/* The table's capacity in arenas, set when it is reserved (at the first
+ * reservation at GM_FLAT_BASE): GM_FLAT_MAX_ARENAS, or under RLIMIT_AS
+ * enough for a heap as large as the limit. */
+extern size_t gm_flat_arenas GM_HIDDEN;
 
-/* Go's (*mheap).sysAlloc: reserve at least n bytes (rounded up to whole
- * arenas) at the arena hints, falling back to anywhere when a hint is taken,
- * and create the arena records. Returns the Reserved region and its size
- * in *size, or NULL (nothing reserved, nothing counted). Heap lock held. */
+/* Go's (*mheap).sysAlloc: reserve address space for a growth of at least
+ * n bytes at the arena hints (falling back to anywhere when a hint is
+ * taken) and give the arenas it touches their records. Without RLIMIT_AS,
+ * whole arenas, aligned; under it, or when the OS refuses that, smaller
+ * pieces (gm_arena_piece in arena.c), down to n rounded to pages. A
+ * reservation may cover part of an arena and share its record with
+ * another. Returns the Reserved region (page aligned) and its size in
+ * *size, or NULL (nothing reserved, nothing counted). Heap lock held. */
 void *gm_arena_alloc(size_t n, size_t *size) GM_HIDDEN;
 /* Tests: the address the next gm_arena_alloc tries first (0 if no hint). */
 uintptr_t gm_arena_next_hint(void) GM_HIDDEN;
@@ -280,25 +294,30 @@ void *gm_fixalloc_alloc(struct gm_fixalloc *f) GM_HIDDEN;
 void gm_fixalloc_free(struct gm_fixalloc *f, void *p) GM_HIDDEN;
 
 /* A sparse array: one PROT_NONE reservation whose OS pages are committed on
- * first use, with a bitmap of which pages are committed. Used for the page
- * allocator's summary levels and chunk bitmaps. Caller locks. */
-#define GM_SPARSE_L1 64
+ * first use, with a bitmap of which pages are committed (one bit per OS
+ * page) in storage its owner provides, or in the array's own first page.
+ * Used for the page allocator's root summaries and its regions
+ * (pagealloc.c). Caller locks. A struct gm_sparse is a view: it may be
+ * rebuilt from the reservation's address whenever its owner needs one. */
 struct gm_sparse {
     uintptr_t base;
-    size_t size;
-    gm_stat *stat;
-    uint64_t *mapped[GM_SPARSE_L1]; /* 4 KiB bitmap pages, 32768 OS pages each */
+    size_t size;   /* bytes, a multiple of GM_OS_PAGE */
+    uint64_t *map; /* bit i: OS page i is committed */
+    gm_stat *stat; /* charged with every committed byte */
 };
-int gm_sparse_init(struct gm_sparse *s, size_t size, gm_stat *stat) GM_HIDDEN;
+/* Reserve size bytes. With map NULL, the bitmap is the array's first
+ * bytes, and the first head bytes are committed at once (they must hold
+ * it); else map must be zero and head 0. -1 with nothing reserved or
+ * counted if the OS refuses. */
+int gm_sparse_init(struct gm_sparse *s, size_t size, uint64_t *map, size_t head, gm_stat *stat) GM_HIDDEN;
 /* Commit every OS page covering [off, off+len); 0 or -1 (nothing half-done
  * is left counted: pages committed before a failure stay committed and
  * accounted, which is harmless). */
 int gm_sparse_ensure(struct gm_sparse *s, size_t off, size_t len) GM_HIDDEN;
 bool gm_sparse_is_mapped(const struct gm_sparse *s, size_t off) GM_HIDDEN;
-void gm_sparse_destroy(struct gm_sparse *s) GM_HIDDEN; /* tests: unmap all */
-void gm_sparse_fork_prepare(void) GM_HIDDEN; /* the pool lock, for arena.c's fork hooks */
-void gm_sparse_fork_parent(void) GM_HIDDEN;
-void gm_sparse_fork_child(void) GM_HIDDEN;
+/* Bytes committed, by the bitmap. */
+size_t gm_sparse_committed(const struct gm_sparse *s) GM_HIDDEN;
+void gm_sparse_destroy(struct gm_sparse *s) GM_HIDDEN; /* unmap all, uncount */
 
 /* ------------------------------------------------------------------------ */
 /* Layer 3: page allocator (pagealloc.c)                                    */
@@ -307,14 +326,24 @@ void gm_sparse_fork_child(void) GM_HIDDEN;
  * Go's pageAlloc. Per chunk, an allocation bitmap (1 = in use) and a
  * scavenged bitmap (1 = released to the OS; meaningful only for free
  * pages). A radix tree of packed summaries (start, max, end free run) over
- * the whole address space, five levels with 8 children per entry, each
- * level a sparse array mapped only where the heap is. Address-ordered first
- * fit with a search hint (searchAddr). All functions but the page cache's
- * own allocation are called with the owner's lock held (the heap lock).
+ * the whole address space, five levels with 8 children per entry. The root
+ * level is one sparse array; everything kept per chunk below it lives in
+ * regions of 64 GiB of address space, one sparse array each, created when
+ * the heap first grows into the region and found through a directory (see
+ * pagealloc.c). Address-ordered first fit with a search hint (searchAddr).
+ * All functions but the page cache's own allocation are called with the
+ * owner's lock held (the heap lock).
  */
 #define GM_SUMMARY_LEVELS 5
 #define GM_SUMMARY_LEVEL_BITS 3
 #define GM_SUMMARY_L0_BITS (GM_ADDR_BITS - GM_CHUNK_SHIFT - (GM_SUMMARY_LEVELS - 1) * GM_SUMMARY_LEVEL_BITS)
+#define GM_ROOT_BYTES (((size_t)8) << GM_SUMMARY_L0_BITS) /* 64 KiB of root summaries */
+
+/* Regions of the page allocator's metadata: 2^36 bytes (16384 chunks) of
+ * address space each, 2048 in the 47-bit space. */
+#define GM_REGION_SHIFT 36
+#define GM_REGIONS ((size_t)1 << (GM_ADDR_BITS - GM_REGION_SHIFT))
+#define GM_REGION_CHUNKS ((size_t)1 << (GM_REGION_SHIFT - GM_CHUNK_SHIFT))
 
 typedef uint64_t gm_pallocsum; /* start | max << 21 | end << 42, bit 63 = all free */
 
@@ -357,17 +386,20 @@ struct gm_scav_cursor {
     uint32_t older_than;
     bool valid;
 };
-/* Go's scavengeIndex: which chunks have pages to give back, and since when. */
+/* Go's scavengeIndex: which chunks have pages to give back, and since when.
+ * Its records (gm_scavchunk per chunk, gm_chunkbits per 64 chunks) live in
+ * the regions. */
 struct gm_scavindex {
-    struct gm_sparse chunks; /* gm_scavchunk per chunk index */
-    struct gm_sparse bits;   /* gm_chunkbits per 64 chunk indices */
     struct gm_scav_cursor dirty_cursor, free_cursor;
     uint64_t passed_over;    /* young candidates searches stepped over */
 };
 
 struct gm_pagealloc {
-    struct gm_sparse summary[GM_SUMMARY_LEVELS]; /* gm_pallocsum arrays */
-    struct gm_sparse chunks;                     /* gm_pallocdata per chunk index */
+    /* dir[r]: the base of region r's sparse array, 0 until the heap grows
+     * into r. Written once, under the owner's lock like every other field. */
+    uintptr_t dir[GM_REGIONS];
+    uintptr_t root;          /* level 0 summaries: a sparse array's base */
+    uint64_t root_map[(GM_ROOT_BYTES / GM_OS_PAGE + 63) / 64]; /* and its bitmap */
     size_t start, end;       /* chunk index range ever grown: [start, end) */
     uintptr_t search_addr;   /* no free page below it; GM_SEARCH_NONE = full */
     struct gm_addr_ranges in_use;
@@ -381,7 +413,8 @@ struct gm_pagealloc {
 };
 #define GM_SEARCH_NONE (~(uintptr_t)0)
 
-/* Reserve the summary levels and chunk array; nothing is committed yet. */
+/* Reserve the root summaries; nothing is committed yet. -1 if the OS
+ * refuses (nothing reserved). */
 int gm_pagealloc_init(struct gm_pagealloc *pa, gm_stat *meta_stat) GM_HIDDEN;
 void gm_pagealloc_destroy(struct gm_pagealloc *pa) GM_HIDDEN; /* tests */
 /* Add [base, base+size) (page aligned) as free, scavenged pages. Chunks the
@@ -445,6 +478,8 @@ static inline size_t gm_pagealloc_scavengeable_pages(const struct gm_pagealloc *
  * chunk-index bitmaps (0 where the bitmap is not mapped). */
 struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN;
 bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap) GM_HIDDEN;
+/* Tests: the address space one region's sparse array reserves. */
+size_t gm_pagealloc_region_bytes(void) GM_HIDDEN;
 
 /* Summary packing. */
 static inline gm_pallocsum gm_pack_sum(unsigned start, unsigned max, unsigned end)

@@ -22,6 +22,10 @@
  * maps PROT_NONE over the range with MAP_FIXED, which is the only way short
  * of munmap to give the commit charge back.
  *
+ * Reserved costs address space, though, which RLIMIT_AS (ulimit -v) bounds:
+ * the layers above size their reservations by gm_sys_as_limit, read at
+ * each reservation because a program may lower or raise it at any time.
+ *
  * Invariants: every transition that changes what is committed adds or
  * subtracts exactly its bytes from the stat its caller names and from
  * gm_os.committed, and only when the system call succeeded; a failed call
@@ -35,6 +39,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -225,6 +230,13 @@ long gm_sys_mapping_count(void)
         for (ssize_t i = 0; i < r; i++) lines += buf[i] == '\n';
     close(fd);
     return r < 0 ? -1 : lines;
+}
+
+uint64_t gm_sys_as_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+    return (uint64_t)rl.rlim_cur;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -11,9 +11,10 @@
  * Chunks and bitmaps. The address space is cut into chunks of 512 pages
  * (4 MiB). Each chunk the heap has grown into has a struct gm_pallocdata: an
  * allocation bitmap (1 = in use) and a scavenged bitmap (1 = released). The
- * records sit in a sparse array indexed by chunk index (addr >> 22), committed
- * on growth. Pages of a chunk that the heap has not grown into yet are marked
- * in use, so that they are never handed out; growing into them frees them.
+ * records sit in the chunk's region (below), indexed by chunk index
+ * (addr >> 22), committed on growth. Pages of a chunk that the heap has not
+ * grown into yet are marked in use, so that they are never handed out;
+ * growing into them frees them.
  *
  * Summaries. A summary describes a region of pages by three numbers: start
  * (free pages at its low end), max (longest free run anywhere in it) and end
@@ -28,14 +29,42 @@
  * The radix tree. Level 4 (the leaves) has one summary per chunk; each level
  * above has one summary per 8 entries below (level 3: 32 MiB, level 2:
  * 256 MiB, level 1: 2 GiB); the root has 8192 entries of 16 GiB covering the
- * 47-bit address space. Each level is a flat array (the tree is implicit: the
- * children of entry i at level l are entries 8i..8i+7 at level l+1) in a
- * sparse array reserved up front and committed only where the heap is: a
- * growth commits, at each level, the entries covering the new range widened
- * to whole blocks of 8, because a parent is computed from its whole block.
+ * 47-bit address space. Each level is an array indexed by address (the tree
+ * is implicit: the children of entry i at level l are entries 8i..8i+7 at
+ * level l+1), committed only where the heap is: a growth commits, at each
+ * level, the entries covering the new range widened to whole blocks of 8,
+ * because a parent is computed from its whole block. The root is one 64 KiB
+ * sparse array reserved at init; the levels below live in regions.
  * Why radix 8: 8 summaries are 64 bytes, one cache line, so a descent costs
  * one line per level, and five levels keep the tree shallow while the
  * committed part stays a few OS pages per level for a small heap.
+ *
+ * Regions. Go reserves each level, and each per-chunk array, for the whole
+ * address space: here that was 5.6 GiB of PROT_NONE, free under every
+ * commit accounting but not under RLIMIT_AS (ulimit -v), where the first
+ * malloc failed. So everything kept per chunk below the root lives in
+ * regions of 64 GiB of address space (2^36 bytes, 16384 chunks): the first
+ * growth into a region reserves one sparse array for it (2.3 MiB) holding
+ * its summaries at levels 1-4, its chunk records, its scavenge records and
+ * its words of the scavenge index's bitmaps, committed OS page by OS page as
+ * the heap grows, as the whole-space arrays were. A directory of 2048
+ * bases indexed by addr >> 36 (pa->dir) finds a region: one more load per
+ * access, from a line that stays in cache. A heap in one contiguous range
+ * thus reserves 2.3 MiB of metadata per 64 GiB, and heaps far apart pay per
+ * region, not per distance. Layout of a region's array: the first OS page
+ * holds its commit bitmap and its level 1 and 2 summaries, the second the
+ * scavenge bitmaps' words (both committed with the reservation: every
+ * growth into the region touches them), then levels 3 and 4, the scavenge
+ * records and the chunk records, each an array indexed by the entry's
+ * position in the region. A block of 8 summaries at levels 1-4 never
+ * straddles two regions (8 level-1 entries are one root entry, 16 GiB), nor
+ * does a word of 64 chunks, so find takes a pointer to a block once. Why
+ * 64 GiB: larger regions cost more address space per region, smaller ones a
+ * larger directory (16 KiB here, in the allocator's struct) and more
+ * reservations for a large heap. Only the accessors below (gm_sum,
+ * gm_chunk_of, gm_scavchunk_of, gm_chunkbits_of) know this layout. The
+ * arrays are touched only under the owner's lock, so the directory needs no
+ * atomics; an entry is set once, when the region's array exists.
  *
  * update keeps the tree in step with the bitmaps: recompute the leaf
  * summaries of the changed chunks, then merge blocks of 8 upward, stopping at
@@ -83,8 +112,8 @@
  * each per 64 chunks side by side (gm_chunkbits), say which chunks have
  * dirty pages and which are entirely free; the free bit is kept by the one
  * place leaf summaries are written, since "entirely free" is exactly a leaf
- * of 512/512/512. Records and bitmaps are sparse arrays committed with the
- * chunks they describe, so a search reads only the words over in_use
+ * of 512/512/512. Records and bitmaps are committed with the chunks they
+ * describe (in their regions), so a search reads only the words over in_use
  * ranges, from the top down, 64 chunks a word, and never a page bitmap but
  * the one chunk it takes from. Invariants: dirty == popcount(~alloc &
  * ~scav) of the chunk, its dirty bit is set iff dirty > 0, its free bit iff
@@ -140,21 +169,55 @@ static inline size_t gm_chunk_index(uintptr_t p) { return p >> GM_CHUNK_SHIFT; }
 static inline uintptr_t gm_chunk_base(size_t ci) { return (uintptr_t)ci << GM_CHUNK_SHIFT; }
 static inline unsigned gm_chunk_page(uintptr_t p) { return (p >> GM_PAGE_SHIFT) & (GM_CHUNK_PAGES - 1); }
 
-static inline gm_pallocsum *gm_sums(struct gm_pagealloc *pa, int l)
+/* A region's sparse array: where each part starts (see the top comment). */
+#define GM_RG_L1 128                         /* after the commit bitmap */
+#define GM_RG_L2 512
+#define GM_RG_BITS GM_OS_PAGE                /* gm_chunkbits, one per 64 chunks */
+#define GM_RG_HEAD (2 * (size_t)GM_OS_PAGE)  /* committed with the reservation */
+#define GM_RG_L3 GM_RG_HEAD
+#define GM_RG_L4 (GM_RG_L3 + GM_REGION_CHUNKS / GM_BLOCK * sizeof(gm_pallocsum))
+#define GM_RG_SCAV (GM_RG_L4 + GM_REGION_CHUNKS * sizeof(gm_pallocsum))
+#define GM_RG_CHUNKS (GM_RG_SCAV + GM_REGION_CHUNKS * sizeof(struct gm_scavchunk))
+#define GM_RG_BYTES (GM_RG_CHUNKS + GM_REGION_CHUNKS * sizeof(struct gm_pallocdata))
+_Static_assert(GM_RG_BYTES / GM_OS_PAGE <= GM_RG_L1 * 8, "the commit bitmap fits before level 1");
+_Static_assert(GM_RG_L1 + (GM_REGION_CHUNKS >> 9) * sizeof(gm_pallocsum) <= GM_RG_L2, "level 1 fits");
+_Static_assert(GM_RG_L2 + (GM_REGION_CHUNKS >> 6) * sizeof(gm_pallocsum) <= GM_RG_BITS, "level 2 fits");
+_Static_assert(GM_RG_BITS + GM_REGION_CHUNKS / 64 * sizeof(struct gm_chunkbits) <= GM_RG_HEAD, "bitmaps fit");
+_Static_assert(GM_RG_L4 % 64 == 0 && GM_RG_CHUNKS % 64 == 0, "blocks of summaries are cache lines");
+static const size_t gm_rg_level[GM_SUMMARY_LEVELS] = {0, GM_RG_L1, GM_RG_L2, GM_RG_L3, GM_RG_L4};
+
+/* Log2 of the entries a region holds at level l >= 1. */
+static inline unsigned gm_rg_bits(int l) { return GM_REGION_SHIFT - gm_level_shift(l); }
+
+/* Views of the root's and of region r's sparse arrays. */
+static inline struct gm_sparse gm_root_array(struct gm_pagealloc *pa)
 {
-    return (gm_pallocsum *)pa->summary[l].base;
+    return (struct gm_sparse){pa->root, GM_ROOT_BYTES, pa->root_map, pa->meta_stat};
 }
+static inline struct gm_sparse gm_region_array(struct gm_pagealloc *pa, size_t r)
+{
+    return (struct gm_sparse){pa->dir[r], GM_RG_BYTES, (uint64_t *)pa->dir[r], pa->meta_stat};
+}
+
+/* Entry i of summary level l. Below the root, i's region must exist. */
+static inline gm_pallocsum *gm_sum(struct gm_pagealloc *pa, int l, size_t i)
+{
+    if (l == 0) return (gm_pallocsum *)pa->root + i;
+    unsigned b = gm_rg_bits(l);
+    return (gm_pallocsum *)(pa->dir[i >> b] + gm_rg_level[l]) + (i & (((size_t)1 << b) - 1));
+}
+static inline size_t gm_rg_chunk(size_t ci) { return ci & (GM_REGION_CHUNKS - 1); }
 static inline struct gm_pallocdata *gm_chunk_of(struct gm_pagealloc *pa, size_t ci)
 {
-    return (struct gm_pallocdata *)pa->chunks.base + ci;
+    return (struct gm_pallocdata *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_CHUNKS) + gm_rg_chunk(ci);
 }
 static inline struct gm_scavchunk *gm_scavchunk_of(struct gm_pagealloc *pa, size_t ci)
 {
-    return (struct gm_scavchunk *)pa->scav.chunks.base + ci;
+    return (struct gm_scavchunk *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_SCAV) + gm_rg_chunk(ci);
 }
 static inline struct gm_chunkbits *gm_chunkbits_of(struct gm_pagealloc *pa, size_t ci)
 {
-    return (struct gm_chunkbits *)pa->scav.bits.base + ci / 64;
+    return (struct gm_chunkbits *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_BITS) + gm_rg_chunk(ci) / 64;
 }
 static inline uint64_t gm_chunk_bit(size_t ci) { return (uint64_t)1 << (ci % 64); }
 
@@ -425,7 +488,7 @@ static inline void gm_dirty_add(struct gm_pagealloc *pa, size_t ci, int delta)
 /* Write chunk ci's leaf summary and keep its free-chunk bit with it. */
 static inline void gm_set_leaf(struct gm_pagealloc *pa, size_t ci, gm_pallocsum sum)
 {
-    gm_sums(pa, GM_LEAF)[ci] = sum;
+    *gm_sum(pa, GM_LEAF, ci) = sum;
     struct gm_chunkbits *b = gm_chunkbits_of(pa, ci);
     if (sum != GM_FREE_CHUNK_SUM) {
         b->free &= ~gm_chunk_bit(ci);
@@ -442,10 +505,9 @@ static void gm_update(struct gm_pagealloc *pa, uintptr_t base, size_t npages, bo
 {
     uintptr_t last = base + (npages << GM_PAGE_SHIFT) - 1; /* inclusive */
     size_t sc = gm_chunk_index(base), ec = gm_chunk_index(last);
-    gm_pallocsum *leaf = gm_sums(pa, GM_LEAF);
     if (sc == ec) {
         gm_pallocsum y = gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc);
-        if (leaf[sc] == y) return;
+        if (*gm_sum(pa, GM_LEAF, sc) == y) return;
         gm_set_leaf(pa, sc, y);
     } else if (contig) {
         gm_set_leaf(pa, sc, gm_pallocbits_summarize(&gm_chunk_of(pa, sc)->alloc));
@@ -457,12 +519,11 @@ static void gm_update(struct gm_pagealloc *pa, uintptr_t base, size_t npages, bo
     }
     for (int l = GM_LEAF - 1; l >= 0; l--) {
         bool changed = false;
-        gm_pallocsum *sums = gm_sums(pa, l), *below = gm_sums(pa, l + 1);
         unsigned log_child = gm_level_log_pages(l + 1);
         for (size_t i = base >> gm_level_shift(l); i <= last >> gm_level_shift(l); i++) {
-            gm_pallocsum s = gm_merge(&below[i * GM_BLOCK], log_child);
-            if (s != sums[i]) {
-                sums[i] = s;
+            gm_pallocsum s = gm_merge(gm_sum(pa, l + 1, i * GM_BLOCK), log_child), *p = gm_sum(pa, l, i);
+            if (s != *p) {
+                *p = s;
                 changed = true;
             }
         }
@@ -473,8 +534,14 @@ static void gm_update(struct gm_pagealloc *pa, uintptr_t base, size_t npages, bo
 gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx)
 {
     if (level < 0 || level > GM_LEAF || idx >= gm_level_entries(level)) return 0;
-    if (!gm_sparse_is_mapped(&pa->summary[level], idx * sizeof(gm_pallocsum))) return 0;
-    return gm_sums(pa, level)[idx];
+    if (level == 0) {
+        struct gm_sparse root = gm_root_array(pa);
+        return gm_sparse_is_mapped(&root, idx * sizeof(gm_pallocsum)) ? *gm_sum(pa, 0, idx) : 0;
+    }
+    size_t r = idx >> gm_rg_bits(level);
+    struct gm_sparse rg = gm_region_array(pa, r);
+    uintptr_t at = (uintptr_t)gm_sum(pa, level, idx);
+    return pa->dir[r] && gm_sparse_is_mapped(&rg, at - pa->dir[r]) ? *(gm_pallocsum *)at : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -556,25 +623,21 @@ int gm_pagealloc_init(struct gm_pagealloc *pa, gm_stat *meta_stat)
     memset(pa, 0, sizeof *pa);
     pa->meta_stat = meta_stat;
     pa->search_addr = GM_SEARCH_NONE;
-    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
-        if (gm_sparse_init(&pa->summary[l], gm_level_entries(l) * sizeof(gm_pallocsum), meta_stat) != 0)
-            goto fail;
-    }
-    if (gm_sparse_init(&pa->chunks, GM_MAX_CHUNKS * sizeof(struct gm_pallocdata), meta_stat) != 0) goto fail;
-    if (gm_sparse_init(&pa->scav.chunks, GM_MAX_CHUNKS * sizeof(struct gm_scavchunk), meta_stat) != 0) goto fail;
-    if (gm_sparse_init(&pa->scav.bits, GM_MAX_CHUNKS / 64 * sizeof(struct gm_chunkbits), meta_stat) != 0) goto fail;
+    struct gm_sparse root;
+    if (gm_sparse_init(&root, GM_ROOT_BYTES, pa->root_map, 0, meta_stat) != 0) return -1;
+    pa->root = root.base;
     return 0;
-fail:
-    gm_pagealloc_destroy(pa);
-    return -1;
 }
 
 void gm_pagealloc_destroy(struct gm_pagealloc *pa)
 {
-    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) gm_sparse_destroy(&pa->summary[l]);
-    gm_sparse_destroy(&pa->chunks);
-    gm_sparse_destroy(&pa->scav.chunks);
-    gm_sparse_destroy(&pa->scav.bits);
+    for (size_t r = 0; r < GM_REGIONS; r++) {
+        if (!pa->dir[r]) continue;
+        struct gm_sparse rg = gm_region_array(pa, r);
+        gm_sparse_destroy(&rg);
+    }
+    struct gm_sparse root = gm_root_array(pa);
+    gm_sparse_destroy(&root);
     /* The range arrays (16, 32, ... cap entries) stay behind as slack. */
     if (pa->in_use.cap) {
         int64_t bytes = (int64_t)((2 * pa->in_use.cap - GM_RANGES_INIT_CAP) * sizeof(struct gm_addr_range));
@@ -587,25 +650,55 @@ void gm_pagealloc_destroy(struct gm_pagealloc *pa)
     pa->search_addr = GM_SEARCH_NONE;
 }
 
-/* Commit the summaries, chunk records and scavenge index entries for chunks
- * [sc, ec). Each level's range is widened to whole blocks of 8 because update
- * merges whole blocks; since an OS page holds 512 summaries, blocks never
- * straddle a page, so the widening costs nothing extra but keeps the rule
- * independent of page size. */
+/* Region r's array, reserved with its head committed if the heap has never
+ * been there: 0, or -1 with nothing reserved or counted. */
+static int gm_region_get(struct gm_pagealloc *pa, size_t r)
+{
+    if (pa->dir[r]) return 0;
+    struct gm_sparse rg;
+    if (gm_sparse_init(&rg, GM_RG_BYTES, NULL, GM_RG_HEAD, pa->meta_stat) != 0) return -1;
+    pa->dir[r] = rg.base;
+    return 0;
+}
+
+/* Commit the entries of summary level l that cover addresses [base, last],
+ * widened to whole blocks of 8 because update merges whole blocks (an OS
+ * page holds 512 summaries, so blocks never straddle a page: the widening
+ * costs nothing but keeps the rule independent of page size). a is the
+ * array holding them (the root's, or the region's for l >= 1), at is where
+ * the level starts in it, mask turns an index into a position there. */
+static int gm_commit_level(struct gm_sparse *a, size_t at, size_t mask, int l, uintptr_t base, uintptr_t last)
+{
+    size_t lo = gm_align_down(base >> gm_level_shift(l), GM_BLOCK);
+    size_t hi = gm_align_up((last >> gm_level_shift(l)) + 1, GM_BLOCK);
+    return gm_sparse_ensure(a, at + (lo & mask) * sizeof(gm_pallocsum), (hi - lo) * sizeof(gm_pallocsum));
+}
+
+/* Commit the summaries, chunk records and scavenge records for chunks
+ * [sc, ec), creating the regions they fall in. */
 static int gm_pagealloc_map(struct gm_pagealloc *pa, size_t sc, size_t ec)
 {
-    uintptr_t base = gm_chunk_base(sc), last = gm_chunk_base(ec) - 1;
-    for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
-        size_t lo = gm_align_down(base >> gm_level_shift(l), GM_BLOCK);
-        size_t hi = gm_align_up((last >> gm_level_shift(l)) + 1, GM_BLOCK);
-        if (gm_sparse_ensure(&pa->summary[l], lo * sizeof(gm_pallocsum), (hi - lo) * sizeof(gm_pallocsum)) != 0)
+    struct gm_sparse root = gm_root_array(pa);
+    if (gm_commit_level(&root, 0, ~(size_t)0, 0, gm_chunk_base(sc), gm_chunk_base(ec) - 1) != 0) return -1;
+    for (size_t r = sc / GM_REGION_CHUNKS; r <= (ec - 1) / GM_REGION_CHUNKS; r++) {
+        if (gm_region_get(pa, r) != 0) return -1;
+        struct gm_sparse rg = gm_region_array(pa, r);
+        size_t a = sc > r * GM_REGION_CHUNKS ? sc : r * GM_REGION_CHUNKS;
+        size_t b = ec < (r + 1) * GM_REGION_CHUNKS ? ec : (r + 1) * GM_REGION_CHUNKS;
+        for (int l = 1; l < GM_SUMMARY_LEVELS; l++) {
+            size_t mask = ((size_t)1 << gm_rg_bits(l)) - 1;
+            if (gm_commit_level(&rg, gm_rg_level[l], mask, l, gm_chunk_base(a), gm_chunk_base(b) - 1) != 0)
+                return -1;
+        }
+        size_t n = b - a;
+        if (gm_sparse_ensure(&rg, GM_RG_CHUNKS + gm_rg_chunk(a) * sizeof(struct gm_pallocdata),
+                             n * sizeof(struct gm_pallocdata)) != 0 ||
+            gm_sparse_ensure(&rg, GM_RG_SCAV + gm_rg_chunk(a) * sizeof(struct gm_scavchunk),
+                             n * sizeof(struct gm_scavchunk)) != 0)
             return -1;
+        /* The scavenge bitmaps' words are in the head, committed. */
     }
-    size_t n = ec - sc, w0 = sc / 64, w1 = (ec - 1) / 64 + 1;
-    if (gm_sparse_ensure(&pa->chunks, sc * sizeof(struct gm_pallocdata), n * sizeof(struct gm_pallocdata)) != 0 ||
-        gm_sparse_ensure(&pa->scav.chunks, sc * sizeof(struct gm_scavchunk), n * sizeof(struct gm_scavchunk)) != 0)
-        return -1;
-    return gm_sparse_ensure(&pa->scav.bits, w0 * sizeof(struct gm_chunkbits), (w1 - w0) * sizeof(struct gm_chunkbits));
+    return 0;
 }
 
 /* Walks [base, base + npages pages) one chunk piece at a time: ci is the
@@ -725,25 +818,26 @@ static uintptr_t gm_find(struct gm_pagealloc *pa, size_t npages, uintptr_t *cand
     uintptr_t ff_base = 0, ff_last = GM_ADDR_LIMIT - 1;
     /* Root entries past the last grown chunk are all full. */
     size_t root_end = ((pa->end - 1) >> (gm_level_shift(0) - GM_CHUNK_SHIFT)) + 1;
+    const struct gm_sparse root = gm_root_array(pa);
     for (int l = 0; l < GM_SUMMARY_LEVELS; l++) {
         unsigned shift = gm_level_shift(l), log_pages = gm_level_log_pages(l);
         size_t nentries = l == 0 ? GM_ROOT_ENTRIES : GM_BLOCK;
         size_t stop = l == 0 ? root_end : nentries;
         if (l > 0) i *= GM_BLOCK;
-        const gm_pallocsum *sums = gm_sums(pa, l);
+        const gm_pallocsum *sums = gm_sum(pa, l, i); /* the block: one region */
         size_t j0 = 0, sidx = pa->search_addr >> shift;
         if ((sidx & ~(nentries - 1)) == i) j0 = sidx & (nentries - 1);
         size_t run_base = 0, run = 0; /* in pages, relative to entry i */
         bool descend = false;
         for (size_t j = j0; j < stop; j++) {
             if (l == 0 && (j == j0 || j % (GM_OS_PAGE / sizeof(gm_pallocsum)) == 0) &&
-                !gm_sparse_is_mapped(&pa->summary[0], j * sizeof(gm_pallocsum))) {
+                !gm_sparse_is_mapped(&root, j * sizeof(gm_pallocsum))) {
                 /* A root page never mapped: 16 GiB x 512 of unheaped space. */
                 run = 0;
                 j = gm_align_up(j + 1, GM_OS_PAGE / sizeof(gm_pallocsum)) - 1;
                 continue;
             }
-            gm_pallocsum sum = sums[i + j];
+            gm_pallocsum sum = sums[j];
             if (sum == 0) {
                 run = 0;
                 continue;
@@ -796,7 +890,7 @@ uintptr_t gm_pagealloc_alloc(struct gm_pagealloc *pa, size_t npages, size_t *sca
     uintptr_t addr = 0, cand = 0;
     size_t ci = gm_chunk_index(pa->search_addr);
     unsigned pi = gm_chunk_page(pa->search_addr);
-    if (GM_CHUNK_PAGES - pi >= npages && gm_sum_max(gm_sums(pa, GM_LEAF)[ci]) >= npages) {
+    if (GM_CHUNK_PAGES - pi >= npages && gm_sum_max(*gm_sum(pa, GM_LEAF, ci)) >= npages) {
         /* Fast path: the fit is in search_addr's own chunk. */
         unsigned first_free;
         unsigned j = gm_pallocbits_find(&gm_chunk_of(pa, ci)->alloc, (unsigned)npages, pi, &first_free);
@@ -867,7 +961,7 @@ struct gm_pagecache gm_pagealloc_alloc_to_cache(struct gm_pagealloc *pa)
     if (gm_chunk_index(pa->search_addr) >= pa->end) return c;
     size_t ci = gm_chunk_index(pa->search_addr);
     unsigned j = ~0u;
-    if (gm_sums(pa, GM_LEAF)[ci] != 0)
+    if (*gm_sum(pa, GM_LEAF, ci) != 0)
         j = gm_pallocbits_find(&gm_chunk_of(pa, ci)->alloc, 1, gm_chunk_page(pa->search_addr), NULL);
     if (j == ~0u) {
         /* Nothing at or after search_addr in its chunk: search the tree. */
@@ -1050,11 +1144,12 @@ struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
 
 bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap)
 {
-    if (ci >= GM_MAX_CHUNKS || !gm_sparse_is_mapped(&pa->scav.bits, ci / 64 * sizeof(struct gm_chunkbits)))
-        return false;
+    if (ci >= GM_MAX_CHUNKS || !pa->dir[ci / GM_REGION_CHUNKS]) return false; /* its words are in the head */
     const struct gm_chunkbits *b = gm_chunkbits_of(pa, ci);
     return ((free_bitmap ? b->free : b->dirty) & gm_chunk_bit(ci)) != 0;
 }
+
+size_t gm_pagealloc_region_bytes(void) { return GM_RG_BYTES; }
 
 /* ------------------------------------------------------------------------ */
 /* Rebuilding from the bitmaps                                              */
@@ -1084,7 +1179,7 @@ void gm_pagealloc_recompute(struct gm_pagealloc *pa)
         for (int l = GM_LEAF - 1; l >= 0; l--) {
             unsigned log_child = gm_level_log_pages(l + 1);
             for (size_t i = base >> gm_level_shift(l); i <= (limit - 1) >> gm_level_shift(l); i++)
-                gm_sums(pa, l)[i] = gm_merge(&gm_sums(pa, l + 1)[i * GM_BLOCK], log_child);
+                *gm_sum(pa, l, i) = gm_merge(gm_sum(pa, l + 1, i * GM_BLOCK), log_child);
         }
     }
     pa->search_addr = pa->in_use.len ? pa->in_use.ranges[0].base : GM_SEARCH_NONE;

@@ -83,6 +83,37 @@ static inline long test_maps_count(void)
     return r < 0 ? -1 : lines;
 }
 
+/* The mappings of /proc/self/maps, one at a time, from a static buffer
+ * (not thread-safe): test_maps_open() reads the file, then each
+ * test_maps_next() gives one mapping's [lo, hi) and permissions ("rw-p")
+ * until it returns false. */
+static char test_maps_buf[1 << 20];
+static const char *test_maps_at;
+static inline void test_maps_open(void)
+{
+    size_t len = 0;
+    ssize_t r;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    while (fd >= 0 && len < sizeof test_maps_buf - 1 &&
+           (r = read(fd, test_maps_buf + len, sizeof test_maps_buf - 1 - len)) > 0)
+        len += (size_t)r;
+    if (fd >= 0) close(fd);
+    test_maps_buf[len] = 0;
+    test_maps_at = test_maps_buf;
+}
+static inline bool test_maps_next(uintptr_t *lo, uintptr_t *hi, char perms[5])
+{
+    if (!test_maps_at || !*test_maps_at) return false;
+    char *e;
+    *lo = strtoull(test_maps_at, &e, 16);
+    *hi = strtoull(e + 1, &e, 16);
+    memcpy(perms, e + 1, 4);
+    perms[4] = 0;
+    const char *nl = strchr(test_maps_at, '\n');
+    test_maps_at = nl ? nl + 1 : NULL;
+    return true;
+}
+
 /* Monotonic time in nanoseconds, and a sleep; neither allocates. */
 static inline long long test_now_ns(void)
 {

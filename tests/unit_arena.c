@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -17,7 +19,7 @@
 #define MiB ((size_t)1 << 20)
 #define ARENA GM_ARENA_BYTES
 
-extern size_t gm_persistent_region_bytes; /* arena.c, GM_TESTING only */
+extern size_t gm_persistent_first_bytes; /* arena.c, GM_TESTING only */
 
 /* Bytes the tests themselves commit through the OS layer (not metadata). */
 static gm_stat test_own;
@@ -28,22 +30,13 @@ static long long vm_data(void) { return test_vm_data(); }
  * [addr, addr + len), or "" if none, from /proc/self/maps. */
 static const char *maps_perms_range(uintptr_t addr, uintptr_t span)
 {
-    static char buf[1 << 20];
     static char perms[5];
+    char p[5];
+    uintptr_t lo, hi;
     perms[0] = 0;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return perms;
-    size_t len = 0;
-    ssize_t r;
-    while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        char *e;
-        uintptr_t lo = strtoull(line, &e, 16), hi = strtoull(e + 1, &e, 16);
+    for (test_maps_open(); test_maps_next(&lo, &hi, p);) {
         if (addr < hi && lo < addr + span) {
-            memcpy(perms, e + 1, 4);
-            perms[4] = 0;
+            memcpy(perms, p, sizeof perms);
             break;
         }
     }
@@ -260,69 +253,125 @@ static void test_persistent_threads(void)
     CHECK(accounting_holds());
 }
 
-/* Runs first, while no metadata reservation exists, with 1 MiB
- * reservations so the region switch is cheap to reach. */
+/* Region k of the persistent allocator: its start, and how many 300 KiB
+ * blocks went into it. */
+struct pregion {
+    uint8_t *base;
+    size_t n;
+};
+
+/* Runs first, while no metadata reservation exists, with a 1 MiB first
+ * reservation so that the region switches are cheap to reach. */
 static void test_persistent_regions(void)
 {
-    gm_persistent_region_bytes = MiB;
+    gm_persistent_first_bytes = MiB;
     uint64_t c0 = gm_stat_load(&gm_os.committed), m0 = meta_sum(), r0 = gm_stat_load(&gm_os.reserved);
-    /* No reservation yet: a refused one fails cleanly. */
-    gm_fault_set(GM_SYS_RESERVE, 0, 1);
+    uint64_t f0 = gm_os.failures[GM_SYS_RESERVE];
+    /* No reservation yet: a refused one fails cleanly, after trying
+     * halves of 1 MiB down to the 4 KiB the request needs (9 sizes). */
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
     errno = 0;
     CHECK(gm_persistent_alloc(100, 64, &gm_meta.spans) == NULL);
     CHECK_EQ(errno, ENOMEM);
     gm_fault_clear();
+    CHECK_EQ(gm_os.failures[GM_SYS_RESERVE] - f0, 9);
     CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
     CHECK_EQ(meta_sum(), m0);
     CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
 
-    /* 300 KiB at a time: three fit a region (committed to 960 KiB); the
-     * fourth starts a new region, and the old one's uncommitted tail is
-     * given back. */
-    uint8_t *region = NULL, *last = NULL;
-    int switches = 0;
-    bool ok = true, tails_freed = true;
+    /* 300 KiB at a time: three fit the first reservation (1 MiB, committed
+     * to 960 KiB), six the second (2 MiB: 1856 KiB), the rest the third
+     * (4 MiB); each switch gives the old one's uncommitted tail back. */
+    struct pregion reg[4];
+    size_t nreg = 0;
+    uint8_t *last = NULL;
+    bool ok = true;
     for (int i = 0; i < 12; i++) {
         uint8_t *q = gm_persistent_alloc(300 * KiB, 4096, &gm_meta.spans);
         ok &= q != NULL && ((uintptr_t)q & 4095) == 0 && all_zero(q, 300 * KiB);
         if (!q) break;
         memset(q, 1, 300 * KiB);
-        if (!last || q != last + 300 * KiB) {
-            if (region) {
-                switches++;
-                tails_freed &= strcmp(maps_perms((uintptr_t)region + 950 * KiB), "rw-p") == 0;
-                /* (a sanitizer's runtime may map into the hole at once) */
-                tails_freed &= TEST_SANITIZER || strcmp(maps_perms((uintptr_t)region + 1000 * KiB), "") == 0;
-            }
-            region = q;
-        }
+        if ((!last || q != last + 300 * KiB) && nreg < 4) reg[nreg++] = (struct pregion){q, 0};
+        reg[nreg - 1].n++;
         last = q;
     }
     CHECK(ok);
-    CHECK_EQ(switches, 3);
+    CHECK_EQ(nreg, 3);
+    CHECK(nreg == 3 && reg[0].n == 3 && reg[1].n == 6 && reg[2].n == 3);
+    bool tails_freed = true;
+    for (size_t k = 0; k + 1 < nreg; k++) {
+        size_t committed = gm_align_up(reg[k].n * 300 * KiB, 64 * KiB);
+        tails_freed &= strcmp(maps_perms((uintptr_t)reg[k].base + committed - 1), "rw-p") == 0;
+        /* (a sanitizer's runtime may map into the hole at once) */
+        tails_freed &= TEST_SANITIZER || strcmp(maps_perms((uintptr_t)reg[k].base + committed), "") == 0;
+    }
     CHECK(tails_freed);
     CHECK_EQ(gm_stat_load(&gm_meta.spans), 12 * 300 * KiB);
-    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, 4 * 960 * KiB);
-    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 3 * 960 * KiB + MiB);
+    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, (960 + 1856 + 960) * KiB);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, (960 + 1856) * KiB + 4 * MiB);
     CHECK(accounting_holds());
 
-    /* The region is full: a refused new one fails cleanly. */
+    /* 3200 KiB do not fit what is left: the next reservation aims at
+     * 8 MiB. Refused at every size (8 MiB, 4 MiB, then the 3200 KiB it
+     * needs): NULL, nothing counted. */
     c0 = gm_stat_load(&gm_os.committed);
     m0 = meta_sum();
     r0 = gm_stat_load(&gm_os.reserved);
-    gm_fault_set(GM_SYS_RESERVE, 0, 1);
-    CHECK(gm_persistent_alloc(300 * KiB, 64, &gm_meta.spans) == NULL);
+    f0 = gm_os.failures[GM_SYS_RESERVE];
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
+    CHECK(gm_persistent_alloc(3200 * KiB, 64, &gm_meta.spans) == NULL);
     gm_fault_clear();
+    CHECK_EQ(gm_os.failures[GM_SYS_RESERVE] - f0, 3);
     CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
     CHECK_EQ(meta_sum(), m0);
     CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
 
-    /* Bigger than a region: a region of its own, rounded to regions. */
-    uint8_t *big = gm_persistent_alloc(2 * MiB + 5, 64, &gm_meta.spans);
-    CHECK(big != NULL && all_zero(big, 2 * MiB + 5));
-    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 3 * MiB - 64 * KiB);
+    /* ENOMEM at 8 MiB only: 4 MiB instead (the old one's 3136 KiB tail
+     * given back). */
+    gm_fault_set(GM_SYS_RESERVE, 0, 1);
+    uint8_t *p = gm_persistent_alloc(3200 * KiB, 64, &gm_meta.spans);
+    gm_fault_clear();
+    CHECK(p != NULL && all_zero(p, 3200 * KiB));
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 4 * MiB - (4 * MiB - 960 * KiB));
+    CHECK_EQ(gm_stat_load(&gm_os.committed) - c0, 3200 * KiB);
+
+    /* Bigger than the 8 MiB aimed at: a reservation of its own size. */
+    r0 = gm_stat_load(&gm_os.reserved);
+    uint8_t *big = gm_persistent_alloc(9 * MiB + 5, 64, &gm_meta.spans);
+    CHECK(big != NULL && all_zero(big, 9 * MiB + 5));
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, 9 * MiB + 4 * KiB - (4 * MiB - 3200 * KiB));
     CHECK(accounting_holds());
-    gm_persistent_region_bytes = (size_t)1 << 30;
+
+    /* Under RLIMIT_AS (in a child): the reservation aims at no more than a
+     * sixteenth of the limit, and a request the limit cannot hold fails
+     * with nothing counted. (Not under a sanitizer: its shadow is most of
+     * VmSize, and its own mappings need the room.) */
+    if (TEST_SANITIZER) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_AS, &rl);
+        rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 8 * MiB;
+        CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+        size_t cap = gm_align_down(rl.rlim_cur / 16, 64 * KiB);
+        uint64_t r1 = gm_stat_load(&gm_os.reserved);
+        CHECK(gm_persistent_alloc(64 * KiB, 64, &gm_meta.spans) != NULL);
+        CHECK_EQ(gm_stat_load(&gm_os.reserved) - r1, cap); /* not the 18 MiB aimed at */
+        uint64_t c1 = gm_stat_load(&gm_os.committed), m1 = meta_sum();
+        r1 = gm_stat_load(&gm_os.reserved);
+        errno = 0;
+        CHECK(gm_persistent_alloc(16 * MiB, 64, &gm_meta.spans) == NULL);
+        CHECK_EQ(errno, ENOMEM);
+        CHECK_EQ(gm_stat_load(&gm_os.committed), c1);
+        CHECK_EQ(meta_sum(), m1);
+        CHECK_EQ(gm_stat_load(&gm_os.reserved), r1);
+        CHECK(gm_persistent_alloc(256 * KiB, 64, &gm_meta.spans) != NULL); /* what fits still works */
+        CHECK(accounting_holds());
+        _exit(test_failures ? 1 : 0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_persistent_faults(void)
@@ -437,8 +486,8 @@ static void test_arena_alloc(void)
     /* The arena, plus a metadata reservation if this was the first, plus
      * the flat span table if the arena is at the first hint. */
     uint64_t rgrew = gm_stat_load(&gm_os.reserved) - reserved0;
-    uint64_t flat = v == GM_FLAT_BASE ? GM_FLAT_ARENAS * sizeof(struct gm_arena) : 0;
-    CHECK(rgrew == ARENA + flat || rgrew == ARENA + flat + gm_persistent_region_bytes);
+    uint64_t flat = v == GM_FLAT_BASE ? gm_flat_arenas * sizeof(struct gm_arena) : 0;
+    CHECK(rgrew >= ARENA + flat && rgrew - (ARENA + flat) <= 32 * MiB); /* and maybe a metadata reservation */
     CHECK_EQ(gm_flat_bytes, v == GM_FLAT_BASE ? ARENA : 0);
     CHECK_EQ(gm_stat_load(&gm_meta.arenas), arenas0 + sizeof(struct gm_arena));
     CHECK_EQ(gm_stat_load(&gm_meta.arena_index), index0 + 4096);
@@ -599,18 +648,98 @@ static void test_arena_faults(void)
     CHECK(accounting_holds());
 }
 
+/* Under RLIMIT_AS (in a child): reservations are pieces of a 16th of the
+ * limit, whole chunks, extending the hint; pieces that share an arena share
+ * its record; when the OS refuses a piece, the growth's need rounded to
+ * chunks, then to pages. */
+static int child_arena_pieces(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 256 * MiB;
+    CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+    size_t piece = gm_align_down(rl.rlim_cur / 16, GM_CHUNK_BYTES);
+    CHECK(piece < ARENA); /* (the test's own VmSize is small) */
+    uintptr_t hint = gm_arena_next_hint(); /* (a down-hint's is for one arena) */
+    size_t s1 = 0, s2 = 0;
+    uintptr_t v1 = (uintptr_t)gm_arena_alloc(1, &s1);
+    CHECK_EQ(s1, piece);
+    CHECK(TEST_SANITIZER || v1 == hint || v1 + s1 == hint + ARENA);
+    uint64_t arenas0 = gm_stat_load(&gm_meta.arenas), r0 = gm_stat_load(&gm_os.reserved);
+    uintptr_t v2 = (uintptr_t)gm_arena_alloc(piece / 2 + 1, &s2);
+    CHECK_EQ(s2, piece);
+    CHECK(v2 == v1 + s1 || v2 + s2 == v1); /* contiguous, up or down */
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, piece);
+    /* An arena that holds parts of both has one record, found from both;
+     * only v2's other arenas got new ones. */
+    size_t a1 = v1 >> GM_ARENA_SHIFT, b1 = (v1 + s1 - 1) >> GM_ARENA_SHIFT;
+    size_t a2 = v2 >> GM_ARENA_SHIFT, b2 = (v2 + s2 - 1) >> GM_ARENA_SHIFT, shared = 0;
+    for (size_t ai = a2; ai <= b2; ai++) {
+        if (ai < a1 || ai > b1) continue;
+        shared++;
+        uintptr_t in1 = ai << GM_ARENA_SHIFT < v1 ? v1 : ai << GM_ARENA_SHIFT;
+        uintptr_t in2 = ai << GM_ARENA_SHIFT < v2 ? v2 : ai << GM_ARENA_SHIFT;
+        CHECK(gm_arena_of(in1) != NULL && gm_arena_of(in1) == gm_arena_of(in2));
+    }
+    CHECK(shared > 0); /* pieces smaller than an arena, from an arena-aligned hint */
+    uint64_t grew = gm_stat_load(&gm_meta.arenas) - arenas0;
+    CHECK(grew == (b2 - a2 + 1 - shared) * sizeof(struct gm_arena) || grew == 0); /* 0: flat slots committed */
+    CHECK(strcmp(maps_perms(v2), "---p") == 0);
+    CHECK(accounting_holds());
+
+    /* The piece refused at the hint and anywhere: 4 MiB (the need rounded
+     * to a chunk). Refused too: the need itself, 24 KiB. */
+    size_t s3 = 0, s4 = 0;
+    gm_fault_set(GM_SYS_RESERVE, 0, 2);
+    uintptr_t v3 = (uintptr_t)gm_arena_alloc(3 * GM_PAGE_SIZE, &s3);
+    gm_fault_clear();
+    CHECK_EQ(s3, GM_CHUNK_BYTES);
+    CHECK(TEST_SANITIZER || v3 == v2 + s2 || v3 + s3 == v2); /* up, or down where the space above is taken */
+    gm_fault_set(GM_SYS_RESERVE, 0, 4);
+    uintptr_t v4 = (uintptr_t)gm_arena_alloc(3 * GM_PAGE_SIZE, &s4);
+    gm_fault_clear();
+    CHECK_EQ(s4, 3 * GM_PAGE_SIZE);
+    CHECK(TEST_SANITIZER || v4 == v3 + s3 || v4 + s4 == v3);
+    CHECK(gm_arena_of(v4) != NULL && gm_arena_of(v4 + s4 - 1) != NULL);
+    /* All refused: NULL, nothing counted, the hint kept. */
+    uintptr_t h0 = gm_arena_next_hint();
+    uint64_t c0 = gm_stat_load(&gm_os.committed), m0 = meta_sum();
+    r0 = gm_stat_load(&gm_os.reserved);
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
+    size_t s5 = 0;
+    CHECK(gm_arena_alloc(3 * GM_PAGE_SIZE, &s5) == NULL);
+    gm_fault_clear();
+    CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
+    CHECK_EQ(meta_sum(), m0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
+    CHECK_EQ(gm_arena_next_hint(), h0);
+    /* Beyond what the limit allows: the exact need is refused by the OS. */
+    CHECK(gm_arena_alloc(512 * MiB, &s5) == NULL);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
+    CHECK(accounting_holds());
+    return test_failures;
+}
+
 int main(void)
 {
+    /* glibc's own heap (the tests use it) starts before VmData is measured,
+     * and stays (a free would trim it). */
+    static void *libc_heap;
+    libc_heap = malloc(100);
     test_persistent_regions(); /* before any metadata reservation */
     /* The hints are process state: arena tests in this order. */
     test_arena_alloc();
     test_hint_collision();
     test_arena_faults();
+    /* Not under a sanitizer: see test_persistent_regions (and TSan cannot
+     * follow the locks gomalloc's fork handlers take). */
+    if (!TEST_SANITIZER) test_in_child("arena_pieces", child_arena_pieces);
     test_linear();
     test_persistent_basic();
     test_persistent_threads();
     test_persistent_faults();
     test_fixalloc();
     CHECK(accounting_holds());
+    free(libc_heap);
     return test_done("unit_arena");
 }

@@ -1,7 +1,8 @@
 /*
  * unit_heap.c — layer 4 through src/internal.h: the seed's promise (arenas
  * reserved, committed incrementally), growth under RLIMIT_DATA, growth across
- * arenas and across a hint collision, fault injection during growth, and the
+ * arenas and across a hint collision, fault injection during growth,
+ * reservations smaller than an arena and growth under RLIMIT_AS, and the
  * slow statistics check after each step.
  *
  * The tests that measure VmData or set rlimits run in a child process each,
@@ -284,6 +285,134 @@ static int child_decommit_full(void)
     return test_failures;
 }
 
+/* Reservations smaller than an arena that end inside a chunk (the last
+ * resort under RLIMIT_AS, forced here by refusing the larger sizes): growth
+ * extends the heap through them, uses what curArena still holds when no
+ * more address space can be had, and a switch away from one leaves the
+ * rest of its last chunk ungrown; the slow check agrees at every step. */
+static int child_pieces(void)
+{
+    if (TEST_SANITIZER) return 0; /* its shadow holds the hints: nothing is contiguous there */
+    struct gm_span *a = span(1);
+    CHECK(a != NULL);
+    if (!a) return test_failures;
+    uintptr_t arena_end = gm_heap.arena_end;
+    CHECK_EQ(arena_end - gm_align_down(a->base, GM_ARENA_BYTES), GM_ARENA_BYTES);
+    /* 80 MiB + 8 KiB: 128 MiB and 84 MiB are refused (at the hint and
+     * anywhere), the exact need is reserved, at the hint. */
+    uint64_t r0 = gm_stat_load(&gm_os.reserved);
+    size_t need = 80 * MiB + GM_PAGE_SIZE;
+    gm_fault_set(GM_SYS_RESERVE, 0, 4);
+    struct gm_span *x = span(need / GM_PAGE_SIZE);
+    gm_fault_clear();
+    CHECK(x != NULL);
+    if (!x) return test_failures;
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r0, need);
+    CHECK_EQ(gm_heap.arena_end, arena_end + need); /* contiguous: one curArena */
+    CHECK(gm_span_lookup(x->base + need - 1) == x);
+    touch(x, 0x44);
+    CHECK_EQ(gm_check(), 0);
+
+    /* No address space at all now: the rest of curArena (ending 8 KiB into
+     * a chunk) still holds a span of its size, grown into it whole. The
+     * free pages below it go first. */
+    CHECK_EQ(gm_heap.arena_end % GM_CHUNK_BYTES, GM_PAGE_SIZE);
+    struct gm_span *w = span((gm_heap.arena_base - (x->base + need)) / GM_PAGE_SIZE);
+    CHECK(w != NULL && w->base == x->base + need);
+    size_t rest = gm_heap.arena_end - gm_heap.arena_base;
+    gm_fault_set(GM_SYS_RESERVE, 0, 1000);
+    struct gm_span *y = span(rest / GM_PAGE_SIZE);
+    struct gm_span *none = span(1); /* nothing left anywhere */
+    gm_fault_clear();
+    CHECK(y != NULL && w && y->base == w->base + ((size_t)w->npages << GM_PAGE_SHIFT));
+    CHECK(none == NULL);
+    CHECK_EQ(gm_heap.arena_base, gm_heap.arena_end);
+    if (y) touch(y, 0x55);
+    CHECK_EQ(gm_check(), 0);
+    CHECK_EQ(gm_heap_ungrown_pages(), GM_CHUNK_PAGES - 1); /* the rest of the last chunk */
+
+    /* The hint after it is taken: the next reservation is elsewhere, and
+     * the 511 pages past the old end stay ungrown for good. */
+    void *hint = (void *)gm_arena_next_hint();
+    void *blocker = mmap(hint, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    CHECK(blocker == hint);
+    struct gm_span *z = span(GM_CHUNK_PAGES);
+    CHECK(z != NULL);
+    if (z) touch(z, 0x66);
+    CHECK(z && (z->base >= (uintptr_t)hint + GM_ARENA_BYTES || z->base + GM_CHUNK_BYTES <= (uintptr_t)hint));
+    CHECK_EQ(gm_heap_ungrown_pages(), GM_CHUNK_PAGES - 1);
+    CHECK_EQ(gm_check(), 0);
+    uintptr_t from = x->base; /* to arena_end + need: the first reservations */
+    gm_heap_free_span(x);
+    if (w) gm_heap_free_span(w);
+    if (y) gm_heap_free_span(y);
+    CHECK_EQ(gm_check(), 0);
+    /* All of it again, as one span where x, w and y were. */
+    struct gm_span *again = span((arena_end + need - from) / GM_PAGE_SIZE);
+    CHECK(again != NULL && again->base == from);
+    if (again) touch(again, 0x77);
+    CHECK_EQ(gm_check(), 0);
+    munmap(blocker, 4096);
+    return test_failures;
+}
+
+/* Under RLIMIT_AS = VmSize + 96 MiB from the start: the heap and its
+ * metadata reserve in pieces sized to the limit, so 80 MiB of spans fit;
+ * the heap stays one range at the hint; past the limit growth fails
+ * cleanly, and after frees it works again. */
+static int child_rlimit_as(void)
+{
+    if (TEST_SANITIZER) return 0; /* its shadow is most of VmSize, and its own mappings need the room */
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 96 * MiB;
+    CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+    uint64_t r0 = gm_stat_load(&gm_os.reserved);
+    struct gm_span *s[256];
+    int n = 0;
+    s[n] = span(1);
+    CHECK(s[n] != NULL);
+    if (!s[n++]) return test_failures;
+    /* The first reservations: the root summaries, a region of the page
+     * allocator's metadata, a 64th of the limit of persistent metadata, the
+     * flat table for the limit's arenas and a 16th of the limit of heap. */
+    uint64_t first = gm_stat_load(&gm_os.reserved) - r0;
+    fprintf(stderr, "rlimit_as: limit %llu MiB, reserved %llu KiB after the first page\n",
+            (unsigned long long)rl.rlim_cur >> 20, (unsigned long long)first >> 10);
+    CHECK(first <= rl.rlim_cur / 16 + rl.rlim_cur / 64 + 3 * MiB);
+    if (s[0]->base - GM_FLAT_BASE < GM_ARENA_BYTES) { /* at the first hint (not under a sanitizer) */
+        CHECK_EQ(gm_flat_arenas, rl.rlim_cur / GM_ARENA_BYTES + 1); /* the table sized to the limit */
+        CHECK_EQ(gm_flat_bytes, gm_heap.arena_end - GM_FLAT_BASE);
+    }
+    uintptr_t lo = s[0]->base, hi = s[0]->base;
+    for (; n < 256; n++) { /* 512 KiB at a time until the limit */
+        errno = 0;
+        s[n] = span(64);
+        if (!s[n]) break;
+        touch(s[n], n);
+        if (s[n]->base < lo) lo = s[n]->base;
+        if (s[n]->base + 64 * GM_PAGE_SIZE > hi) hi = s[n]->base + 64 * GM_PAGE_SIZE;
+    }
+    CHECK(n < 256);
+    CHECK_EQ(errno, ENOMEM);
+    fprintf(stderr, "rlimit_as: %d spans of 512 KiB, heap_sys %llu MiB, reserved %llu MiB\n", n,
+            (unsigned long long)gm_stat_load(&gm_heap.heap_sys) >> 20,
+            (unsigned long long)gm_stat_load(&gm_os.reserved) >> 20);
+    CHECK(n >= 160); /* 80 MiB */
+    CHECK(gm_stat_load(&gm_os.reserved) <= rl.rlim_cur);
+    CHECK(hi - lo < 100 * MiB); /* one range */
+    CHECK_EQ(gm_check(), 0);
+    for (int i = 1; i < n; i++) {
+        CHECK(*(unsigned char *)s[i]->base == (unsigned char)i);
+        gm_heap_free_span(s[i]);
+    }
+    struct gm_span *big = span(64 * MiB / GM_PAGE_SIZE);
+    CHECK(big != NULL);
+    if (big) touch(big, 9);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 int main(void)
 {
     test_in_child("first_page", child_first_page);
@@ -294,5 +423,7 @@ int main(void)
     test_in_child("local", child_local);
     test_in_child("inplace", child_inplace);
     test_in_child("decommit_full", child_decommit_full);
+    test_in_child("pieces", child_pieces);
+    test_in_child("rlimit_as", child_rlimit_as);
     return test_done("unit_heap");
 }

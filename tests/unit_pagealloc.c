@@ -789,6 +789,46 @@ static void test_grow(void)
     gm_pagealloc_destroy(&pa);
 }
 
+/* Read-write bytes of this process's mappings inside [lo, hi), from
+ * /proc/self/maps: what the kernel says is committed there. */
+static size_t rw_runs; /* and how many mappings held them */
+static size_t rw_bytes_in(uintptr_t lo, uintptr_t hi)
+{
+    size_t rw = 0;
+    uintptr_t a, b;
+    char perms[5];
+    rw_runs = 0;
+    for (test_maps_open(); test_maps_next(&a, &b, perms);) {
+        if (perms[0] != 'r' || perms[1] != 'w') continue;
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        if (a < b) {
+            rw += b - a;
+            rw_runs++;
+        }
+    }
+    return rw;
+}
+
+/* What the kernel says is committed in pa's sparse arrays (root and
+ * regions). */
+static size_t rw_bytes_of(struct gm_pagealloc *pa)
+{
+    size_t rw = rw_bytes_in(pa->root, pa->root + GM_ROOT_BYTES);
+    for (size_t r = 0; r < GM_REGIONS; r++)
+        if (pa->dir[r]) rw += rw_bytes_in(pa->dir[r], pa->dir[r] + gm_pagealloc_region_bytes());
+    return rw;
+}
+
+static size_t regions_of(struct gm_pagealloc *pa)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < GM_REGIONS; r++) n += pa->dir[r] != 0;
+    return n;
+}
+
+#define RANGES0 (16 * sizeof(struct gm_addr_range)) /* the first in_use array */
+
 /* Metadata is mapped only where the heap is, charged to the named stat, and
  * destroy gives every byte back. */
 static void test_metadata(void)
@@ -796,29 +836,122 @@ static void test_metadata(void)
     gm_stat st = 0;
     struct gm_pagealloc pa;
     memset(&pa, 0, sizeof pa);
-    uint64_t committed0 = gm_stat_load(&gm_os.committed);
+    uint64_t committed0 = gm_stat_load(&gm_os.committed), reserved0 = gm_stat_load(&gm_os.reserved);
     CHECK_EQ(gm_pagealloc_init(&pa, &st), 0);
     CHECK_EQ(gm_stat_load(&st), 0); /* nothing committed yet */
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - reserved0, GM_ROOT_BYTES); /* only the root is reserved */
+    CHECK_EQ(regions_of(&pa), 0);
     CHECK_EQ(gm_pagealloc_grow(&pa, PA(0, 0), GM_CHUNK_BYTES), 0);
     uint64_t one = gm_stat_load(&st);
-    /* One OS page per summary level, one of chunk data, one of scavenge
-     * records, one of chunk-index bitmaps, and small fixed costs (bitmap
-     * pages of the sparse arrays, the range array): a few tens of KiB. */
-    CHECK(one >= 8 * GM_OS_PAGE);
-    CHECK(one <= 8 * GM_OS_PAGE + 8 * 4096 + 4096);
+    /* One OS page of root summaries; in the chunk's region, the head (its
+     * commit bitmap, levels 1 and 2, the scavenge bitmaps' words: two
+     * pages), one page each of levels 3 and 4, of scavenge records and of
+     * chunk records; and the range array. */
+    CHECK_EQ(one, 7 * GM_OS_PAGE + RANGES0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - reserved0, GM_ROOT_BYTES + gm_pagealloc_region_bytes());
+    CHECK(gm_pagealloc_region_bytes() < 3 * ((size_t)1 << 20)); /* 2.3 MiB per 64 GiB */
+    CHECK_EQ(regions_of(&pa), 1);
+    CHECK(pa.dir[PA(0, 0) >> GM_REGION_SHIFT] != 0);
+    CHECK_EQ(rw_bytes_of(&pa), 7 * GM_OS_PAGE);
     /* A neighbouring chunk needs nothing new. */
     CHECK_EQ(gm_pagealloc_grow(&pa, PA(1, 0), GM_CHUNK_BYTES), 0);
     CHECK_EQ(gm_stat_load(&st), one);
     CHECK(gm_pagealloc_summary(&pa, GM_SUMMARY_LEVELS - 1, BASE_CI) == gm_pack_sum(CP, CP, CP));
     CHECK_EQ(gm_pagealloc_summary(&pa, 0, BASE_CI >> 12), gm_pack_sum(2 * CP, 2 * CP, 0));
     CHECK_EQ(gm_pagealloc_summary(&pa, 2, (BASE_CI >> 6) + 1000), 0); /* never mapped reads as full */
+    CHECK_EQ(gm_pagealloc_summary(&pa, 3, (BASE_CI >> 3) + 8 * 4096), 0); /* in no region */
     CHECK(gm_pagealloc_chunk(&pa, BASE_CI + 2) == NULL);
     CHECK(gm_pagealloc_chunk(&pa, BASE_CI + 1) != NULL);
     uint64_t committed1 = gm_stat_load(&gm_os.committed);
-    CHECK(committed1 >= committed0 + 8 * GM_OS_PAGE);
+    /* (the range array may come from the persistent allocator's slack) */
+    CHECK(committed1 - committed0 >= 7 * GM_OS_PAGE && committed1 - committed0 <= 7 * GM_OS_PAGE + 64 * 1024);
     gm_pagealloc_destroy(&pa);
     CHECK_EQ(gm_stat_load(&st), 0);
-    CHECK_EQ(committed1 - gm_stat_load(&gm_os.committed), 8 * GM_OS_PAGE);
+    CHECK_EQ(committed1 - gm_stat_load(&gm_os.committed), 7 * GM_OS_PAGE);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0);
+}
+
+/* The regions: a heap in two regions far apart, and one across a region
+ * boundary; the directory has an entry exactly for the regions grown into;
+ * a region that cannot be reserved or committed leaves nothing counted;
+ * and the named stat is what the kernel has mapped read-write. */
+static void test_regions(void)
+{
+    const size_t CB = GM_CHUNK_BYTES, RB = (size_t)1 << GM_REGION_SHIFT;
+    gm_stat st = 0;
+    struct gm_pagealloc pa;
+    uint64_t reserved0 = gm_stat_load(&gm_os.reserved);
+    CHECK_EQ(gm_pagealloc_init(&pa, &st), 0);
+    /* far: 64 TiB above the test base, another root page and region. */
+    uintptr_t near = PA(0, 0), far = PA(0, 0) + ((uintptr_t)1 << 46) - 2 * RB;
+    size_t rn = near >> GM_REGION_SHIFT, rf = far >> GM_REGION_SHIFT;
+    CHECK_EQ(gm_pagealloc_grow(&pa, near, 2 * CB), 0);
+    CHECK_EQ(gm_pagealloc_grow(&pa, far, 2 * CB), 0);
+    /* A range across the boundary between region rf and rf + 1. */
+    uintptr_t cross = far + RB - CB;
+    CHECK_EQ(gm_pagealloc_grow(&pa, cross, 2 * CB), 0);
+    CHECK_EQ(regions_of(&pa), 3);
+    CHECK(pa.dir[rn] && pa.dir[rf] && pa.dir[rf + 1]);
+    CHECK(pa.dir[rn] != pa.dir[rf] && pa.dir[rf] != pa.dir[rf + 1]);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - reserved0, GM_ROOT_BYTES + 3 * gm_pagealloc_region_bytes());
+    CHECK_EQ(gm_stat_load(&st) - RANGES0, rw_bytes_of(&pa));
+    CHECK_EQ(consistency(&pa, "regions"), 0);
+    /* Address order across regions, and a run across the boundary. */
+    size_t scav;
+    CHECK_EQ(gm_pagealloc_alloc(&pa, 2 * CP, &scav), near);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, CP + 1, &scav), far);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, 2 * CP - 10, &scav), cross);
+    CHECK_EQ(scav, (2 * CP - 10) * PAGE);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, CP - 1, &scav), far + (CP + 1) * PAGE);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, 11, &scav), 0);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, 10, &scav), cross + (2 * CP - 10) * PAGE);
+    CHECK_EQ(pa.free_pages, 0);
+    gm_pagealloc_free(&pa, cross + CB - 3 * PAGE, 6); /* 3 pages each side of the boundary */
+    CHECK_EQ(consistency(&pa, "regions: free across"), 0);
+    CHECK_EQ(gm_pagealloc_alloc(&pa, 6, &scav), cross + CB - 3 * PAGE);
+    gm_pagealloc_free(&pa, far, 2 * CP);
+    CHECK(gm_pagealloc_index_bit(&pa, far >> GM_CHUNK_SHIFT, true));
+    CHECK(!gm_pagealloc_index_bit(&pa, near >> GM_CHUNK_SHIFT, true));
+    CHECK(!gm_pagealloc_index_bit(&pa, (far >> GM_CHUNK_SHIFT) + GM_REGION_CHUNKS * 4, true)); /* no region */
+    CHECK_EQ(consistency(&pa, "regions: after"), 0);
+
+    /* A new region (in a root page already committed) that cannot be
+     * reserved, or whose head cannot be committed: -1, nothing reserved or
+     * counted, no directory entry; then the same growth works. */
+    uintptr_t next = near + 5 * RB;
+    uint64_t c0 = gm_stat_load(&gm_os.committed), r0 = gm_stat_load(&gm_os.reserved), s0 = gm_stat_load(&st);
+    for (int kind = 0; kind < 2; kind++) {
+        gm_fault_set(kind ? GM_SYS_MAP : GM_SYS_RESERVE, 0, 1);
+        CHECK_EQ(gm_pagealloc_grow(&pa, next, CB), -1);
+        gm_fault_clear();
+        CHECK_EQ(gm_stat_load(&gm_os.committed), c0);
+        CHECK_EQ(gm_stat_load(&gm_os.reserved), r0);
+        CHECK_EQ(gm_stat_load(&st), s0);
+        CHECK_EQ(pa.dir[next >> GM_REGION_SHIFT], 0);
+        CHECK(gm_pagealloc_chunk(&pa, next >> GM_CHUNK_SHIFT) == NULL);
+    }
+    CHECK_EQ(consistency(&pa, "regions: refused"), 0);
+    CHECK_EQ(gm_pagealloc_grow(&pa, next, CB), 0);
+    CHECK_EQ(regions_of(&pa), 4);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r0 + gm_pagealloc_region_bytes());
+    CHECK_EQ(gm_stat_load(&st) - s0, gm_stat_load(&gm_os.committed) - c0);
+    CHECK_EQ(gm_stat_load(&st) - RANGES0, rw_bytes_of(&pa));
+    CHECK_EQ(gm_pagealloc_alloc(&pa, CP, &scav), next);
+
+    /* A region's metadata for a range that fills it from its start is a
+     * few mappings whatever its size: 160 MiB more after next costs one
+     * page of chunk records, contiguous with what is there. */
+    uintptr_t rg = pa.dir[next >> GM_REGION_SHIFT];
+    size_t rw1 = rw_bytes_in(rg, rg + gm_pagealloc_region_bytes());
+    CHECK_EQ(rw_runs, 4); /* head and level 3; level 4; scavenge records; chunk records */
+    CHECK_EQ(gm_pagealloc_grow(&pa, next + CB, 40 * CB), 0);
+    CHECK_EQ(gm_stat_load(&st) - RANGES0, rw_bytes_of(&pa));
+    CHECK_EQ(rw_bytes_in(rg, rg + gm_pagealloc_region_bytes()), rw1 + GM_OS_PAGE); /* 41 chunk records: 2 pages */
+    CHECK_EQ(rw_runs, 4);
+    CHECK_EQ(consistency(&pa, "regions: grown"), 0);
+    gm_pagealloc_destroy(&pa);
+    CHECK_EQ(gm_stat_load(&st), 0);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), reserved0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1533,6 +1666,7 @@ int main(void)
     test_ranges_and_scav();
     test_grow();
     test_metadata();
+    test_regions();
     test_pagecache_alloc();
     test_alloc_to_cache();
     test_pagecache_flush();
