@@ -91,7 +91,7 @@ static const struct death_case checked_cases[] = {
 
 static int case_deaths(void)
 {
-    for (size_t i = 0; i < sizeof checked_cases / sizeof checked_cases[0]; i++) run_case(&checked_cases[i]);
+    for (size_t i = 0; i < sizeof checked_cases / sizeof checked_cases[0]; i++) run_case(&checked_cases[i], false);
     return test_done("deaths");
 }
 

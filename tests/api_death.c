@@ -3,11 +3,15 @@
  * whose stderr goes to a pipe; the child must be killed by SIGABRT after
  * printing exactly one line that starts with "gomalloc: ", says what went
  * wrong and names the pointer as printf's %p does. The child reports the
- * pointer it is about to misuse through a second pipe.
+ * pointer it is about to misuse through a second pipe. The large double
+ * frees run in a fresh process (exec), as a program's would: in a fork of
+ * this test the heap is busy, and whatever gomalloc allocated between the
+ * two frees would not have taken the block.
  */
 #define _GNU_SOURCE
 #include <gomalloc.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +61,42 @@ static void double_free_large(void)
     free(p);
     free(announce(p));
 }
+
+/* Large double frees of every size, with the background scavenger running
+ * or not: nothing gomalloc does between the two frees may reuse the block
+ * (a helper thread started by the first free would: its stack and thread
+ * data come from malloc, the lowest free pages first). */
+static void double_free_sized(size_t n)
+{
+    char *p = malloc(n);
+    memset(p, 1, n);
+    free(p);
+    free(announce(p));
+}
+static void double_free_300k(void) { double_free_sized(300000); }
+static void double_free_1m(void) { double_free_sized(1 << 20); }
+static void double_free_4m(void) { double_free_sized(4 << 20); }
+static void double_free_64m(void) { double_free_sized(64 << 20); }
+
+/* A second thread of the program, so that the scavenger may run. */
+static void *idle_thread(void *arg)
+{
+    free(malloc(100));
+    for (;;) pause();
+    return arg;
+}
+
+static void double_free_mt(size_t n)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) != 0) abort();
+    /* Allocation paths start the scavenger in a multi-threaded program:
+     * let it, then free twice with it running. */
+    for (int i = 0; i < 100; i++) free(malloc(1 << 20));
+    double_free_sized(n);
+}
+static void double_free_mt_1m(void) { double_free_mt(1 << 20); }
+static void double_free_mt_64m(void) { double_free_mt(64 << 20); }
 
 /* A class above 4 KiB is shared: its objects come to a thread a batch at
  * a time. An object freed, then taken back into the batch by a
@@ -128,6 +168,16 @@ static void usable_size_freed_large(void)
     sink = (void *)malloc_usable_size(announce(p));
 }
 
+/* Each in a process of its own, as a program's would be. */
+static const struct death_case fresh_cases[] = {
+    {"double free (300000 B)", double_free_300k, "double free"},
+    {"double free (1 MiB)", double_free_1m, "double free"},
+    {"double free (4 MiB)", double_free_4m, "double free"},
+    {"double free (64 MiB)", double_free_64m, "double free"},
+    {"double free (1 MiB, two threads)", double_free_mt_1m, "double free"},
+    {"double free (64 MiB, two threads)", double_free_mt_64m, "double free"},
+};
+
 static const struct death_case cases[] = {
     {"free of a stack pointer", free_stack, "never allocated"},
     {"free of a static pointer", free_static, "never allocated"},
@@ -144,9 +194,11 @@ static const struct death_case cases[] = {
     {"malloc_usable_size of a freed large pointer", usable_size_freed_large, "freed"},
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    death_child(argc, argv, fresh_cases, sizeof fresh_cases / sizeof fresh_cases[0]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], false);
+    for (size_t i = 0; i < sizeof fresh_cases / sizeof fresh_cases[0]; i++) run_case(&fresh_cases[i], true);
     CHECK_EQ(gm_check(), 0);
     return test_done("api_death");
 }

@@ -7,6 +7,7 @@
 #ifndef GM_DEATH_H
 #define GM_DEATH_H
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,21 @@ struct death_case {
     const char *word; /* must appear in the message */
 };
 
+/* For cases run fresh (run_case(c, true): in a new process image, not in a
+ * fork of the test, whose heap is already busy): the test's main calls this
+ * first; when the process was started to run one case (argv: --case NAME,
+ * the pointer pipe's descriptor in DEATH_PTR_FD), it runs it and does not
+ * return. */
+static inline void death_child(int argc, char **argv, const struct death_case *cases, size_t n)
+{
+    if (argc != 3 || strcmp(argv[1], "--case") != 0) return;
+    const char *fd = getenv("DEATH_PTR_FD");
+    ptr_fd = fd ? atoi(fd) : -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cases[i].name, argv[2]) == 0) cases[i].fn();
+    _exit(0); /* should not get here */
+}
+
 static inline size_t read_all(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -49,7 +65,7 @@ static inline size_t read_all(int fd, char *buf, size_t cap)
     return n;
 }
 
-static inline void run_case(const struct death_case *c)
+static inline void run_case(const struct death_case *c, bool fresh)
 {
     int err[2], ptr[2];
     if (pipe(err) != 0 || pipe(ptr) != 0) {
@@ -68,6 +84,13 @@ static inline void run_case(const struct death_case *c)
         dup2(err[1], 2);
         close(err[1]);
         ptr_fd = ptr[1];
+        if (fresh) {
+            char fd[16];
+            snprintf(fd, sizeof fd, "%d", ptr_fd);
+            setenv("DEATH_PTR_FD", fd, 1);
+            execl("/proc/self/exe", "death-case", "--case", c->name, (char *)NULL);
+            _exit(98);
+        }
         c->fn();
         _exit(0); /* should not get here */
     }
