@@ -39,7 +39,8 @@ side by side on the same machine, and the report gives ratios to the peers.
 
 Environment: QUICK=1 (fewer runs, smaller sizes: a few minutes), RUNS=n,
 SCALE=x, ONLY=w1,w2 (workloads), ALLOCATORS=a,b, RLIMIT=0 (skip bisection),
-CC (compiler for gm-bench).
+CC (compiler for gm-bench), GM_BASELINE=lib (another gomalloc build, run
+beside the others as gomalloc-base).
 """
 
 import datetime
@@ -87,9 +88,14 @@ ALLOCATORS = [
     ("tcmalloc", f"{LIBDIR}/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
     ("gomalloc", os.path.join(ROOT, "build", "libgomalloc.so"), None),
 ]
+# GM_BASELINE=/path/to/libgomalloc.so: another build of gomalloc (an earlier
+# commit's, say) runs beside the others as "gomalloc-base", for before/after
+# figures from one run.
+if os.environ.get("GM_BASELINE"):
+    ALLOCATORS.append(("gomalloc-base", os.path.abspath(os.environ["GM_BASELINE"]), None))
 PEERS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"glibc": "#1f77b4", "jemalloc": "#ff7f0e", "mimalloc": "#2ca02c",
-          "tcmalloc": "#9467bd", "gomalloc": "#d62728"}
+          "tcmalloc": "#9467bd", "gomalloc": "#d62728", "gomalloc-base": "#8c564b"}
 
 T_START = time.monotonic()
 

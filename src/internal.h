@@ -168,6 +168,9 @@ void gm_sys_threads_fork_child(void) GM_HIDDEN;
 /* Make [v, v + n) of the heap read as zero, writing only the pages that may
  * hold data (os.c explains how it knows). Keeps errno. */
 void gm_sys_zero(void *v, size_t n) GM_HIDDEN;
+#ifdef GM_TESTING
+extern bool gm_zero_force_pagemap GM_HIDDEN; /* probe as where there is swap */
+#endif
 
 /* Helper threads (the background scavenger, the trace sampler): started
  * joinable, with every signal blocked so that no handler of the program

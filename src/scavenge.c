@@ -220,7 +220,7 @@ static bool gm_decommits(void)
 
 /* One pass: everything old enough (or everything, if all). gm_scav_lock
  * held. Returns bytes given back. */
-static size_t gm_scav_pass(bool all)
+static size_t gm_scav_pass_max(bool all, size_t max)
 {
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
@@ -232,10 +232,12 @@ static size_t gm_scav_pass(bool all)
     /* What the trim and the drain just freed is stamped with the time they
      * did it: "everything" must include it. */
     uint32_t older = all ? gm_now_ms() : now - gm_opt.decay_ms;
-    if (gm_decommits()) bytes += gm_heap_decommit(SIZE_MAX, older, false);
-    bytes += gm_heap_scavenge(SIZE_MAX, older);
+    if (gm_decommits() && bytes < max) bytes += gm_heap_decommit(max - bytes, older, false);
+    if (bytes < max) bytes += gm_heap_scavenge(max - bytes, older);
     return bytes;
 }
+
+static size_t gm_scav_pass(bool all) { return gm_scav_pass_max(all, SIZE_MAX); }
 
 /* Is there anything a later pass could return? (Racy reads: a hint.)
  * Central spans count: remote frees can empty them without telling us. */
@@ -445,13 +447,29 @@ void gm_scav_thread_exit(void)
  * gm_scavenge does: empty spans of the central lists and the span cache,
  * whole free chunks in strict mode, then free pages. "Free" is what the
  * mode gives back: free pages not yet released (RSS), or in strict mode
- * free committed memory (VmData too). "Far more": over max(64 MiB, half of
- * what is in use) above what the last such pass could not return (free
- * pages of chunks that still hold live ones, in strict mode), which keeps
- * a program that frees and reuses a working set from paying every time;
- * what is under it goes back by age, at the slow-path calls that follow
- * (gm_scav_inline). */
-static _Atomic uint64_t gm_excess_floor; /* free memory the last pass left */
+ * free committed memory (VmData too). "Far more": over a margin of
+ * max(64 MiB, half of what is in use), doubled at first (see below), above
+ * what the last such pass could not return (free pages of chunks that
+ * still hold live ones, in strict mode); what is under it goes back by
+ * age, at the slow-path calls that follow (gm_scav_inline).
+ *
+ * A program that frees and soon reuses large amounts (blocks replaced at
+ * random, vectors grown by realloc) would pay for such a pass every time:
+ * the pages it returns come back as page faults (bench/ `large`: 0.50 s
+ * instead of 0.40 with an undoubled margin that never adapts). So the margin
+ * adapts, as glibc's mmap threshold does: when the heap grew back by half of
+ * what the last pass returned before the next one is due, it doubles (up to
+ * 64 times); after a pass into which it did not, it halves back, down to
+ * the plain margin. It starts doubled once: a program's first big free is
+ * more often a working set turning over than the end of its life's burst. */
+static struct {
+    _Atomic uint64_t floor;       /* free memory the last pass left */
+    _Atomic uint64_t inuse_after; /* heap_inuse right after it ... */
+    _Atomic uint64_t peak;        /* ... and the most seen since */
+    _Atomic uint64_t returned;    /* what it gave back */
+    _Atomic unsigned shift;       /* the margin is doubled this often */
+} gm_excess = {.shift = 1};
+#define GM_EXCESS_MAX_SHIFT 6
 
 static uint64_t gm_scav_free_now(uint64_t inuse)
 {
@@ -459,17 +477,41 @@ static uint64_t gm_scav_free_now(uint64_t inuse)
     return held > inuse ? held - inuse : 0;
 }
 
+/* The heap grew back into what the last pass returned: double the margin,
+ * and count growth from here. */
+static bool gm_excess_churned(uint64_t inuse)
+{
+    uint64_t returned = atomic_load_explicit(&gm_excess.returned, memory_order_relaxed);
+    uint64_t base = atomic_load_explicit(&gm_excess.inuse_after, memory_order_relaxed);
+    if (!returned || atomic_load_explicit(&gm_excess.peak, memory_order_relaxed) < base + returned / 2) return false;
+    unsigned shift = atomic_load_explicit(&gm_excess.shift, memory_order_relaxed);
+    if (shift < GM_EXCESS_MAX_SHIFT) atomic_store_explicit(&gm_excess.shift, shift + 1, memory_order_relaxed);
+    atomic_store_explicit(&gm_excess.inuse_after, inuse, memory_order_relaxed);
+    atomic_store_explicit(&gm_excess.peak, inuse, memory_order_relaxed);
+    return true;
+}
+
 static void gm_scav_excess(void)
 {
     uint64_t inuse = gm_stat_load(&gm_heap.heap_inuse), free = gm_scav_free_now(inuse);
-    uint64_t floor = atomic_load_explicit(&gm_excess_floor, memory_order_relaxed);
-    if (free < floor) atomic_store_explicit(&gm_excess_floor, floor = free, memory_order_relaxed);
+    if (inuse > atomic_load_explicit(&gm_excess.peak, memory_order_relaxed))
+        atomic_store_explicit(&gm_excess.peak, inuse, memory_order_relaxed);
+    uint64_t floor = atomic_load_explicit(&gm_excess.floor, memory_order_relaxed);
+    if (free < floor) atomic_store_explicit(&gm_excess.floor, floor = free, memory_order_relaxed);
     uint64_t margin = inuse / 2 > GM_EXCESS_MARGIN ? inuse / 2 : GM_EXCESS_MARGIN;
-    if (free <= floor + margin || pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    unsigned shift = atomic_load_explicit(&gm_excess.shift, memory_order_relaxed);
+    if (free <= floor + (margin << shift)) return;
+    if (gm_excess_churned(inuse)) return; /* the doubled margin is for later */
+    if (pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    if (shift) atomic_store_explicit(&gm_excess.shift, shift - 1, memory_order_relaxed);
+    uint64_t before = gm_heap_retained();
     gm_scav_pass(true);
     pthread_mutex_unlock(&gm_scav_lock);
-    atomic_store_explicit(&gm_excess_floor, gm_scav_free_now(gm_stat_load(&gm_heap.heap_inuse)),
-                          memory_order_relaxed);
+    uint64_t after = gm_heap_retained(), now_inuse = gm_stat_load(&gm_heap.heap_inuse);
+    atomic_store_explicit(&gm_excess.returned, before > after ? before - after : 0, memory_order_relaxed);
+    atomic_store_explicit(&gm_excess.inuse_after, now_inuse, memory_order_relaxed);
+    atomic_store_explicit(&gm_excess.peak, now_inuse, memory_order_relaxed);
+    atomic_store_explicit(&gm_excess.floor, gm_scav_free_now(now_inuse), memory_order_relaxed);
 }
 
 /* No helper: the pass, here and now, at most once per pass period. */

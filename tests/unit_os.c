@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -210,6 +211,44 @@ static void test_mapping_count(void)
     CHECK_EQ(gm_sys_mapping_count(), m0 - 1);
 }
 
+/* Resident OS pages of [p, p + n). */
+static size_t resident_pages(void *p, size_t n)
+{
+    static unsigned char vec[(64 << 20) / 4096];
+    if (mincore(p, n, vec) != 0) return (size_t)-1;
+    size_t k = 0;
+    for (size_t i = 0; i < n / 4096; i++) k += vec[i] & 1;
+    return k;
+}
+
+/* gm_sys_zero makes a range read as zero, and writes (makes resident) only
+ * the pages that may hold data: with mincore (no swap) and with pagemap
+ * (the path of a system with swap), small ranges and unaligned ones too. */
+static void test_zero(void)
+{
+    const size_t n = 24 * MiB;
+    for (int force = 0; force < 2; force++) {
+        gm_zero_force_pagemap = force;
+        uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(p != MAP_FAILED);
+        /* Pages 0-99 and the last 3 written; a run in the middle. */
+        memset(p, 0xab, 100 * 4096);
+        memset(p + 10 * MiB + 123, 0xcd, 3 * MiB);
+        memset(p + n - 3 * 4096, 0xef, 3 * 4096);
+        size_t before = resident_pages(p, n);
+        gm_sys_zero(p, n - 17); /* the last 17 bytes are not the caller's */
+        CHECK_EQ(resident_pages(p, n), before); /* nothing untouched was written */
+        CHECK(all_zero(p, n - 17)); /* (reading maps the zero page everywhere) */
+        CHECK_EQ(p[n - 1], 0xef);
+        CHECK(before < 1000);
+        memset(p, 0x11, 64 * KiB);
+        gm_sys_zero(p, 64 * KiB); /* small: written */
+        CHECK(all_zero(p, 64 * KiB));
+        munmap(p, n);
+    }
+    gm_zero_force_pagemap = false;
+}
+
 int main(void)
 {
     test_reserve_map_unused_decommit();
@@ -217,5 +256,6 @@ int main(void)
     test_fault_injection();
     test_rlimit_data();
     test_mapping_count();
+    test_zero();
     return test_done("unit_os");
 }
