@@ -53,7 +53,7 @@
  * proportional to the heap, paid only by malloc_info. gm_stats_quick gives
  * the memory timeline (trace.c) its figures without the heap lock.
  */
-#include "internal.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -136,7 +136,7 @@ static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
     st->heap_sys = gm_stat_load(&gm_heap.heap_sys);
     st->heap_inuse = gm_sub0(gm_stat_load(&gm_heap.heap_inuse), sum.cached); /* cached spans are idle */
     st->heap_released = gm_stat_load(&gm_heap.heap_released);
-    st->heap_decommitted = gm_stat_load(&gm_scav.heap_decommitted);
+    st->heap_decommitted = gm_stat_load(&gm_heap.heap_decommitted);
     pthread_mutex_unlock(&gm_heap.lock);
     st->heap_idle = gm_sub0(st->heap_sys, st->heap_inuse);
 
@@ -161,12 +161,12 @@ static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
     }
     st->heap_alloc = gm_live_bytes(&sum, st->class_live_bytes);
 
-    st->scavenged_total = atomic_load_explicit(&gm_scav.released_total, memory_order_relaxed);
-    st->decommitted_total = atomic_load_explicit(&gm_scav.decommitted_total, memory_order_relaxed);
-    st->recommitted_total = atomic_load_explicit(&gm_scav.recommitted_total, memory_order_relaxed);
+    st->scavenged_total = atomic_load_explicit(&gm_heap.released_total, memory_order_relaxed);
+    st->decommitted_total = atomic_load_explicit(&gm_heap.decommitted_total, memory_order_relaxed);
+    st->recommitted_total = atomic_load_explicit(&gm_heap.recommitted_total, memory_order_relaxed);
     st->background_runs = atomic_load_explicit(&gm_scav.background_runs, memory_order_relaxed);
-    st->memory_limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
-    st->memory_limit_hard = atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed);
+    st->memory_limit = atomic_load_explicit(&gm_heap.limit, memory_order_relaxed);
+    st->memory_limit_hard = atomic_load_explicit(&gm_heap.limit_hard, memory_order_relaxed);
     st->strict_commit = atomic_load_explicit(&gm_scav.strict, memory_order_relaxed);
 }
 
@@ -203,32 +203,6 @@ void gm_stats_quick(struct gm_stats_quick *q)
 /* ------------------------------------------------------------------------ */
 /* Formatting without stdio                                                 */
 /* ------------------------------------------------------------------------ */
-
-void gm_bputc(struct gm_buf *b, char c)
-{
-    if (b->n < b->cap) b->p[b->n++] = c;
-}
-
-void gm_bputs(struct gm_buf *b, const char *s)
-{
-    while (*s) gm_bputc(b, *s++);
-}
-
-void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
-{
-    char d[24];
-    unsigned n = 0;
-    do d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (unsigned i = n; i < width; i++) gm_bputc(b, ' ');
-    while (n) gm_bputc(b, d[--n]);
-}
-
-void gm_bputi(struct gm_buf *b, int64_t v)
-{
-    if (v < 0) gm_bputc(b, '-');
-    gm_bputu(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 0);
-}
 
 static void gm_bpad(struct gm_buf *b, const char *s, unsigned width)
 {
@@ -298,9 +272,7 @@ static void gm_bcount(struct gm_buf *b, const char *name, uint64_t v, const char
 /* The process's name from /proc/self/comm, without stdio. */
 static const char *gm_comm(char *buf, size_t cap)
 {
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
-    if (fd >= 0) close(fd);
+    ssize_t n = gm_sys_read_file("/proc/self/comm", buf, cap);
     if (n <= 0) return "?";
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == 0)) n--;
     buf[n] = 0;
@@ -496,19 +468,6 @@ size_t gm_stats_format_json(char *buf, size_t cap) { return gm_format(buf, cap, 
 
 #define GM_REPORT_MAX 16384
 
-void gm_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (!(w < 0 && errno == EINTR)) {
-            return;
-        }
-    }
-}
-
 static void gm_report_fd(int fd, size_t (*format)(char *, size_t))
 {
     char buf[GM_REPORT_MAX];
@@ -561,27 +520,6 @@ static bool gm_page_allocated(uintptr_t addr)
     if (!d) return false;
     unsigned i = (unsigned)((addr >> GM_PAGE_SHIFT) & (GM_CHUNK_PAGES - 1));
     return (d->alloc.w[i / 64] >> (i % 64)) & 1;
-}
-
-/* Calls fn once for every span that is not dead, found at its base page in
- * the arenas' span tables. Heap lock held. */
-static void gm_for_each_span(void (*fn)(struct gm_span *s, unsigned state, void *arg), void *arg)
-{
-    for (size_t i = 0; i < GM_ARENA_L1_ENTRIES; i++) {
-        struct gm_arena *_Atomic *l2 = atomic_load_explicit(&gm_arena_l1[i], memory_order_acquire);
-        if (!l2) continue;
-        for (size_t j = 0; j < ((size_t)1 << GM_ARENA_L2_BITS); j++) {
-            struct gm_arena *a = atomic_load_explicit(&l2[j], memory_order_acquire);
-            if (!a) continue;
-            uintptr_t abase = (uintptr_t)((i << GM_ARENA_L2_BITS) + j) << GM_ARENA_SHIFT;
-            for (size_t pg = 0; pg < GM_PAGES_PER_ARENA; pg++) {
-                struct gm_span *s = atomic_load_explicit(&a->spans[pg], memory_order_acquire);
-                if (!s || s->base != abase + (pg << GM_PAGE_SHIFT)) continue;
-                unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
-                if (st != GM_SPAN_DEAD) fn(s, st, arg);
-            }
-        }
-    }
 }
 
 /* One in-use span for gm_check: its pages, and every page's records. */
@@ -698,7 +636,7 @@ static int gm_check_quiet_heap(int fd)
     uint64_t heap_released = gm_stat_load(&gm_heap.heap_released);
     uint64_t pa_free = 0, pa_scav = 0, ungrown = 0;
     if (init) {
-        gm_for_each_span(gm_check_span, &w);
+        gm_heap_for_each_span(gm_check_span, &w);
         gm_check_bitmaps(&bits);
         pa_free = gm_heap.pages.free_pages;
         pa_scav = gm_heap.pages.scav_pages;
@@ -833,7 +771,7 @@ void gm_stats_census(struct gm_census *c)
     gm_small_for_each_tcache(gm_census_pagecache, c); /* never inside the heap lock */
     pthread_mutex_lock(&gm_heap.lock);
     if (gm_heap_ready()) {
-        gm_for_each_span(gm_census_span, c);
+        gm_heap_for_each_span(gm_census_span, c);
         gm_census_bitmaps(c);
     }
     pthread_mutex_unlock(&gm_heap.lock);
