@@ -19,7 +19,7 @@ declare -A rank=(
     [span.h]=6 [sizeclass.c]=6 [span.c]=6
     [tcache.h]=7 [tcache.c]=7 [central.c]=7
     [api.h]=8 [large.c]=8 [checked.c]=8 [api.c]=8
-    [stats.h]=9 [stats.c]=9 [trace.c]=9
+    [stats.h]=9 [stats.c]=9 [trace.c]=9 [stats_fields.h]=9
     [init.c]=10 [override.c]=10
     [internal.h]=11
 )
