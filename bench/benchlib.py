@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import resource
@@ -358,6 +359,42 @@ class PreloadWatch:
         return sum(1 for s in done if s[1]), len(done)
 
 
+def ld_bindings(argv, lib, extra_env=None, stdin_path=None, cwd=None, timeout=600):
+    """Run argv once with LD_DEBUG=bindings (one output file per process) and
+    count the dynamic linker's bindings of the symbol `malloc`: (bound to
+    `lib`, all of them).  Under an allocator every one must go to it."""
+    env = alloc_env(lib)
+    env.update(extra_env or {})
+    with tempfile.TemporaryDirectory(prefix="gm-bench-ld-") as d:
+        env.update(LD_DEBUG="bindings", LD_DEBUG_OUTPUT=os.path.join(d, "ld"))
+        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        try:
+            subprocess.run(argv, env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           cwd=cwd, timeout=timeout)
+        finally:
+            if stdin_path:
+                stdin.close()
+        want = os.path.realpath(lib)
+        to_lib = total = 0
+        for f in os.listdir(d):  # one file per process
+            pairs = []  # (file that refers to malloc, file that defines the malloc it gets)
+            with open(os.path.join(d, f), "rb") as fh:
+                for line in fh:
+                    m = re.search(rb"binding file (.+?) \[\d+\] to (.+?) \[\d+\]: normal symbol `malloc'", line)
+                    if m:
+                        pairs.append((os.path.realpath(m.group(1).decode(errors="replace")),
+                                      os.path.realpath(m.group(2).decode(errors="replace"))))
+            # A program that takes malloc's address (a non-PIE python3, say)
+            # defines `malloc` as its own PLT entry, which every other
+            # object then binds to; that entry goes where the program's own
+            # reference is bound.
+            via = {src for src, dst in pairs if dst == want}
+            total += len(pairs)
+            to_lib += sum(1 for src, dst in pairs if dst == want or (dst != src and dst in via) or
+                          (dst == src and src in via))
+        return to_lib, total
+
+
 # --------------------------------------------------------------------------
 # Running one process and sampling its memory.
 # --------------------------------------------------------------------------
@@ -369,6 +406,34 @@ class Run:
     stdout_sha256 = None
     timed_out = False
     preload = None  # (right, checked) from a PreloadWatch
+
+
+def _sample_loop(proc, waiter, r, t0, timeout, sample, watch):
+    """run_one's loop while the process runs: every 10 ms, VmData summed over
+    the launcher's descendants, the mapping count (maxed, every 50 ms), the
+    preload check; SIGKILL to the whole session after `timeout` seconds."""
+    i = 0
+    while waiter.is_alive():
+        if sample or watch:
+            data_sum = 0
+            for pid in descendants(proc.pid):
+                if sample:
+                    st = read_status(pid)
+                    if st:
+                        data_sum += st[1]
+                    if i % 5 == 0:
+                        r.maps_peak = max(r.maps_peak, count_maps(pid))
+                if watch:
+                    watch.check(pid)
+            r.data_peak_kib = max(r.data_peak_kib, data_sum)
+        if time.monotonic() - t0 > timeout and not r.timed_out:
+            r.timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        waiter.join(SAMPLE_S)
+        i += 1
 
 
 def run_one(argv, lib, extra_env=None, stdin_path=None, rlimit_data=None, timeout=600, sample=True,
@@ -400,30 +465,16 @@ def run_one(argv, lib, extra_env=None, stdin_path=None, rlimit_data=None, timeou
             _, status, _ = os.wait4(proc.pid, 0)
             done.update(t=time.monotonic(), status=status)
 
-        w = threading.Thread(target=waiter)
+        w = threading.Thread(target=waiter, daemon=True)
         w.start()
-        i = 0
-        while w.is_alive():
-            if sample or watch:
-                data_sum = 0
-                for pid in descendants(proc.pid):
-                    if sample:
-                        st = read_status(pid)
-                        if st:
-                            data_sum += st[1]
-                        if i % 5 == 0:
-                            r.maps_peak = max(r.maps_peak, count_maps(pid))
-                    if watch:
-                        watch.check(pid)
-                r.data_peak_kib = max(r.data_peak_kib, data_sum)
-            if time.monotonic() - t0 > timeout and not r.timed_out:
-                r.timed_out = True
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            w.join(SAMPLE_S)
-            i += 1
+        try:
+            _sample_loop(proc, w, r, t0, timeout, sample, watch)
+        except BaseException:  # interrupted (^C, SIGTERM): leave nothing running
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            raise
         if stdin_path:
             stdin.close()
         proc.returncode = os.waitstatus_to_exitcode(done["status"])  # Popen must not wait again

@@ -29,7 +29,10 @@ end with no failed transaction and no server process killed by a signal.
 
 Each run also checks that the allocator is mapped in the processes that do
 the work (/proc/PID/maps of every process of that name, while it runs):
-cc1 for gcc, every git process, the postmaster and every backend.
+cc1 for gcc, every git process, the postmaster and every backend.  And once
+per program and allocator, before the runs, binding_check() runs it with
+LD_DEBUG=bindings and counts the bindings of `malloc` that go to the
+preloaded library (for PostgreSQL, of `postgres -V`).
 
 The PostgreSQL server runs in a temporary directory of its own (data
 directory, unix socket directory, log), listens on 127.0.0.1 on a free port,
@@ -55,8 +58,8 @@ import tempfile
 import threading
 import time
 
-from benchlib import (BENCH, GM_BENCH, KiB, MiB, OUT, PG_BIN, QUICK, PreloadWatch, Run, alloc_env,
-                      descendants, log, measure, read_maps, read_pss_anon, read_status, run_one)
+from benchlib import (BENCH, OUT, PG_BIN, QUICK, PreloadWatch, Run, alloc_env, descendants, ld_bindings, log,
+                      measure, read_pss_anon, read_status, run_one)
 
 PY_N = 40000 if QUICK else 120000
 SQL_ROWS = 100000 if QUICK else 300000
@@ -157,6 +160,10 @@ class Command:
         else:
             key = hashlib.sha256(r.stdout.encode()).hexdigest()
         return {self.name: measure(r, key)}
+
+    def binding_check(self, lib):
+        """ld.so's bindings of malloc in one run: (to lib, all)."""
+        return ld_bindings(self.argv, lib, self.env, self.stdin)
 
     def close(self):
         pass
@@ -338,6 +345,9 @@ class Git:
             res["git_blame"] = measure(r, r.stdout_sha256)
         return res
 
+    def binding_check(self, lib):
+        return ld_bindings(["git", "-C", self.repo, "blame", "-s", "main", "--", "big.txt"], lib, self.env)
+
     def close(self):
         pass
 
@@ -490,7 +500,7 @@ class PgSampler:
     postgres process."""
 
     def __init__(self, server, lib):
-        self.server, self.watch = server, PreloadWatch("postgres", lib)
+        self.server, self.lib = server, lib
         self.stop_ev = threading.Event()
         self.reset()
         self.t = threading.Thread(target=self.loop, daemon=True)
@@ -498,6 +508,7 @@ class PgSampler:
 
     def reset(self):
         self.pss_peak = self.data_peak = self.maps_peak = 0
+        self.watch = PreloadWatch("postgres", self.lib)
 
     def loop(self):
         while not self.stop_ev.wait(0.05):
@@ -543,12 +554,9 @@ class Postgres:
         self.base = None
 
     def setup(self):
-        for b in ("postgres", "initdb", "pg_isready"):
+        for b in ("postgres", "initdb", "pg_isready", "pgbench", "psql"):
             if not os.path.exists(os.path.join(PG_BIN, b)):
-                raise Skip(f"{PG_BIN}/{b} does not exist (Debian package postgresql 15)")
-        for b in ("pgbench", "psql"):
-            if not shutil.which(b):
-                raise Skip(f"{b} is not installed")
+                raise Skip(f"{PG_BIN}/{b} does not exist (Debian package postgresql-15)")
         self.user = None
         if os.geteuid() == 0:
             try:
@@ -584,7 +592,11 @@ class Postgres:
         return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "bench"]
 
     def client(self, argv, check=False, timeout=600):
-        p = subprocess.run(argv[:1] + self.conn() + argv[1:] + ["bench"] if argv[0] == "pgbench" else argv,
+        """Run pgbench or psql (from PG_BIN, under glibc) against the server."""
+        if argv[0] == "pgbench":
+            argv = argv[:1] + self.conn() + argv[1:] + ["bench"]
+        argv = [os.path.join(PG_BIN, argv[0])] + argv[1:]
+        p = subprocess.run(argv,
                            env=dict(alloc_env(None), LC_ALL="C", PGTZ="UTC"), capture_output=True, text=True,
                            timeout=timeout, cwd=self.base)
         if check and p.returncode != 0:
@@ -616,6 +628,7 @@ class Postgres:
 
     def run(self, alloc, lib, rnd, short=False):
         res = {}
+        self.port = free_port()  # a new one each time: the last one may have been taken since
         server = PgServer(self.base, self.user, self.port, lib)
         sampler = None
         try:
@@ -662,6 +675,12 @@ class Postgres:
                 sampler.close()
             server.stop()
         return res
+
+    def binding_check(self, lib):
+        """The server binary's bindings (`postgres -V`: Debian links it with
+        -z now, so every symbol is bound at start); the running server's
+        processes are checked through their maps in every run."""
+        return ld_bindings([os.path.join(PG_BIN, "postgres"), "-V"], lib)
 
     def close(self):
         """Stop anything left and remove the directory."""

@@ -233,7 +233,7 @@ class Ctx:
         self.workloads, self.allocs, self.results = workloads, allocs, results
         self.rlimits, self.notes, self.started, self.failures = rlimits, notes, started, failures
         self.rlimit_scales = rlimit_scales
-        self.slow_runs, self.slow_jobs = RUNS, set()
+        self.slow_runs, self.slow_jobs, self.bindings = RUNS, set(), {}
         self.names = [a for a, _ in allocs]
         self.peers = [a for a in self.names if a in PEERS]
         self.med_of = {}
@@ -615,6 +615,27 @@ def write_report(ctx, duration):
                          f"{fmt((v['limit'] - base) / MiB, 1) if base and not noop else '–'} | "
                          f"{fmt(target / MiB, 1) if not noop else '–'} | "
                          f"{('yes' if v['limit'] <= target else 'no') if not noop else '–'} | {v.get('probes', '–')} |")
+        L.append("")
+
+    if ctx.bindings:
+        progs = sorted({p for p, _ in ctx.bindings}, key=lambda p: [j for j, _ in ctx.bindings].index(p))
+        L.append("## Does malloc bind to the preloaded library?\n")
+        L.append("Once per real program and allocator, before the runs: the program run with LD_DEBUG=bindings; "
+                 "bindings of `malloc` to the allocator's library ÷ all bindings of `malloc` (every process of "
+                 "the run; PostgreSQL: `postgres -V`, the running server is checked by its maps). A binding to "
+                 "the program itself counts when the program's own reference is bound to the library (a non-PIE "
+                 "program that takes malloc's address, like Debian's python3, exports its PLT entry). In every "
+                 "timed run, the \"mapped in\" column of each workload's table checks the library is mapped in "
+                 "the working processes.\n")
+        allocs = [a for a in names if any((p, a) in ctx.bindings for p in progs)]
+        L.append("| program | " + " | ".join(allocs) + " |")
+        L.append("|---|" + "---|" * len(allocs))
+        for p in progs:
+            cells = []
+            for a in allocs:
+                b = ctx.bindings.get((p, a))
+                cells.append("–" if not b else f"{b[0]}/{b[1]}" + ("" if b[1] and b[0] == b[1] else " **not all**"))
+            L.append(f"| {p} | " + " | ".join(cells) + " |")
         L.append("")
 
     if ctx.failures:

@@ -210,6 +210,17 @@ def run_all(jobs, allocs, notes, only, started):
     for n in notes:
         log("note: " + n)
 
+    # Does malloc bind to the preloaded library?  Once per program and allocator.
+    bindings = {}
+    for j in jobs:
+        if hasattr(j, "binding_check"):
+            for a, lib in allocs:
+                if lib:
+                    bindings[j.name, a] = j.binding_check(lib)
+                    if bindings[j.name, a][0] < bindings[j.name, a][1] or not bindings[j.name, a][1]:
+                        log(f"warning: {j.name} under {a}: malloc bound to the library "
+                            f"{bindings[j.name, a][0]} of {bindings[j.name, a][1]} times")
+
     # Warm-up, not recorded: first-touch page faults of the VM's memory, cold
     # file caches and git's first repack would otherwise fall on whichever
     # allocator runs first.
@@ -272,7 +283,7 @@ def run_all(jobs, allocs, notes, only, started):
 
     # Pictures and report.
     ctx = report.Ctx(workloads, allocs, results, rlimits, notes, started, failures, scales)
-    ctx.slow_runs, ctx.slow_jobs = SLOW_RUNS, SLOW_JOBS
+    ctx.slow_runs, ctx.slow_jobs, ctx.bindings = SLOW_RUNS, SLOW_JOBS, bindings
     report.draw_pictures(ctx)
     duration = time.monotonic() - T_START
     report.write_report(ctx, duration)

@@ -1447,14 +1447,14 @@ static double ls_phase(int chains, size_t total_ops, size_t gens, size_t maxsz, 
 
 static void larson(double scale, size_t maxsz, uint64_t seed)
 {
-    size_t ops = (size_t)(6e6 * scale) + 1000, gens = (size_t)(40 * scale) + 4;
+    size_t ops = (size_t)(15e6 * scale) + 1000, gens = (size_t)(100 * scale) + 4;
     double t4 = ls_phase(4, ops, gens, maxsz, seed);
     double t8 = ls_phase(8, ops, gens, maxsz, seed + 100);
     extra("part_4threads_s=%.4f part_8threads_s=%.4f", t4, t8);
 }
 
 static void w_larson(double scale) { larson(scale, 1024, 1100); }
-static void w_larson_mixed(double scale) { larson(scale * 0.5, 8192, 1200); }
+static void w_larson_mixed(double scale) { larson(scale, 8192, 1200); }
 
 /* ======================================================================== */
 /* Workload 13 - rptest: a thread pool passing work around (after           */
@@ -1564,7 +1564,7 @@ static void *rp_thread(void *arg)
 
 static void w_rptest(double scale)
 {
-    rp.rounds = (size_t)(30000 * scale) + 1;
+    rp.rounds = (size_t)(75000 * scale) + 1;
     for (int i = 0; i < RP_THREADS; i++)
         pthread_mutex_init(&rp.lock[i], NULL);
     pthread_t t[RP_THREADS];
@@ -1641,7 +1641,7 @@ static double tt_run(int n, size_t total_ops)
 
 static void w_threadtest(double scale)
 {
-    size_t ops = (size_t)(4e6 * scale) + 16;
+    size_t ops = (size_t)(16e6 * scale) + 16;
     double t1 = tt_run(1, ops), t4 = tt_run(4, ops), t16 = tt_run(16, ops);
     res.live_peak = TT_MAXT * TT_WS * (32 * KiB / 9); /* 16 working sets of mean size 3.6 KiB */
     extra("part_1thread_s=%.4f part_4threads_s=%.4f part_16threads_s=%.4f", t1, t4, t16);
