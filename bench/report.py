@@ -269,8 +269,11 @@ def goals_section(ctx, a):
     L = []
     rows = []  # (goal, figure, target, verdict)
 
-    def verdict(ok):
-        return "–" if ok is None else ("**met**" if ok else "**not met**")
+    def verdict(ok, over=None):
+        """over: by how much the figure misses its target (figure ÷ target − 1)."""
+        if ok is None:
+            return "–"
+        return "**met**" if ok else "**not met**" + (f" (+{100 * over:.0f}%)" if over is not None else "")
 
     real = [w for w in ctx.workloads if w.real]
     synth = [w for w in ctx.workloads if not w.real]
@@ -282,13 +285,15 @@ def goals_section(ctx, a):
             vs_glibc_all.append(g)
         ok = None if g is None or bp is None else (g <= 1.0 and bp <= 1.05)
         rows.append((f"{w.name}: time (or 1/tps) ≤ glibc's and ≤ 1.05 × best peer",
-                     f"{fmt(g)} × glibc, {fmt(bp)} × best peer", "≤ 1.00, ≤ 1.05", verdict(ok)))
+                     f"{fmt(g)} × glibc, {fmt(bp)} × best peer", "≤ 1.00, ≤ 1.05",
+                     verdict(ok, None if ok is None else max(g / 1.0, bp / 1.05) - 1)))
     gm = geomean(vs_glibc_all)
     rows.append(("Real programs: geometric mean of time ÷ glibc's", f"{fmt(gm)} (over {len(vs_glibc_all)})",
-                 "≤ 0.95", verdict(None if gm is None else gm <= 0.95)))
+                 "≤ 0.95", verdict(None if gm is None else gm <= 0.95, gm and gm / 0.95 - 1)))
     for w in real:
         r = ctx.ratio_to(w.name, a, "glibc", "rss")
-        rows.append((f"{w.name}: peak RSS ÷ glibc's", fmt(r), "≤ 1.05", verdict(None if r is None else r <= 1.05)))
+        rows.append((f"{w.name}: peak RSS ÷ glibc's", fmt(r), "≤ 1.05",
+                     verdict(None if r is None else r <= 1.05, r and r / 1.05 - 1)))
 
     sw = swing_rows(ctx.results, ctx.names)
     if a in sw and "glibc" in sw:
@@ -296,12 +301,14 @@ def goals_section(ctx, a):
         for k, what in (("rss_1s", "RSS"), ("data_1s", "VmData")):
             ok = None if s.get(k) is None or g.get(k) is None else s[k] <= g[k]
             rows.append((f"swing: {what} 1 s into each low phase ≤ glibc's (worst phase, MiB)",
-                         f"{fmt(s.get(k), 0)} vs glibc {fmt(g.get(k), 0)}", "≤ glibc", verdict(ok)))
+                         f"{fmt(s.get(k), 0)} vs glibc {fmt(g.get(k), 0)}", "≤ glibc",
+                         verdict(ok, ok is not None and g[k] and s[k] / g[k] - 1)))
         for k, what in (("rss_3s", "RSS"), ("data_3s", "VmData")):
             lim = s["live_3s"] * 1.2 + 16 if s.get("live_3s") is not None else None
             ok = None if s.get(k) is None or lim is None else s[k] <= lim
             rows.append((f"swing: {what} 3 s into each low phase ≤ 1.2 × live + 16 MiB (MiB)",
-                         f"{fmt(s.get(k), 0)} (live {fmt(s.get('live_3s'), 0)})", f"≤ {fmt(lim, 0)}", verdict(ok)))
+                         f"{fmt(s.get(k), 0)} (live {fmt(s.get('live_3s'), 0)})", f"≤ {fmt(lim, 0)}",
+                         verdict(ok, ok is not None and s[k] / lim - 1)))
         rows.append(("swing: throughput, million malloc+free per second",
                      f"{fmt(s.get('mops'))} vs glibc {fmt(g.get('mops'))}", "(no goal; for reference)", "–"))
 
@@ -312,9 +319,9 @@ def goals_section(ctx, a):
         ratio = p["proc_data_2s"] / settled if settled else None
         rows.append(("randfree: VmData 2 s after ÷ the RSS it settles at (3 s)",
                      f"{fmt(ratio)} ({fmt(p['proc_data_2s'], 0)} ÷ {fmt(settled, 0)} MiB)", "≤ 1.2",
-                     verdict(None if ratio is None else ratio <= 1.2)))
+                     verdict(None if ratio is None else ratio <= 1.2, ratio and ratio / 1.2 - 1)))
         rows.append(("randfree: /proc/self/maps lines 2 s after", fmt(p["maps_2s"], 0), "< 200",
-                     verdict(p["maps_2s"] < 200)))
+                     verdict(p["maps_2s"] < 200, p["maps_2s"] / 200 - 1)))
 
     v = ctx.rlimits.get(("churn3", a))
     if v and v.get("limit"):
@@ -322,7 +329,7 @@ def goals_section(ctx, a):
         rows.append(("churn3: smallest RLIMIT_DATA (×live)",
                      f"{fmt(v['limit'] / v['live'])} × live ({fmt(v['limit'] / MiB, 0)} MiB, live "
                      f"{fmt(v['live'] / MiB, 0)} MiB)", f"≤ 1.2 × live + 8 MiB = {fmt(target / MiB, 0)} MiB",
-                     verdict(v["limit"] <= target)))
+                     verdict(v["limit"] <= target, v["limit"] / target - 1)))
         for peer in ctx.peers:
             pv = ctx.rlimits.get(("churn3", peer))
             if pv and pv.get("limit"):
@@ -333,7 +340,7 @@ def goals_section(ctx, a):
         r = t1k[a]["rss_delta"] / t1k["glibc"]["rss_delta"] if t1k["glibc"]["rss_delta"] else None
         rows.append(("threads1k: RSS of 1000 live threads ÷ glibc's",
                      f"{fmt(r)} ({fmt(t1k[a]['rss_delta'], 0)} vs {fmt(t1k['glibc']['rss_delta'], 0)} MiB)",
-                     "< 2", verdict(None if r is None else r < 2)))
+                     "< 2", verdict(None if r is None else r < 2, r and r / 2 - 1)))
 
     srs = []
     for w in synth:
@@ -341,15 +348,15 @@ def goals_section(ctx, a):
         if r is None:
             continue
         srs.append(r)
-        rows.append((f"{w.name}: time ÷ fastest peer", fmt(r), "≤ 1.05", verdict(r <= 1.05)))
+        rows.append((f"{w.name}: time ÷ fastest peer", fmt(r), "≤ 1.05", verdict(r <= 1.05, r / 1.05 - 1)))
     g = geomean(srs)
     rows.append(("Synthetic: geometric mean of time ÷ fastest peer", f"{fmt(g)} (over {len(srs)})", "≤ 0.95",
-                 verdict(None if g is None else g <= 0.95)))
+                 verdict(None if g is None else g <= 0.95, g and g / 0.95 - 1)))
 
     met = sum(1 for r in rows if r[3] == "**met**")
     judged = sum(1 for r in rows if r[3] != "–")
     L.append(f"### {a}: {met} of {judged} goals met\n")
-    L.append("| goal | measured | target | verdict |")
+    L.append("| goal | measured | target | verdict (not met: by how much the figure exceeds the target) |")
     L.append("|---|---|---|---|")
     for r in rows:
         L.append("| " + " | ".join(r) + " |")
