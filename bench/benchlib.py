@@ -116,6 +116,11 @@ def ensure_packages():
         subprocess.call(prefix + ["apt-get", "update"], env=env)
         if subprocess.call(install, env=env) != 0:
             log(f"warning: apt-get could not install {' '.join(want)}; what is missing is skipped")
+    if "postgresql" in want and shutil.which("pg_ctlcluster"):
+        # Debian's postinst makes and starts a default cluster (15/main); the
+        # bench runs its own server, so it stops the one it caused to start.
+        if subprocess.call(prefix + ["pg_ctlcluster", "15", "main", "stop"], stderr=subprocess.DEVNULL) == 0:
+            log("stopped the default cluster 15/main that installing postgresql started")
 
 
 def build():
