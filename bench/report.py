@@ -273,7 +273,7 @@ def goals_section(ctx, a):
         """over: by how much the figure misses its target (figure ÷ target − 1)."""
         if ok is None:
             return "–"
-        return "**met**" if ok else "**not met**" + (f" (+{100 * over:.0f}%)" if over is not None else "")
+        return "**met**" if ok else "**not met**" + (f" (+{100 * over:.{0 if over >= 0.01 else 1}f}%)" if over is not None else "")
 
     real = [w for w in ctx.workloads if w.real]
     synth = [w for w in ctx.workloads if not w.real]
