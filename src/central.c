@@ -54,6 +54,8 @@ struct gm_central {
     pthread_mutex_t lock;
     struct gm_span *head;     /* taken from the front; in address order */
     struct gm_span *returned; /* came back since the last sort, any order */
+    struct gm_span *nursery;  /* an owned class's spans for young threads */
+    bool unsorted;            /* head was taken from returned unsorted */
     _Atomic uint64_t nspans; /* both lists; read without the lock: a hint */
 } __attribute__((aligned(GM_CACHE_LINE)));
 
@@ -127,7 +129,9 @@ static struct gm_span *gm_span_sort(struct gm_span *l)
 /* Merge the returned spans into the front list. Central lock held. */
 static void gm_central_sort(struct gm_central *c)
 {
-    if (!c->returned) return;
+    if (!c->returned && !c->unsorted) return;
+    if (c->unsorted) c->head = gm_span_sort(c->head);
+    c->unsorted = false;
     c->head = gm_span_merge(c->head, gm_span_sort(c->returned));
     c->returned = NULL;
     struct gm_span *prev = NULL;
@@ -146,7 +150,7 @@ void gm_central_push(struct gm_span *s)
 {
     struct gm_central *c = &gm_central[s->sizeclass];
     gm_central_lock(c);
-    gm_list_push(&c->returned, s);
+    gm_list_push(s->nursery ? &c->nursery : &c->returned, s);
     gm_central_count(c, 1);
     gm_central_unlock(c);
 }
@@ -205,22 +209,50 @@ static void gm_batch_take(struct gm_span *st, struct gm_span *s, uint32_t n)
     gm_vg_quiet_end();
 }
 
-/* The batch of shared class cls ran dry: refill it from the central list
- * (or a new span) and allocate from it. */
+/* The list batches of cls come from: a shared class's central list, or an
+ * owned class's nursery. A shared class's spans go round fast (exhausted,
+ * orphaned, back at the next free), so when the front runs out the
+ * returned spans become the front as they are, and the scavenger's trim
+ * sorts them (gm_central_sort): a sort under the lock at every turn would
+ * hold up the threads that share the class. Central lock held. */
+static struct gm_span **gm_batch_source(struct gm_central *c, unsigned cls)
+{
+    if (!gm_class_shared(cls)) return &c->nursery;
+    if (!c->head && c->returned) {
+        c->head = c->returned;
+        c->returned = NULL;
+        c->unsorted = true;
+    }
+    return &c->head;
+}
+
+/* The batch of class cls ran dry: refill it from the central list (an
+ * owned class's nursery) or a new span, and allocate from it. */
 void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_central *c = &gm_central[cls];
-    struct gm_span *st = tc->current[cls], *s;
+    struct gm_span *st = tc->current[cls], *s, **list;
     uint32_t n = GM_BATCH_BYTES / gm_class_size[cls];
     n = n < 1 ? 1 : n > GM_BATCH_MAX ? GM_BATCH_MAX : n;
+    /* A young thread's batches of an owned class double from one object:
+     * what a batch holds is touched (marked batched), used or not. */
+    if (!gm_class_shared(cls) && n > 1u << (tc->young[cls] - 1)) n = 1u << (tc->young[cls] - 1);
     gm_scav_tick();
+    /* The tick may start the scavenger's thread, and pthread_create
+     * allocates (its thread's TLS vector, 288 bytes here): if that refilled
+     * this class, a batch taken now would overwrite what it left. */
+    if (tc->current[cls] != st || st->free) return gm_small_alloc(tc, cls);
     gm_central_lock(c);
-    while ((s = gm_central_first(c)) != NULL) {
+    while ((s = *(list = gm_batch_source(c, cls))) != NULL) {
         if (s->free || gm_span_collect(s)) {
             if (s->used == 0 && gm_heap_above_goal(s)) { /* see gm_heap.high_water */
-                gm_list_remove(&c->head, s);
+                gm_list_remove(list, s);
                 gm_central_count(c, -1);
                 gm_heap_free_span(s);
+                continue;
+            }
+            if (gm_heap_above_goal(s) && list == &c->head && (c->unsorted || c->returned)) {
+                gm_central_sort(c); /* the heap shrinks: lowest spans first */
                 continue;
             }
             gm_batch_take(st, s, n);
@@ -230,7 +262,7 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
         uintptr_t none = GM_TF_NONE; /* else a free came in meanwhile: collect it */
         if (atomic_compare_exchange_strong_explicit(&s->thread_free, &none, GM_TF_ORPHAN, memory_order_acq_rel,
                                                     memory_order_relaxed)) {
-            gm_list_remove(&c->head, s);
+            gm_list_remove(list, s);
             gm_central_count(c, -1);
         }
     }
@@ -242,9 +274,10 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
         return NULL;
     }
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    s->nursery = !gm_class_shared(cls);
     gm_central_lock(c);
     gm_batch_take(st, s, n);
-    gm_list_push(&c->head, s);
+    gm_list_push(gm_batch_source(c, cls), s);
     gm_central_count(c, 1);
     gm_central_unlock(c);
     return gm_small_alloc(tc, cls);
@@ -326,7 +359,7 @@ void gm_free_remote(struct gm_span *s, void *p)
  * never had them). Owner only. */
 void gm_batch_flush(struct gm_tcache *tc)
 {
-    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
+    for (unsigned i = 1; i < GM_NUM_CLASSES; i++) {
         struct gm_span *st = &tc->batch[i];
         void **o = st->free;
         st->free = NULL;
@@ -368,6 +401,24 @@ static size_t gm_spares_trim(void)
     return bytes;
 }
 
+/* The spans of list whose objects are all free back to the heap; their
+ * bytes. Central lock held. */
+static size_t gm_central_trim_list(struct gm_central *ce, struct gm_span **list)
+{
+    size_t released = 0;
+    for (struct gm_span *s = *list, *next; s; s = next) {
+        next = s->next;
+        gm_span_collect(s);
+        if (s->used == 0) {
+            gm_list_remove(list, s);
+            gm_central_count(ce, -1);
+            released += (size_t)s->npages << GM_PAGE_SHIFT;
+            gm_heap_free_span(s);
+        }
+    }
+    return released;
+}
+
 size_t gm_central_trim(void)
 {
     size_t released = gm_spares_trim();
@@ -375,17 +426,7 @@ size_t gm_central_trim(void)
         struct gm_central *ce = &gm_central[c];
         gm_central_lock(ce);
         gm_central_sort(ce);
-        struct gm_span *s = ce->head, *next;
-        for (; s; s = next) {
-            next = s->next;
-            gm_span_collect(s);
-            if (s->used == 0) {
-                gm_list_remove(&ce->head, s);
-                gm_central_count(ce, -1);
-                released += (size_t)s->npages << GM_PAGE_SHIFT;
-                gm_heap_free_span(s);
-            }
-        }
+        released += gm_central_trim_list(ce, &ce->head) + gm_central_trim_list(ce, &ce->nursery);
         gm_central_unlock(ce);
     }
     return released;

@@ -51,6 +51,8 @@ struct gm_span {
     _Atomic uint8_t notify_pending;       /* on an owner's notify stack */
     uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
                              * objects carry canaries, free ones a fill */
+    uint8_t nursery;        /* an owned class's span that young threads
+                             * take batches from: never owned (central.c) */
     /* large objects */
     size_t large_size;      /* requested bytes (usable size is npages pages) */
 } __attribute__((aligned(GM_CACHE_LINE))); /* records are cache-line aligned */
@@ -205,6 +207,11 @@ uint64_t gm_heap_take_inuse_peak(void) GM_HIDDEN;
  * count), or UINTPTR_MAX if it commits no more than that (or little
  * more). heap_release.c. */
 void gm_heap_set_goal(uint64_t goal) GM_HIDDEN;
+/* Is the heap over its goal (a high_water mark set)? */
+static inline bool gm_heap_shrinking(void)
+{
+    return atomic_load_explicit(&gm_heap.high_water, memory_order_relaxed) != UINTPTR_MAX;
+}
 /* Is s above the heap's goal (see high_water)? */
 static inline bool gm_heap_above_goal(const struct gm_span *s)
 {

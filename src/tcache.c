@@ -111,6 +111,7 @@ struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     s->divmagic = gm_class_divmagic[cls];
     s->nelems = nelems;
     s->checked = gm_opt.check;
+    s->nursery = 0;
     atomic_store_explicit(&s->limit, s->base, memory_order_relaxed);
     gm_span_carve(s);
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
@@ -269,6 +270,40 @@ static void gm_span_move_out(struct gm_tcache *tc, struct gm_span *s)
     else gm_span_disown(tc, s);
 }
 
+/* Young threads. A thread's first objects of an owned class come in
+ * batches from the class's nursery, spans no thread owns (central.c), as a
+ * shared class's always do: a thread that allocates a few objects of many
+ * classes and keeps them (one of a thousand threads of a server) then
+ * holds no span of its own, touched for one page, per class. After
+ * GM_YOUNG_BATCHES batches of a class it has shown it uses the class, and
+ * its refills get spans of its own. Owned-class objects from a nursery are
+ * freed as remote frees, by any thread, their allocator too. Checked mode
+ * (GOMALLOC_CHECK) has none: its frees must come back to the thread's own
+ * spans, where the next allocation checks what was written after free. */
+#define GM_YOUNG_BATCHES 4
+
+/* Should the refill of owned class cls come from the nursery? Leaves
+ * current as the batch if so, else a span or gm_empty_span. */
+static bool gm_young_refill(struct gm_tcache *tc, unsigned cls)
+{
+    bool batch = tc->current[cls] == &tc->batch[cls];
+    if (!batch && tc->current[cls] != &gm_empty_span) return false;
+    if (tc->young[cls] < GM_YOUNG_BATCHES && !tc->partial[cls] && !gm_opt.check) {
+        tc->young[cls]++;
+        tc->current[cls] = &tc->batch[cls];
+        return true;
+    }
+    tc->current[cls] = &gm_empty_span;
+    return false;
+}
+
+/* tc's current span of owned class c, or gm_empty_span while that is the
+ * class's batch. */
+static struct gm_span *gm_current_span(struct gm_tcache *tc, unsigned c)
+{
+    return tc->current[c] == &tc->batch[c] ? &gm_empty_span : tc->current[c];
+}
+
 /* gm_scav_tick reads heap-wide counters that other threads write; a refill
  * from the thread's own spans changes nothing there, so one refill in
  * GM_TICK_REFILLS is often enough (spans coming from or going back to the
@@ -278,6 +313,7 @@ static void gm_span_move_out(struct gm_tcache *tc, struct gm_span *s)
 static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
 {
     if (gm_class_shared(cls)) return gm_batch_refill(tc, cls);
+    if (gm_young_refill(tc, cls)) return gm_batch_refill(tc, cls);
     if (GM_UNLIKELY(++tc->refills % GM_TICK_REFILLS == 0)) {
         gm_scav_tick();
         if (tc->refills % GM_SPARE_REFILLS == 0) gm_spares_release(tc);
@@ -298,16 +334,20 @@ static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
             gm_span_move_out(tc, s);
             continue;
         }
-        /* Other threads freed all its objects: if more spans wait behind
-         * it, it goes (a live set that shrank on other threads' frees
-         * would otherwise keep every span it ever had). */
-        if (s->used == 0 && tc->partial[cls] && gm_span_quiet(s)) {
+        /* Its objects are all free: while the heap is over its goal (a live
+         * set that shrank, often on other threads' frees), it goes if more
+         * spans wait behind it, or the thread would keep every span it
+         * ever had. In a steady heap it is used, with no heap lock. */
+        if (s->used == 0 && tc->partial[cls] && gm_heap_shrinking() && gm_span_quiet(s)) {
             gm_span_drop(tc, s);
             continue;
         }
         goto found;
     }
     gm_scav_tick();
+    /* An allocation inside the tick (see gm_batch_refill) may have given
+     * the class a current span: use it rather than lose it. */
+    if (tc->current[cls] != &gm_empty_span) return gm_small_alloc(tc, cls);
     s = gm_central_take(tc, cls, false);
     if (!s && (s = gm_spare_take(tc, cls)) != NULL) {
         gm_span_collect(s);
@@ -426,15 +466,15 @@ struct gm_tcache *gm_tcache_init(void)
     }
     gm_unlock(&gm_tc_lock, GM_RANK_TCACHES);
     if (!tc) return NULL;
-    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) tc->current[c] = &gm_empty_span;
-    for (unsigned c = GM_FIRST_SHARED_CLASS; c < GM_NUM_CLASSES; c++) {
-        struct gm_span *st = &tc->batch[c - GM_FIRST_SHARED_CLASS];
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *st = &tc->batch[c];
         memset(st, 0, sizeof *st);
         st->sizeclass = (uint8_t)c;
         st->elemsize = gm_class_size[c];
-        tc->current[c] = st;
+        tc->current[c] = gm_class_shared(c) ? st : &gm_empty_span;
     }
     memset(tc->spans_made, 0, sizeof tc->spans_made);
+    memset(tc->young, 0, sizeof tc->young);
     gm_tc = tc;
     gm_tc_fast = gm_opt.check ? NULL : tc;
     if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
@@ -507,7 +547,7 @@ void gm_tcache_release(struct gm_tcache *tc)
     gm_batch_flush(tc);
     gm_spares_release(tc);
     for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
-        struct gm_span *s = tc->current[c];
+        struct gm_span *s = gm_current_span(tc, c);
         tc->current[c] = &gm_empty_span;
         if (s != &gm_empty_span) gm_span_disown(tc, s);
         while ((s = tc->partial[c])) {
@@ -544,7 +584,7 @@ void gm_tcache_reclaim(struct gm_tcache *tc)
     gm_drain_notify(tc);
     gm_batch_flush(tc);
     for (unsigned c = 1; c < GM_FIRST_SHARED_CLASS; c++) {
-        struct gm_span *s = tc->current[c];
+        struct gm_span *s = gm_current_span(tc, c);
         if (s != &gm_empty_span) {
             gm_span_collect(s);
             if (s->used == 0 && gm_span_quiet(s)) {
@@ -586,7 +626,7 @@ static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
 static void gm_count_batched(struct gm_tcache *tc, void *arg)
 {
     uint64_t *live = arg;
-    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
+    for (unsigned i = 1; i < GM_NUM_CLASSES; i++) {
         const struct gm_span *st = &tc->batch[i];
         gm_vg_quiet_begin();
         for (void **o = st->free; o; o = o[0]) live[st->sizeclass]--;

@@ -38,9 +38,12 @@ struct gm_tcache {
     _Atomic uint64_t large_bytes_alloc, large_bytes_freed; /* whole pages */
     _Atomic uint64_t large_req_alloc, large_req_freed;     /* requested bytes */
     uint8_t spans_made[GM_NUM_CLASSES];      /* from the heap, saturating */
-    /* A shared class's current "span": a batch of objects taken from the
-     * central spans (only free, elemsize and used are meaningful). */
-    struct gm_span batch[GM_NUM_SHARED_CLASSES];
+    uint8_t young[GM_NUM_CLASSES];           /* nursery batches taken */
+    /* A class's current "span" while it is served in batches (a shared
+     * class always, an owned one while the thread is young in it): objects
+     * taken from central spans (only free, elemsize and used are
+     * meaningful). */
+    struct gm_span batch[GM_NUM_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* refill slow paths, for gm_scav_tick */
     bool dead;
@@ -91,7 +94,8 @@ struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls, bool any) GM
  * scavenger's trim hook); the bytes. */
 size_t gm_central_trim(void) GM_HIDDEN;
 bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list, or a spare? (racy) */
-/* The batch of shared class cls ran dry: refill it and allocate from it. */
+/* The batch of class cls ran dry (a shared class, or an owned one the
+ * thread is young in): refill it and allocate from it. */
 void *gm_batch_refill(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
 /* Give tc's batched objects back to their spans. Owner only. */
 void gm_batch_flush(struct gm_tcache *tc) GM_HIDDEN;
