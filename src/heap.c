@@ -53,6 +53,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "arch.h"
+
 struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* While the heap is smaller than a chunk it grows in steps that start here
@@ -84,6 +86,7 @@ int gm_heap_init(void)
     int rc = 0;
     pthread_mutex_lock(&gm_heap.lock);
     if (!gm_heap.initialized) {
+        gm_arch_check_page_size(GM_OS_PAGE);
         rc = gm_pagealloc_init(&gm_heap.pages, &gm_meta.pagealloc);
         if (rc == 0) {
             gm_fixalloc_init(&gm_heap.spanalloc, sizeof(struct gm_span), &gm_meta.spans);

@@ -64,6 +64,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "arch.h"
+
 __thread struct gm_tcache *gm_tc __attribute__((tls_model("initial-exec")));
 __thread struct gm_tcache *gm_tc_fast __attribute__((tls_model("initial-exec")));
 struct gm_span gm_empty_span;
@@ -760,7 +762,7 @@ static void gm_free_key_init(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uintptr_t k = (uintptr_t)&ts ^ ((uintptr_t)ts.tv_nsec << 17) ^ (uintptr_t)ts.tv_sec ^
-                  (uintptr_t)__builtin_ia32_rdtsc();
+                  (uintptr_t)gm_arch_ticks();
     k *= 0x9e3779b97f4a7c15ull;
     gm_free_key = k | 1; /* odd, so it never equals an aligned address */
 }

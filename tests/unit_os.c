@@ -1,10 +1,13 @@
 /* unit_os.c — layer 1: each OS memory transition does what the kernel says
- * (VmData, VmRSS, mappings) and what the counters say, and fails cleanly. */
+ * (VmData, VmRSS, mappings) and what the counters say, and fails cleanly;
+ * and what src/arch.h gives the layers for the machine they run on. */
 #include "internal.h"
+#include "arch.h"
 #include "test.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -249,8 +252,62 @@ static void test_zero(void)
     gm_zero_force_pagemap = false;
 }
 
+/* src/arch.h: the seed counter moves; this kernel's page size is the one
+ * gomalloc needs, and another is refused with one line and abort; the
+ * monotonic wait times out at its deadline. This file is compiled without
+ * _GNU_SOURCE, so the wait is the fallback through CLOCK_REALTIME that
+ * musl takes (scavenge.c's, with _GNU_SOURCE, is glibc's clockwait). */
+static void test_arch(void)
+{
+    uint64_t t0 = gm_arch_ticks();
+    test_sleep_ms(2);
+    CHECK(gm_arch_ticks() != t0);
+
+    gm_arch_check_page_size(GM_OS_PAGE); /* returns */
+    int err[2];
+    CHECK_EQ(pipe(err), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(err[1], 2);
+        gm_arch_check_page_size(4 * GM_OS_PAGE);
+        _exit(0);
+    }
+    close(err[1]);
+    char msg[256] = "", want[256];
+    ssize_t n = read(err[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = 0;
+    close(err[0]);
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    snprintf(want, sizeof want, "gomalloc: the kernel's page size is %ld bytes, and gomalloc needs %ld\n",
+             sysconf(_SC_PAGESIZE), 4 * (long)GM_OS_PAGE);
+    CHECK(strcmp(msg, want) == 0);
+
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    long long start = test_now_ns();
+    deadline.tv_nsec += 30000000;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000;
+    deadline.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&m);
+    int rc;
+    while ((rc = gm_cond_wait_monotonic(&c, &m, &deadline)) == 0) {
+    } /* woken for nothing: wait on */
+    pthread_mutex_unlock(&m);
+    long long waited = test_now_ns() - start;
+    CHECK_EQ(rc, ETIMEDOUT);
+    CHECK(waited >= 29000000 && waited < 2000000000);
+}
+
 int main(void)
 {
+    test_arch();
     test_reserve_map_unused_decommit();
     test_reserve_hint_and_aligned();
     test_fault_injection();
