@@ -195,6 +195,7 @@ static void *child_thread(void *arg)
 
 static void test_fork(void)
 {
+    if (test_skip_emulated(TEST_GAP_FORK, "fork while threads allocate")) return;
     pthread_t th[4];
     for (uintptr_t i = 0; i < 4; i++) CHECK_EQ(pthread_create(&th[i], NULL, busy_thread, (void *)i), 0);
     int good = 0;
