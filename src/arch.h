@@ -11,7 +11,7 @@
  * musl (a static program, tests/musl_static.sh). Another 64-bit
  * architecture takes the portable fallbacks below.
  *
- * Facts the geometry in internal.h relies on, checked rather than adapted:
+ * Facts the geometry in base.h relies on, checked rather than adapted:
  *  - 4 KiB OS pages (GM_OS_PAGE). x86-64 has nothing else; arm64 kernels
  *    may be built for 16 KiB pages (Apple hardware) or 64 KiB (some
  *    server distributions). There, mprotect and madvise on the heap's
@@ -42,7 +42,7 @@
 /* ------------------------------------------------------------------------ */
 
 /* A fast-moving counter that costs a few cycles to read, for seeding
- * secrets (small.c's free-object key): not a clock, as its rate differs
+ * secrets (span.c's free-object key): not a clock, as its rate differs
  * between machines. x86-64: the time-stamp counter. arm64: the virtual
  * counter, which Linux lets user space read (CNTKCTL_EL1.EL0VCTEN; where an
  * erratum makes the kernel trap it, the kernel emulates the read).
@@ -61,14 +61,6 @@ static inline uint64_t gm_arch_ticks(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 #endif
 }
-
-/* The distance that keeps data written by different threads off one cache
- * line: 64 bytes on x86-64 and on the arm64 cores Linux servers use
- * (Cortex-A, Neoverse). Apple's cores have 128-byte lines: there padding to
- * 64 costs some false sharing, never correctness. struct gm_span
- * (internal.h) and struct gm_central (small.c) still say 64 literally;
- * they take this name once the split of those files has landed. */
-#define GM_CACHE_LINE 64
 
 /* v in decimal, ending at end: returns where it starts. */
 static inline char *gm_arch_utoa(char *end, unsigned long v)
@@ -136,7 +128,7 @@ static inline int gm_cond_wait_monotonic(pthread_cond_t *c, pthread_mutex_t *m, 
 #endif
 }
 
-/* glibc's writer-preferring rwlock initializer (small.c's BUSY-window
+/* glibc's writer-preferring rwlock initializer (central.c's BUSY-window
  * lock, which fork takes for writing). Elsewhere the default rwlock:
  * musl's lets a reader in while a writer waits, so a steady stream of first
  * remote frees into full spans could hold fork off; they are rare. */

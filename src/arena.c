@@ -25,7 +25,7 @@
  * address through a two-level index: a static L1 covering the 47-bit address
  * space, and 4 KiB L2 pages created when an arena first lands in their range.
  * The records of the arenas that extend the range from the first hint up lie
- * end to end in one reservation instead (the flat span table, internal.h),
+ * end to end in one reservation instead (the flat span table, arena.h),
  * so that the free path finds a span there with one load; under RLIMIT_AS
  * the table is sized to the heap the limit allows.
  *
@@ -64,7 +64,7 @@
  * and is taken before gm_persistent.lock. gm_linear and gm_fixalloc are
  * locked by their owners.
  */
-#include "internal.h"
+#include "arena.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -306,14 +306,6 @@ uintptr_t gm_arena_next_hint(void)
     return a;
 }
 
-static _Noreturn void gm_arena_corrupt(void)
-{
-    static const char msg[] = "gomalloc: arena record is not its flat table slot\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
-    abort();
-}
-
 struct gm_span *_Atomic *gm_flat_spans;
 _Atomic uintptr_t gm_flat_bytes;
 size_t gm_flat_arenas;           /* the table's capacity, set when reserved */
@@ -495,7 +487,7 @@ static int gm_arena_index_region(uintptr_t v, size_t n)
         struct gm_arena *_Atomic *slot = &l2[ai & (GM_ARENA_L2_ENTRIES - 1)];
         struct gm_arena *had = atomic_load_explicit(slot, memory_order_relaxed);
         if (had) { /* shared with an earlier reservation */
-            if (flat && had != &flat[i]) gm_arena_corrupt();
+            if (flat && had != &flat[i]) gm_fatal("arena record is not its flat table slot", NULL);
             continue;
         }
         struct gm_arena *a = flat ? &flat[i] : (struct gm_arena *)record;

@@ -1,6 +1,9 @@
 /*
  * heap.c — layer 4: the heap (Go's mheap): growth through curArena, spans,
- * and the heap's page statistics.
+ * the threads' stocks and span caches, the memory limit's check at growth,
+ * and the heap's page statistics. What gives free memory back (the
+ * decommitted ranges, the release and decommit primitives the scavenger
+ * drives) is heap_release.c's.
  *
  * Growth, as after Go's "prepare arenas for use incrementally" (the seed):
  * address space is reserved in 64 MiB arenas (gm_arena_alloc), Reserved
@@ -31,13 +34,9 @@
  * allocator but are in no statistic: gm_heap_ungrown_pages counts them as
  * the page allocator's chunks less what was ever grown into them.
  *
- * Decommitted chunks (strict-commit mode, memory limits) are marked in use
- * in the page allocator and listed in gm_decommitted; growth commits them
- * again before anything new, and the slow check counts them with the
- * ungrown pages. The scavenger's primitives (gm_heap_scavenge, _decommit,
- * _decommit_runs) mark the pages they work on in use, drop the heap lock
- * for the system call, and give them back released; scavenge.c decides
- * when and how much.
+ * Decommitted ranges (heap_release.c) are marked in use in the page
+ * allocator; growth commits them again before anything new, and the slow
+ * check counts them with the ungrown pages.
  *
  * Span records come from a fixalloc under the heap lock, or from a thread's
  * stash (gm_heap_local) together with its page cache, without the lock.
@@ -47,8 +46,13 @@
  * Every page of an in-use span maps to the span in its arena's spans[]; the
  * state is stored last with release order, so a lock-free reader that sees
  * a state also sees the fields.
+ *
+ * The layers above hear from the heap through hooks (gm_heap_set_hooks: it
+ * grew, it freed pages), and the heap drains the threads' span caches
+ * through its own list of their stocks (gm_heap_local_register), so that it
+ * calls nothing above it. Lock: gm_heap.lock (GM_RANK_HEAP).
  */
-#include "internal.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <string.h>
@@ -56,45 +60,23 @@
 #include "arch.h"
 
 struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static const struct gm_heap_hooks *_Atomic gm_heap_hooks; /* gm_heap_set_hooks */
 
-/* While the heap is smaller than a chunk it grows in steps that start here
- * and double (commit granularity GM_GROW_ALIGN). */
-#define GM_GROW_MIN ((uintptr_t)256 << 10)
-#define GM_GROW_ALIGN ((uintptr_t)64 << 10)
-
-/* Decommitted chunks (strict-commit mode, memory limit): sorted, coalesced
- * address ranges, marked in use in the page allocator and mapped PROT_NONE.
- * Growth commits them again before it touches curArena. The list is short
- * on purpose: every range is a hole in the heap's read-write mapping and so
- * up to two more lines in /proc/self/maps. The scavenger's paced work opens
- * no hole past GM_DECOMMIT_RANGES (then chunks are only madvised), but may
- * always widen an existing one (gm_decommit_take); memory pressure (an
- * allocation that fails otherwise) may go up to GM_DECOMMIT_RANGES_MAX,
- * trading a few more mappings for not failing. Heap lock. */
-#define GM_DECOMMIT_RANGES 16
-#define GM_DECOMMIT_RANGES_MAX 64
-/* One over the policy's maximum: gm_heap_decommit decides with the lock
- * held and records after its system call, and meanwhile growth may have
- * filled the list or recommitted the range its run was beside. Only one
- * such decommit is in flight (gm_scav_lock), so one spare entry is enough. */
-static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX + 1];
-static size_t gm_ndecommitted, gm_decommitted_pages;
 
 int gm_heap_init(void)
 {
     if (__atomic_load_n(&gm_heap.initialized, __ATOMIC_ACQUIRE)) return 0;
     int rc = 0;
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     if (!gm_heap.initialized) {
         gm_arch_check_page_size(GM_OS_PAGE);
         rc = gm_pagealloc_init(&gm_heap.pages, &gm_meta.pagealloc);
         if (rc == 0) {
             gm_fixalloc_init(&gm_heap.spanalloc, sizeof(struct gm_span), &gm_meta.spans);
-            gm_scav_init();
             __atomic_store_n(&gm_heap.initialized, true, __ATOMIC_RELEASE);
         }
     }
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
     return rc;
 }
 
@@ -103,11 +85,11 @@ size_t gm_heap_ungrown_pages(void)
     /* Every page of the page allocator's chunks was marked in use when its
      * chunk was first grown into, and freed when grown: the rest are pages
      * no reservation of ours covers yet (or ever will), wherever they are. */
-    return ((gm_heap.pages.in_use.total_bytes - gm_heap.grown) >> GM_PAGE_SHIFT) + gm_decommitted_pages;
+    return ((gm_heap.pages.in_use.total_bytes - gm_heap.grown) >> GM_PAGE_SHIFT) + gm_heap_decommitted_pages();
 }
 
 /* Stamp the frees that follow with the time (the scavenger's decay). */
-static void gm_heap_stamp(void) { gm_heap.pages.now = gm_now_ms(); }
+void gm_heap_stamp(void) { gm_heap.pages.now = gm_now_ms(); }
 
 uint64_t gm_heap_retained(void)
 {
@@ -115,136 +97,13 @@ uint64_t gm_heap_retained(void)
     return sys > rel ? sys - rel : 0;
 }
 
-/* Record the decommitted range [base, base + bytes); false if the list
- * has no room. */
-static bool gm_decommitted_add(uintptr_t base, size_t bytes)
-{
-    uintptr_t limit = base + bytes;
-    size_t i = 0, n = gm_ndecommitted;
-    while (i < n && gm_decommitted[i].limit < base) i++;
-    bool joins_prev = i < n && gm_decommitted[i].limit == base;
-    size_t next = joins_prev ? i + 1 : i;
-    bool joins_next = next < n && gm_decommitted[next].base == limit;
-    if (joins_prev && joins_next) { /* fills the gap between two ranges */
-        gm_decommitted[i].limit = gm_decommitted[next].limit;
-        memmove(&gm_decommitted[next], &gm_decommitted[next + 1], (n - next - 1) * sizeof gm_decommitted[0]);
-        gm_ndecommitted--;
-    } else if (joins_prev) {
-        gm_decommitted[i].limit = limit;
-    } else if (joins_next) {
-        gm_decommitted[next].base = base;
-    } else {
-        if (n == GM_DECOMMIT_RANGES_MAX + 1) return false;
-        memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
-        gm_decommitted[i] = (struct gm_addr_range){base, limit};
-        gm_ndecommitted++;
-    }
-    gm_decommitted_pages += bytes >> GM_PAGE_SHIFT;
-    return true;
-}
-
-/* Take free pages to decommit, in a chunk old for older_than: while the
- * list has room for one more range (under pressure or not), the highest
- * wholly free chunk; else (or if there is none) the free run right above
- * or below a decommitted range, which only widens a hole, costing no mapping (so a heap that
- * empties after pressure has filled the list still gives its commit
- * back). Returns the base and *npages, or 0; *scav as
- * gm_pagealloc_take_free_chunk. Heap lock held. */
-static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *npages, size_t *scav)
-{
-    struct gm_pagealloc *pa = &gm_heap.pages;
-    *npages = GM_CHUNK_PAGES;
-    if (gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES)) {
-        uintptr_t base = gm_pagealloc_take_free_chunk(pa, older_than, scav);
-        if (base) return base;
-    }
-    for (size_t i = gm_ndecommitted; i-- > 0;) {
-        uintptr_t base = gm_pagealloc_take_beside(pa, gm_decommitted[i].limit, true, older_than, npages, scav);
-        if (!base) base = gm_pagealloc_take_beside(pa, gm_decommitted[i].base, false, older_than, npages, scav);
-        if (base) return base;
-    }
-    *scav = 0;
-    return 0;
-}
-
-/* Account for [base, base + bytes), just decommitted; scav_pages of it
- * had been counted released. Heap lock held. */
-static void gm_decommitted_account(uintptr_t base, size_t bytes, size_t scav_pages)
-{
-    gm_decommitted_add(base, bytes); /* room was checked before the range was taken */
-    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
-    gm_stat_add(&gm_scav.heap_decommitted, (int64_t)bytes);
-    atomic_fetch_add_explicit(&gm_scav.decommitted_total, bytes, memory_order_relaxed);
-}
-
-/* The decommit failed: the chunk is still committed, give it back as free
- * dirty pages (its released pages are counted dirty from now on, which
- * errs on the side of holding memory). Heap lock held. */
-static void gm_decommit_undo(uintptr_t base, size_t npages, size_t scav_pages)
-{
-    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
-    gm_pagealloc_free(&gm_heap.pages, base, npages);
-}
-
-/* Commit again npages' worth of a decommitted range, the lowest that fits
- * (whole chunks where the range has them), and hand it to the page
- * allocator as released pages. Heap lock held. 0, or -1 if no range is
- * long enough or the OS refuses. */
-static int gm_heap_recommit(size_t npages)
-{
-    size_t need = npages << GM_PAGE_SHIFT;
-    for (size_t i = 0; i < gm_ndecommitted; i++) {
-        struct gm_addr_range *r = &gm_decommitted[i];
-        size_t len = r->limit - r->base, bytes = gm_align_up(need, GM_CHUNK_BYTES);
-        if (len < need) continue;
-        if (bytes > len) bytes = gm_align_up(need, GM_GROW_ALIGN) < len ? gm_align_up(need, GM_GROW_ALIGN) : len;
-        uintptr_t base = r->base;
-        if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
-        r->base += bytes;
-        if (r->base == r->limit) {
-            memmove(r, r + 1, (gm_ndecommitted - i - 1) * sizeof *r);
-            gm_ndecommitted--;
-        }
-        gm_decommitted_pages -= bytes >> GM_PAGE_SHIFT;
-        gm_pagealloc_free_scavenged(&gm_heap.pages, base, bytes >> GM_PAGE_SHIFT);
-        gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
-        gm_stat_add(&gm_scav.heap_decommitted, -(int64_t)bytes);
-        atomic_fetch_add_explicit(&gm_scav.recommitted_total, bytes, memory_order_relaxed);
-        return 0;
-    }
-    return -1;
-}
-
-/* Decommit wholly free chunks, any age, until want bytes, with the heap
- * lock held throughout (memory-limit pressure inside grow, where the
- * lock cannot be dropped). Returns bytes decommitted. */
-static size_t gm_heap_decommit_locked(size_t want)
-{
-    size_t done = 0;
-    gm_heap_stamp();
-    while (done < want) {
-        size_t n, scav;
-        uintptr_t base = gm_decommit_take(gm_heap.pages.now, true, &n, &scav);
-        if (!base) break;
-        if (gm_sys_decommit((void *)base, n << GM_PAGE_SHIFT, &gm_heap.heap_sys) != 0) {
-            gm_decommit_undo(base, n, scav);
-            break;
-        }
-        gm_decommitted_account(base, n << GM_PAGE_SHIFT, scav);
-        done += n << GM_PAGE_SHIFT;
-    }
-    return done;
-}
-
 /* How much of add bytes the heap may commit under the memory limit
  * (SIZE_MAX: all of it). Over the limit it first makes room by
- * decommitting free chunks; a soft limit then lets growth through anyway.
- * Heap lock held. */
-__thread bool gm_heap_soft_ok __attribute__((tls_model("initial-exec")));
-
-static size_t gm_heap_limit_room(size_t add)
+ * decommitting free chunks; a soft limit then lets growth through if the
+ * caller has reclaimed what it could (past_soft_limit). Heap lock held. */
+static size_t gm_heap_limit_room(size_t add, bool past_soft_limit)
 {
-    uint64_t limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
+    uint64_t limit = atomic_load_explicit(&gm_heap.limit, memory_order_relaxed);
     if (!limit) return SIZE_MAX;
     uint64_t committed = gm_stat_load(&gm_os.committed);
     if (committed + add <= limit) return SIZE_MAX;
@@ -252,8 +111,8 @@ static size_t gm_heap_limit_room(size_t add)
     committed = gm_stat_load(&gm_os.committed);
     if (committed + add <= limit) return SIZE_MAX;
     /* A soft limit holds like a hard one until the caller has reclaimed
-     * what it could (gm_alloc_span), then lets growth through. */
-    if (!atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed) && gm_heap_soft_ok) return SIZE_MAX;
+     * what it could (tcache.c's gm_alloc_span), then lets growth through. */
+    if (!atomic_load_explicit(&gm_heap.limit_hard, memory_order_relaxed) && past_soft_limit) return SIZE_MAX;
     return committed < limit ? (size_t)(limit - committed) : 0;
 }
 
@@ -294,11 +153,11 @@ static uintptr_t gm_grow_end(uintptr_t base, size_t need)
 /* Go's (*mheap).grow: make at least npages contiguous free pages available.
  * Heap lock held. 0 or -1 (ENOMEM) with the heap as it was, except that a
  * new reservation, once made, is kept as curArena. */
-static int gm_heap_grow(size_t npages)
+static int gm_heap_grow(size_t npages, bool past_soft_limit)
 {
     size_t need = npages << GM_PAGE_SHIFT;
     if (need / GM_PAGE_SIZE != npages || need > GM_ADDR_LIMIT) return -1;
-    if (gm_ndecommitted && gm_heap_limit_room(gm_align_up(need, GM_CHUNK_BYTES)) == SIZE_MAX &&
+    if (gm_heap_has_decommitted() && gm_heap_limit_room(gm_align_up(need, GM_CHUNK_BYTES), past_soft_limit) == SIZE_MAX &&
         gm_heap_recommit(npages) == 0)
         return 0;
     uintptr_t base = gm_heap.arena_base;
@@ -328,7 +187,7 @@ static int gm_heap_grow(size_t npages)
             if (end > gm_heap.arena_end) end = gm_heap.arena_end;
         }
     }
-    size_t room = gm_heap_limit_room(end - base);
+    size_t room = gm_heap_limit_room(end - base, past_soft_limit);
     if (room < end - base) { /* a hard limit: grow by no more than needed */
         end = gm_align_up(base + need, GM_GROW_ALIGN);
         if (end > gm_heap.arena_end) end = gm_heap.arena_end;
@@ -355,6 +214,7 @@ static void gm_span_publish(struct gm_span *s, uintptr_t base, size_t npages)
 static void gm_span_init(struct gm_span *s, uintptr_t base, size_t npages, unsigned cls, size_t scav)
 {
     size_t bytes = npages << GM_PAGE_SHIFT;
+    GM_ASSERT((base & (GM_PAGE_SIZE - 1)) == 0 && npages > 0);
     memset(s, 0, sizeof *s);
     s->base = base;
     s->npages = (uint32_t)npages;
@@ -370,7 +230,7 @@ static void gm_span_init(struct gm_span *s, uintptr_t base, size_t npages, unsig
 }
 
 /* Refill a thread's stash and page cache. Heap lock held. */
-static void gm_heap_local_refill(struct gm_heap_local *hl)
+static void gm_heap_local_refill(struct gm_heap_local *hl, bool past_soft_limit)
 {
     while (hl->nstash < GM_SPAN_STASH / 2) {
         struct gm_span *s = gm_fixalloc_alloc(&gm_heap.spanalloc);
@@ -379,18 +239,19 @@ static void gm_heap_local_refill(struct gm_heap_local *hl)
     }
     if (gm_pagecache_empty(&hl->pc)) {
         hl->pc = gm_pagealloc_alloc_to_cache(&gm_heap.pages);
-        if (gm_pagecache_empty(&hl->pc) && gm_heap_grow(1) == 0)
+        if (gm_pagecache_empty(&hl->pc) && gm_heap_grow(1, past_soft_limit) == 0)
             hl->pc = gm_pagealloc_alloc_to_cache(&gm_heap.pages);
     }
 }
 
 /* Lock-free attempt through the thread's stock. */
-static struct gm_span *gm_heap_alloc_local(struct gm_heap_local *hl, size_t npages, unsigned cls)
+static struct gm_span *gm_heap_alloc_local(struct gm_heap_local *hl, size_t npages, unsigned cls,
+                                           bool past_soft_limit)
 {
     if (hl->nstash == 0 || gm_pagecache_empty(&hl->pc)) {
-        pthread_mutex_lock(&gm_heap.lock);
-        gm_heap_local_refill(hl);
-        pthread_mutex_unlock(&gm_heap.lock);
+        gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+        gm_heap_local_refill(hl, past_soft_limit);
+        gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
         if (hl->nstash == 0) return NULL;
     }
     size_t scav;
@@ -401,22 +262,22 @@ static struct gm_span *gm_heap_alloc_local(struct gm_heap_local *hl, size_t npag
     return s;
 }
 
-struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsigned cls)
+struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsigned cls, bool past_soft_limit)
 {
     if (GM_UNLIKELY(!gm_heap_ready()) && gm_heap_init() != 0) goto nomem;
     if (npages == 0 || npages > (GM_ADDR_LIMIT >> GM_PAGE_SHIFT)) goto nomem;
     if (hl && npages < GM_PAGECACHE_MAX_SPAN) {
-        struct gm_span *s = gm_heap_alloc_local(hl, npages, cls);
+        struct gm_span *s = gm_heap_alloc_local(hl, npages, cls, past_soft_limit);
         if (s) return s;
     }
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     struct gm_span *s = gm_fixalloc_alloc(&gm_heap.spanalloc);
     if (!s) goto unlock_nomem;
     size_t scav;
     uint64_t sys0 = gm_stat_load(&gm_heap.heap_sys);
     uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, npages, &scav);
     if (!base) {
-        if (gm_heap_grow(npages) == 0) base = gm_pagealloc_alloc(&gm_heap.pages, npages, &scav);
+        if (gm_heap_grow(npages, past_soft_limit) == 0) base = gm_pagealloc_alloc(&gm_heap.pages, npages, &scav);
         if (!base) {
             gm_fixalloc_free(&gm_heap.spanalloc, s);
             goto unlock_nomem;
@@ -424,11 +285,12 @@ struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsi
     }
     gm_span_init(s, base, npages, cls, scav);
     uint64_t grew = gm_stat_load(&gm_heap.heap_sys) - sys0;
-    pthread_mutex_unlock(&gm_heap.lock);
-    if (grew) gm_scav_after_grow(grew);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    const struct gm_heap_hooks *hooks = atomic_load_explicit(&gm_heap_hooks, memory_order_acquire);
+    if (grew && hooks && hooks->grew) hooks->grew(grew);
     return s;
 unlock_nomem:
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 nomem:
     errno = ENOMEM;
     return NULL;
@@ -438,14 +300,14 @@ void gm_heap_free_span(struct gm_span *s)
 {
     size_t bytes = (size_t)s->npages << GM_PAGE_SHIFT;
     gm_vg_noaccess((void *)s->base, bytes);
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
     gm_heap_stamp();
     gm_pagealloc_free(&gm_heap.pages, s->base, s->npages);
     gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
     gm_fixalloc_free(&gm_heap.spanalloc, s);
-    pthread_mutex_unlock(&gm_heap.lock);
-    gm_scav_notify();
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    gm_heap_freed();
 }
 
 bool gm_heap_grow_span(struct gm_span *s, size_t npages)
@@ -454,7 +316,7 @@ bool gm_heap_grow_span(struct gm_span *s, size_t npages)
     size_t extra = npages - s->npages;
     uintptr_t end = s->base + ((uintptr_t)s->npages << GM_PAGE_SHIFT);
     bool ok = false;
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     if (gm_arena_of(end) && gm_pagealloc_free_run_at(&gm_heap.pages, end, extra) >= extra) {
         size_t scav = gm_pagealloc_alloc_range(&gm_heap.pages, end, extra);
         size_t bytes = extra << GM_PAGE_SHIFT;
@@ -468,7 +330,7 @@ bool gm_heap_grow_span(struct gm_span *s, size_t npages)
         s->npages = (uint32_t)npages;
         ok = true;
     }
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
     return ok;
 }
 
@@ -476,28 +338,20 @@ void gm_heap_trim_span(struct gm_span *s, uintptr_t new_base, size_t npages)
 {
     size_t head = (new_base - s->base) >> GM_PAGE_SHIFT;
     size_t tail = s->npages - head - npages;
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     gm_heap_stamp();
     if (head) gm_pagealloc_free(&gm_heap.pages, s->base, head);
     if (tail) gm_pagealloc_free(&gm_heap.pages, new_base + (npages << GM_PAGE_SHIFT), tail);
     gm_stat_add(&gm_heap.heap_inuse, -(int64_t)((head + tail) << GM_PAGE_SHIFT));
     s->base = new_base;
     s->npages = (uint32_t)npages;
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 }
 
 void gm_heap_shrink_span(struct gm_span *s, size_t npages)
 {
     if (npages >= s->npages || npages == 0) return;
     gm_heap_trim_span(s, s->base, npages);
-}
-
-static inline uint64_t gm_span_bytes(const struct gm_span *s) { return (uint64_t)s->npages << GM_PAGE_SHIFT; }
-
-/* An owner-written counter (no read-modify-write). */
-static inline void gm_owner_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
 /* The span cache. A large object's free and the next large malloc of about
@@ -520,7 +374,7 @@ struct gm_span *gm_heap_cache_take(struct gm_heap_local *hl, size_t npages)
             continue;
         struct gm_span *s = atomic_exchange_explicit(&hl->cache[i], NULL, memory_order_acquire);
         if (!s) continue;
-        gm_owner_add(&hl->cache_took, gm_span_bytes(s));
+        gm_counter_add(&hl->cache_took, gm_span_bytes(s));
         s->needzero = 1;
         atomic_store_explicit(&s->state, GM_SPAN_LARGE, memory_order_release);
         return s;
@@ -541,35 +395,14 @@ void gm_heap_cache_put(struct gm_heap_local *hl, struct gm_span *s)
             break;
         }
     }
-    gm_owner_add(&hl->cache_put, gm_span_bytes(s));
+    gm_counter_add(&hl->cache_put, gm_span_bytes(s));
     hl->cache_npages[slot] = s->npages;
     atomic_store_explicit(&s->state, GM_SPAN_CACHED, memory_order_release);
     struct gm_span *old = atomic_exchange_explicit(&hl->cache[slot], s, memory_order_acq_rel);
     if (old) {
-        gm_owner_add(&hl->cache_took, gm_span_bytes(old));
+        gm_counter_add(&hl->cache_took, gm_span_bytes(old));
         gm_heap_free_span(old);
     }
-}
-
-/* Give span s (ours alone: taken out of a cache) back as released pages:
- * it sat unused for a decay period already, so freeing it dirty would only
- * restart the clock of its chunk. Falls back to a plain free if the OS
- * refuses. */
-static void gm_heap_release_span(struct gm_span *s)
-{
-    uint64_t bytes = gm_span_bytes(s);
-    if (gm_sys_unused((void *)s->base, bytes) != 0) {
-        gm_heap_free_span(s);
-        return;
-    }
-    pthread_mutex_lock(&gm_heap.lock);
-    atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
-    gm_pagealloc_free_scavenged(&gm_heap.pages, s->base, s->npages);
-    gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
-    gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
-    gm_fixalloc_free(&gm_heap.spanalloc, s);
-    pthread_mutex_unlock(&gm_heap.lock);
-    atomic_fetch_add_explicit(&gm_scav.released_total, bytes, memory_order_relaxed);
 }
 
 size_t gm_heap_local_drain(struct gm_heap_local *hl, bool release)
@@ -590,145 +423,65 @@ size_t gm_heap_local_drain(struct gm_heap_local *hl, bool release)
 void gm_heap_local_flush(struct gm_heap_local *hl)
 {
     gm_heap_local_drain(hl, false);
-    pthread_mutex_lock(&gm_heap.lock);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     gm_heap_stamp();
     if (!gm_pagecache_empty(&hl->pc)) gm_pagecache_flush(&hl->pc, &gm_heap.pages);
     memset(&hl->pc, 0, sizeof hl->pc);
     while (hl->nstash) gm_fixalloc_free(&gm_heap.spanalloc, hl->stash[--hl->nstash]);
-    pthread_mutex_unlock(&gm_heap.lock);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Scavenger primitives                                                     */
+/* The layers above: hooks, the stocks' list, the span walk, fork           */
 /* ------------------------------------------------------------------------ */
-/* Pages being released are marked in use in the page allocator while the
- * heap lock is dropped for the system call, so nobody allocates them; they
- * are in no statistic meanwhile, which is why scavenge.c serializes these
- * calls under gm_scav_lock and gm_check takes that lock too. */
 
-/* Largest run released by one system call: a chunk. */
-#define GM_SCAV_MAX_RUN GM_CHUNK_PAGES
-
-size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
+void gm_heap_set_hooks(const struct gm_heap_hooks *hooks)
 {
-    size_t done = 0;
-    while (done < max_bytes) {
-        size_t want = (max_bytes - done) >> GM_PAGE_SHIFT, n = 0;
-        if (want == 0) want = 1;
-        if (want > GM_SCAV_MAX_RUN) want = GM_SCAV_MAX_RUN;
-        pthread_mutex_lock(&gm_heap.lock);
-        gm_heap_stamp(); /* the page allocator's now must not precede older_than */
-        uintptr_t base = gm_pagealloc_scavenge_take(&gm_heap.pages, want, older_than, &n);
-        pthread_mutex_unlock(&gm_heap.lock);
-        if (!base) break;
-        size_t bytes = n << GM_PAGE_SHIFT;
-        int rc = gm_sys_unused((void *)base, bytes);
-        pthread_mutex_lock(&gm_heap.lock);
-        if (rc == 0) {
-            gm_pagealloc_free_scavenged(&gm_heap.pages, base, n);
-            gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
-        } else {
-            gm_pagealloc_free(&gm_heap.pages, base, n); /* still dirty */
+    atomic_store_explicit(&gm_heap_hooks, hooks, memory_order_release);
+}
+
+void gm_heap_freed(void)
+{
+    const struct gm_heap_hooks *hooks = atomic_load_explicit(&gm_heap_hooks, memory_order_acquire);
+    if (hooks && hooks->freed) hooks->freed();
+}
+
+/* The threads' stocks, newest first: pushed once each, never removed, so
+ * that a walk needs no lock. */
+static struct gm_heap_local *_Atomic gm_heap_locals;
+
+void gm_heap_local_register(struct gm_heap_local *hl)
+{
+    struct gm_heap_local *head = atomic_load_explicit(&gm_heap_locals, memory_order_relaxed);
+    do atomic_store_explicit(&hl->all_next, head, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&gm_heap_locals, &head, hl, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+struct gm_heap_local *gm_heap_locals_first(void)
+{
+    return atomic_load_explicit(&gm_heap_locals, memory_order_acquire);
+}
+
+void gm_heap_for_each_span(void (*fn)(struct gm_span *s, unsigned state, void *arg), void *arg)
+{
+    for (size_t i = 0; i < GM_ARENA_L1_ENTRIES; i++) {
+        struct gm_arena *_Atomic *l2 = atomic_load_explicit(&gm_arena_l1[i], memory_order_acquire);
+        if (!l2) continue;
+        for (size_t j = 0; j < ((size_t)1 << GM_ARENA_L2_BITS); j++) {
+            struct gm_arena *a = atomic_load_explicit(&l2[j], memory_order_acquire);
+            if (!a) continue;
+            uintptr_t abase = (uintptr_t)((i << GM_ARENA_L2_BITS) + j) << GM_ARENA_SHIFT;
+            for (size_t pg = 0; pg < GM_PAGES_PER_ARENA; pg++) {
+                struct gm_span *s = atomic_load_explicit(&a->spans[pg], memory_order_acquire);
+                if (!s || s->base != abase + (pg << GM_PAGE_SHIFT)) continue;
+                unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
+                if (st != GM_SPAN_DEAD) fn(s, st, arg);
+            }
         }
-        pthread_mutex_unlock(&gm_heap.lock);
-        if (rc != 0) break;
-        atomic_fetch_add_explicit(&gm_scav.released_total, bytes, memory_order_relaxed);
-        done += bytes;
     }
-    return done;
 }
 
-size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure)
-{
-    size_t done = 0;
-    while (done < max_bytes) {
-        size_t n, scav;
-        pthread_mutex_lock(&gm_heap.lock);
-        gm_heap_stamp();
-        uintptr_t base = gm_decommit_take(older_than, pressure, &n, &scav);
-        pthread_mutex_unlock(&gm_heap.lock);
-        if (!base) break;
-        /* heap_sys is lowered under the lock below, with the rest. */
-        size_t bytes = n << GM_PAGE_SHIFT;
-        int rc = gm_sys_decommit((void *)base, bytes, NULL);
-        pthread_mutex_lock(&gm_heap.lock);
-        if (rc == 0) {
-            gm_stat_add(&gm_heap.heap_sys, -(int64_t)bytes);
-            gm_decommitted_account(base, bytes, scav);
-        } else {
-            gm_decommit_undo(base, n, scav);
-        }
-        pthread_mutex_unlock(&gm_heap.lock);
-        if (rc != 0) break;
-        done += bytes;
-    }
-    return done;
-}
-
-struct gm_drain_arg {
-    bool all;
-    uint32_t now, decay_ms;
-    size_t bytes;
-};
-
-static void gm_drain_one(struct gm_tcache *tc, void *argp)
-{
-    struct gm_drain_arg *a = argp;
-    struct gm_heap_local *hl = &tc->hl;
-    uint64_t put = atomic_load_explicit(&hl->cache_put, memory_order_relaxed);
-    if (put != hl->cache_seen) { /* the owner used its cache since we looked */
-        hl->cache_seen = put;
-        hl->cache_seen_ms = a->now;
-        if (!a->all) return;
-    }
-    if (a->all || (uint32_t)(a->now - hl->cache_seen_ms) >= a->decay_ms) a->bytes += gm_heap_local_drain(hl, true);
-}
-
-static void gm_cache_holds_one(struct gm_tcache *tc, void *argp)
-{
-    struct gm_heap_local *hl = &tc->hl;
-    for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++)
-        if (atomic_load_explicit(&hl->cache[i], memory_order_relaxed)) *(bool *)argp = true;
-}
-
-bool gm_heap_caches_hold(void)
-{
-    bool any = false;
-    gm_small_for_each_tcache(gm_cache_holds_one, &any);
-    return any;
-}
-
-size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms)
-{
-    struct gm_drain_arg a = {all, now, decay_ms, 0};
-    gm_small_for_each_tcache(gm_drain_one, &a);
-    return a.bytes;
-}
-
-/* Under memory pressure only (gm_scav_reclaim): decommit free runs of at
- * least min_pages inside chunks that still hold live pages, lowest first,
- * as long as the decommitted-range list has room (which bounds the extra
- * mappings this costs). Heap lock held across the system calls: this is
- * the path where allocation has failed anyway. Returns bytes decommitted. */
-size_t gm_heap_decommit_runs(size_t min_pages)
-{
-    size_t done = 0;
-    pthread_mutex_lock(&gm_heap.lock);
-    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_ndecommitted < GM_DECOMMIT_RANGES_MAX;) {
-        size_t scav_bytes;
-        uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, n, &scav_bytes);
-        if (!base) {
-            n /= 2;
-            continue;
-        }
-        size_t bytes = n << GM_PAGE_SHIFT, scav = scav_bytes >> GM_PAGE_SHIFT;
-        if (gm_sys_decommit((void *)base, bytes, &gm_heap.heap_sys) != 0) {
-            gm_decommit_undo(base, n, scav);
-            break;
-        }
-        gm_decommitted_account(base, bytes, scav);
-        done += bytes;
-    }
-    pthread_mutex_unlock(&gm_heap.lock);
-    return done;
-}
+void gm_heap_fork_prepare(void) { gm_lock(&gm_heap.lock, GM_RANK_HEAP); }
+void gm_heap_fork_parent(void) { gm_unlock(&gm_heap.lock, GM_RANK_HEAP); }
+void gm_heap_fork_child(void) { pthread_mutex_init(&gm_heap.lock, NULL); }

@@ -10,7 +10,7 @@
  *     out-of-range one changes nothing, gets one warning line naming the
  *     variable, the value and the accepted forms, and the default is used;
  *   - nothing here allocates, takes a lock or uses stdio or the locale:
- *     parsing runs inside the first malloc (malloc.c reads the environment
+ *     parsing runs inside the first malloc (api.c reads the environment
  *     once per process, so each warning appears once). Warnings are built
  *     in a stack buffer and written with one write(2).
  *
@@ -24,7 +24,7 @@
  * option, the file and the error.
  */
 #define _GNU_SOURCE /* strerrorname_np */
-#include "internal.h"
+#include "options.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -174,18 +174,14 @@ static const struct gm_opt_word *gm_word_find(const struct gm_opt_word *words, c
     return NULL;
 }
 
-/* A decimal number at *p, advancing *p past it; false if there is no digit
- * or it overflows. */
-static bool gm_parse_u64(const char **p, uint64_t *out)
+/* A decimal number at *p (base.c's parser), advancing *p past it; false if
+ * there is no digit or it overflows. */
+static bool gm_number(const char **p, uint64_t *out)
 {
-    const char *s = *p;
-    uint64_t n = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        if (n > (UINT64_MAX - 9) / 10) return false;
-        n = n * 10 + (uint64_t)(*s - '0');
-    }
-    if (s == *p) return false;
-    *p = s;
+    const char *end;
+    uint64_t n = gm_parse_u64(*p, &end);
+    if (!end || end == *p) return false;
+    *p = end;
     *out = n;
     return true;
 }
@@ -195,7 +191,7 @@ static bool gm_parse_u64(const char **p, uint64_t *out)
 static bool gm_parse_size(const char **p, uint64_t *out)
 {
     uint64_t n;
-    if (!gm_parse_u64(p, &n)) return false;
+    if (!gm_number(p, &n)) return false;
     const char *s = *p;
     unsigned shift = 0;
     switch (gm_lower(*s)) {
@@ -257,7 +253,7 @@ bool gm_option_set(const struct gm_option *o, const char *v, struct gm_options *
     case GM_OPT_MS: {
         uint64_t ms;
         const char *p = v;
-        if (!gm_parse_u64(&p, &ms) || *p != 0 || !gm_in_range(o, ms)) return false;
+        if (!gm_number(&p, &ms) || *p != 0 || !gm_in_range(o, ms)) return false;
         uint32_t m = (uint32_t)ms;
         memcpy(base + o->offset, &m, sizeof m);
         return true;

@@ -1,6 +1,8 @@
 /*
  * options.h — gomalloc's options: the GOMALLOC_* environment variables, the
- * one table that describes them (options.c) and the values they set.
+ * one table that describes them (options.c) and the values they set. Beside
+ * layer 0 (base.h, the only header it includes): every layer may read
+ * gm_opt, which is written once, before the heap starts.
  *
  * The table drives everything about an option: its parsing, the warning
  * about a bad value, and the documents (tests/docs.sh compares README.md's
@@ -14,13 +16,7 @@
 #ifndef GM_OPTIONS_H
 #define GM_OPTIONS_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#ifndef GM_HIDDEN
-#define GM_HIDDEN __attribute__((visibility("hidden")))
-#endif
+#include "base.h"
 
 /* GOMALLOC_STATS */
 enum gm_stats_mode { GM_STATS_OFF = 0, GM_STATS_TEXT = 1, GM_STATS_JSON = 2 };

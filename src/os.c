@@ -32,7 +32,7 @@
  * changes nothing and returns -1 with errno set. Nothing here allocates.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
-#include "internal.h"
+#include "os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +42,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -153,8 +154,8 @@ int gm_sys_map(void *v, size_t n, gm_stat *stat)
 
 void gm_sys_used(void *v, size_t n)
 {
-    /* Prepared and Ready are the same mapping on Linux; the huge-page policy
-     * (scavenge.c) decides any advice. */
+    /* Prepared and Ready are the same mapping on Linux; the huge-page
+     * policy (gm_sys_nohuge) is applied when the range is reserved. */
 }
 
 int gm_sys_unused(void *v, size_t n)
@@ -181,7 +182,12 @@ int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
     return 0;
 }
 
-/* Huge-page policy (see scavenge.c): 1 = mark heap arenas MADV_NOHUGEPAGE. */
+/* Huge-page policy (GOMALLOC_THP): 1 = mark the heap's address space
+ * MADV_NOHUGEPAGE, so that, where the kernel backs anonymous memory with
+ * huge pages unasked ("always"), khugepaged (max_ptes_none 511 by default)
+ * does not collapse a 2 MiB range holding one resident page into a huge
+ * page again, refilling memory the scavenger just released. Whole
+ * reservations are marked, so no mapping is split. */
 static _Atomic int gm_nohuge = -1;
 
 static bool gm_sys_nohuge_wanted(void)
@@ -192,11 +198,8 @@ static bool gm_sys_nohuge_wanted(void)
         v = gm_opt.thp == 0;
     } else { /* auto: only where the kernel uses huge pages unasked */
         char buf[128];
-        int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-        if (fd >= 0) close(fd);
-        buf[n > 0 ? n : 0] = 0;
-        v = strstr(buf, "[always]") != NULL;
+        v = gm_sys_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0 &&
+            strstr(buf, "[always]") != NULL;
     }
     atomic_store_explicit(&gm_nohuge, v, memory_order_relaxed);
     return v;
@@ -241,8 +244,15 @@ uint64_t gm_sys_as_limit(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Files of /proc and /sys, and helper threads                              */
+/* Files of /proc and /sys, the clock, and helper threads                   */
 /* ------------------------------------------------------------------------ */
+
+uint32_t gm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
 
 ssize_t gm_sys_read_file(const char *path, char *buf, size_t cap)
 {
@@ -278,12 +288,12 @@ void gm_sys_thread_disown(void)
 {
     pid_t self = (pid_t)syscall(SYS_gettid);
     for (int tries = 0; tries < 2; tries++) {
-        pthread_mutex_lock(&gm_disowned.lock);
+        gm_lock(&gm_disowned.lock, GM_RANK_THREADS);
         unsigned i = 0;
         while (i < gm_disowned.n && gm_disowned.tid[i] != self) i++;
         bool done = i < GM_SYS_DISOWNED_MAX;
         if (done && i == gm_disowned.n) gm_disowned.tid[gm_disowned.n++] = self;
-        pthread_mutex_unlock(&gm_disowned.lock);
+        gm_unlock(&gm_disowned.lock, GM_RANK_THREADS);
         if (done) return;
         gm_sys_program_threads(); /* full: forget the threads that are gone */
     }
@@ -312,7 +322,7 @@ long gm_sys_program_threads(void)
     char buf[2048];
     long n = 0;
     uint64_t seen = 0;
-    pthread_mutex_lock(&gm_disowned.lock);
+    gm_lock(&gm_disowned.lock, GM_RANK_THREADS);
     for (;;) {
         long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
         if (got <= 0) {
@@ -336,7 +346,7 @@ long gm_sys_program_threads(void)
             if (seen >> i & 1) gm_disowned.tid[k++] = gm_disowned.tid[i];
         gm_disowned.n = k;
     }
-    pthread_mutex_unlock(&gm_disowned.lock);
+    gm_unlock(&gm_disowned.lock, GM_RANK_THREADS);
     close(fd);
     errno = saved;
     return n;

@@ -8,7 +8,7 @@
  * glibc's malloc.o keeps libc.a's from being pulled in).
  *
  * malloc and free contain the inline fast paths themselves; the others jump
- * to the hidden gm_api_* bodies in malloc.c, never through the PLT. This
+ * to the hidden gm_api_* bodies in api.c, never through the PLT. This
  * file is in libgomalloc.so and libgomalloc.a only: the test build links
  * with libc's malloc.
  *
@@ -21,11 +21,11 @@
  * bytes inside small-object spans, keepcost the idle bytes not yet returned
  * to the OS (what a trim could return).
  *
- * errno: as in malloc.c, a call that succeeds leaves it as it was; glibc's
+ * errno: as in api.c, a call that succeeds leaves it as it was; glibc's
  * extensions below read /proc files and write to streams, so each keeps
  * the caller's errno itself.
  */
-#include "internal.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <limits.h>

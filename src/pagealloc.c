@@ -16,15 +16,8 @@
  * grown into yet are marked in use, so that they are never handed out;
  * growing into them frees them.
  *
- * Summaries. A summary describes a region of pages by three numbers: start
- * (free pages at its low end), max (longest free run anywhere in it) and end
- * (free pages at its high end). With those, runs that straddle regions can be
- * found without looking inside them. A summary packs into 64 bits, 21 bits a
- * field: enough for a region of 2^21 - 1 pages. Only a completely free root
- * region has 2^21 pages, and then start = max = end, so that one value is
- * bit 63 alone. A completely full region is 0, so full subtrees are skipped
- * with one compare, and summaries in memory that was mapped but never written
- * say "full", which is what unheaped address space is.
+ * Summaries (pallocbits.h): per region of pages, its free run at the low
+ * end, its longest free run and its free run at the high end.
  *
  * The radix tree. Level 4 (the leaves) has one summary per chunk; each level
  * above has one summary per 8 entries below (level 3: 32 MiB, level 2:
@@ -101,61 +94,24 @@
  * marked in use here), then carves runs from it without any lock. flush gives
  * the cached free pages back with their scavenged bits.
  *
- * The scavenge index (Go's scavengeIndex, simplified). The heap's scavenger
- * asks two questions: which is the highest chunk with dirty pages (free and
- * not scavenged) that were freed long enough ago, and, in strict-commit
- * mode, which is the highest chunk that is entirely free and old enough. Per
- * chunk a gm_scavchunk counts its dirty pages and keeps a stamp: the owner's
- * clock pa->now when a free last left dirty pages there. grow and
- * free_scavenged leave no dirty pages, so they do not stamp, and a chunk
- * never stamped counts as old. Two bitmaps over chunk indices, one word of
- * each per 64 chunks side by side (gm_chunkbits), say which chunks have
- * dirty pages and which are entirely free; the free bit is kept by the one
- * place leaf summaries are written, since "entirely free" is exactly a leaf
- * of 512/512/512. Records and bitmaps are committed with the chunks they
- * describe (in their regions), so a search reads only the words over in_use
- * ranges, from the top down, 64 chunks a word, and never a page bitmap but
- * the one chunk it takes from. Invariants: dirty == popcount(~alloc &
- * ~scav) of the chunk, its dirty bit is set iff dirty > 0, its free bit iff
- * its leaf is all free. Pages in page caches are in use here, so they are
- * neither counted nor found.
- *
- * Young chunks. A search passes over candidates too young for its
- * older_than. So that the scavenger's repeated calls (take a run, drop the
- * lock to release it, come back) do not pass over the same young chunks
- * every time, each search leaves a cursor: no chunk at or above top is a
- * candidate for its older_than. A search with the same or an earlier
- * older_than resumes there; one with a later older_than (the clock moved)
- * starts again from the top. The cursor stays true because stamps only
- * move forward, so a chunk gets no older by being freed into; the two ways
- * a chunk at or above top can still turn into a candidate (a stamp that is
- * old for the cursor's time, i.e. older_than == now, or a chunk becoming
- * entirely free while old) drop the cursor. Calls with one older_than thus
- * cost O(1) amortized, and each new older_than costs one pass over the
- * index: heap chunks / 64 words + in_use ranges + young chunks, per clock
- * tick, however many calls there are.
+ * The scavenge index (scavindex.c says how it is searched) is kept here,
+ * where pages change state: per chunk its count of dirty pages and the
+ * stamp of the last free that left some, and per 64 chunks the bits of the
+ * chunks with dirty pages and of those entirely free.
  *
  * Everything but gm_pagecache_alloc runs under the owner's lock.
  */
-#include "internal.h"
+#include "pagealloc.h"
 
 /* free_pages and scav_pages change under the owner's lock but are read
- * without it as hints (the scavenger's "anything to do?"): atomic stores
- * and loads, no read-modify-write. */
-static inline void gm_count_add(size_t *c, ptrdiff_t d)
-{
-    __atomic_store_n(c, *c + (size_t)d, __ATOMIC_RELAXED);
-}
+ * without it as hints (the scavenger's "anything to do?"): base.h's
+ * single-writer counter update. */
+static inline void gm_count_add(_Atomic uint64_t *c, ptrdiff_t d) { gm_counter_add(c, (uint64_t)d); }
 
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define GM_LEAF (GM_SUMMARY_LEVELS - 1)
-#define GM_BLOCK ((size_t)1 << GM_SUMMARY_LEVEL_BITS) /* entries per block below the root */
 #define GM_ROOT_ENTRIES ((size_t)1 << GM_SUMMARY_L0_BITS)
-#define GM_CHUNK_WORDS (GM_CHUNK_PAGES / 64)
-#define GM_FREE_CHUNK_SUM gm_pack_sum(GM_CHUNK_PAGES, GM_CHUNK_PAGES, GM_CHUNK_PAGES)
 
 /* Address bits below a level's index, and log2 of the pages it summarizes. */
 static inline unsigned gm_level_shift(int l)
@@ -165,20 +121,8 @@ static inline unsigned gm_level_shift(int l)
 static inline unsigned gm_level_log_pages(int l) { return gm_level_shift(l) - GM_PAGE_SHIFT; }
 static inline size_t gm_level_entries(int l) { return (size_t)1 << (GM_ADDR_BITS - gm_level_shift(l)); }
 
-static inline size_t gm_chunk_index(uintptr_t p) { return p >> GM_CHUNK_SHIFT; }
-static inline uintptr_t gm_chunk_base(size_t ci) { return (uintptr_t)ci << GM_CHUNK_SHIFT; }
 static inline unsigned gm_chunk_page(uintptr_t p) { return (p >> GM_PAGE_SHIFT) & (GM_CHUNK_PAGES - 1); }
 
-/* A region's sparse array: where each part starts (see the top comment). */
-#define GM_RG_L1 128                         /* after the commit bitmap */
-#define GM_RG_L2 512
-#define GM_RG_BITS GM_OS_PAGE                /* gm_chunkbits, one per 64 chunks */
-#define GM_RG_HEAD (2 * (size_t)GM_OS_PAGE)  /* committed with the reservation */
-#define GM_RG_L3 GM_RG_HEAD
-#define GM_RG_L4 (GM_RG_L3 + GM_REGION_CHUNKS / GM_BLOCK * sizeof(gm_pallocsum))
-#define GM_RG_SCAV (GM_RG_L4 + GM_REGION_CHUNKS * sizeof(gm_pallocsum))
-#define GM_RG_CHUNKS (GM_RG_SCAV + GM_REGION_CHUNKS * sizeof(struct gm_scavchunk))
-#define GM_RG_BYTES (GM_RG_CHUNKS + GM_REGION_CHUNKS * sizeof(struct gm_pallocdata))
 _Static_assert(GM_RG_BYTES / GM_OS_PAGE <= GM_RG_L1 * 8, "the commit bitmap fits before level 1");
 _Static_assert(GM_RG_L1 + (GM_REGION_CHUNKS >> 9) * sizeof(gm_pallocsum) <= GM_RG_L2, "level 1 fits");
 _Static_assert(GM_RG_L2 + (GM_REGION_CHUNKS >> 6) * sizeof(gm_pallocsum) <= GM_RG_BITS, "level 2 fits");
@@ -206,259 +150,7 @@ static inline gm_pallocsum *gm_sum(struct gm_pagealloc *pa, int l, size_t i)
     unsigned b = gm_rg_bits(l);
     return (gm_pallocsum *)(pa->dir[i >> b] + gm_rg_level[l]) + (i & (((size_t)1 << b) - 1));
 }
-static inline size_t gm_rg_chunk(size_t ci) { return ci & (GM_REGION_CHUNKS - 1); }
-static inline struct gm_pallocdata *gm_chunk_of(struct gm_pagealloc *pa, size_t ci)
-{
-    return (struct gm_pallocdata *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_CHUNKS) + gm_rg_chunk(ci);
-}
-static inline struct gm_scavchunk *gm_scavchunk_of(struct gm_pagealloc *pa, size_t ci)
-{
-    return (struct gm_scavchunk *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_SCAV) + gm_rg_chunk(ci);
-}
-static inline struct gm_chunkbits *gm_chunkbits_of(struct gm_pagealloc *pa, size_t ci)
-{
-    return (struct gm_chunkbits *)(pa->dir[ci / GM_REGION_CHUNKS] + GM_RG_BITS) + gm_rg_chunk(ci) / 64;
-}
-static inline uint64_t gm_chunk_bit(size_t ci) { return (uint64_t)1 << (ci % 64); }
 
-static _Noreturn void gm_pagealloc_throw(const char *msg)
-{
-    static const char pre[] = "gomalloc: page allocator: ";
-    (void)!write(2, pre, sizeof pre - 1);
-    (void)!write(2, msg, strlen(msg));
-    (void)!write(2, "\n", 1);
-    abort();
-}
-
-/* ------------------------------------------------------------------------ */
-/* Bitmaps                                                                  */
-/* ------------------------------------------------------------------------ */
-
-static inline unsigned gm_ctz(uint64_t x) { return x ? (unsigned)__builtin_ctzll(x) : 64; }
-static inline unsigned gm_clz(uint64_t x) { return x ? (unsigned)__builtin_clzll(x) : 64; }
-static inline unsigned gm_popcount(uint64_t x) { return (unsigned)__builtin_popcountll(x); }
-
-/* Bits [lo, lo+n) of a word, 0 <= lo < 64, 1 <= n <= 64 - lo. */
-static inline uint64_t gm_word_mask(unsigned lo, unsigned n)
-{
-    return (n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << lo;
-}
-
-/* Set bits [i, i+n); returns how many were clear before. */
-static unsigned gm_bits_set(struct gm_pallocbits *b, unsigned i, unsigned n)
-{
-    unsigned was_clear = 0;
-    while (n > 0) {
-        unsigned o = i % 64, k = 64 - o < n ? 64 - o : n;
-        uint64_t m = gm_word_mask(o, k);
-        was_clear += gm_popcount(~b->w[i / 64] & m);
-        b->w[i / 64] |= m;
-        i += k;
-        n -= k;
-    }
-    return was_clear;
-}
-
-/* Clear bits [i, i+n); returns how many were set before. */
-static unsigned gm_bits_clear(struct gm_pallocbits *b, unsigned i, unsigned n)
-{
-    unsigned was_set = 0;
-    while (n > 0) {
-        unsigned o = i % 64, k = 64 - o < n ? 64 - o : n;
-        uint64_t m = gm_word_mask(o, k);
-        was_set += gm_popcount(b->w[i / 64] & m);
-        b->w[i / 64] &= ~m;
-        i += k;
-        n -= k;
-    }
-    return was_set;
-}
-
-/* Bit i is set in the result iff bits [i, i+n) of x are all set (n >= 1):
- * each pass ANDs in a shifted copy, doubling the run length it proves, until
- * n is reached; shifts never exceed the length already proved, so no run is
- * bridged across a gap. */
-static inline uint64_t gm_runs_of(uint64_t x, unsigned n)
-{
-    unsigned have = 1; /* every set bit starts a run of at least `have` */
-    while (have < n && x) {
-        unsigned s = n - have < have ? n - have : have;
-        x &= x >> s;
-        have += s;
-    }
-    return x;
-}
-
-unsigned gm_find_bit_range64(uint64_t ones, unsigned n)
-{
-    if (n == 0) return 0;
-    if (n > 64) return 64;
-    return gm_ctz(gm_runs_of(ones, n));
-}
-
-gm_pallocsum gm_pallocbits_summarize(const struct gm_pallocbits *b)
-{
-    unsigned start = 0, max = 0, cur = 0; /* cur: the free run reaching the current bit */
-    bool seen_used = false;
-    for (unsigned i = 0; i < GM_CHUNK_WORDS; i++) {
-        uint64_t x = b->w[i];
-        if (x == 0) {
-            cur += 64;
-            continue;
-        }
-        unsigned lo = gm_ctz(x), hi = gm_clz(x);
-        cur += lo; /* the run below this word ends at its lowest used page */
-        if (!seen_used) {
-            start = cur;
-            seen_used = true;
-        }
-        if (cur > max) max = cur;
-        /* Free runs strictly inside the word (between its lowest and highest
-         * used pages) are at most 62 long: look only if one could win. */
-        if (lo + hi < 63 && max < 62) {
-            uint64_t inner = ~x & ((~(uint64_t)0 << (lo + 1)) & (~(uint64_t)0 >> (hi + 1)));
-            for (uint64_t r = gm_runs_of(inner, max + 1); r; r &= r >> 1) max++;
-        }
-        cur = hi;
-    }
-    if (!seen_used) return GM_FREE_CHUNK_SUM;
-    if (cur > max) max = cur;
-    return gm_pack_sum(start, max, cur);
-}
-
-/* Word i of b with the bits below bit `from` (in word from/64) forced to 1. */
-static inline uint64_t gm_word_from(const struct gm_pallocbits *b, unsigned i, unsigned from)
-{
-    uint64_t x = b->w[i];
-    if (i == from / 64) x |= ((uint64_t)1 << (from % 64)) - 1;
-    return x;
-}
-
-unsigned gm_pallocbits_find(const struct gm_pallocbits *b, unsigned npages, unsigned search_idx,
-                            unsigned *new_search)
-{
-    unsigned none = ~0u, first_free = ~0u;
-    if (npages == 0 || npages > GM_CHUNK_PAGES || search_idx >= GM_CHUNK_PAGES) {
-        if (new_search) *new_search = none;
-        return none;
-    }
-    unsigned found = none;
-    if (npages == 1) {
-        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
-            uint64_t x = gm_word_from(b, i, search_idx);
-            if (x != ~(uint64_t)0) {
-                found = first_free = i * 64 + gm_ctz(~x);
-                break;
-            }
-        }
-    } else if (npages <= 64) {
-        /* A run of at most 64 crosses at most one word boundary: it is either
-         * the previous word's high free bits plus this word's low ones, or
-         * inside this word. */
-        unsigned tail = 0; /* free bits at the top of the previous word */
-        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
-            uint64_t x = gm_word_from(b, i, search_idx);
-            if (x == ~(uint64_t)0) {
-                tail = 0;
-                continue;
-            }
-            if (first_free == none) first_free = i * 64 + gm_ctz(~x);
-            if (tail + gm_ctz(x) >= npages) {
-                found = i * 64 - tail;
-                break;
-            }
-            unsigned j = gm_find_bit_range64(~x, npages);
-            if (j < 64) {
-                found = i * 64 + j;
-                break;
-            }
-            tail = gm_clz(x);
-        }
-    } else {
-        /* Longer runs cross word boundaries: track the current run's start
-         * and length, extending it by whole free words. */
-        unsigned run_start = 0, run = 0;
-        for (unsigned i = search_idx / 64; i < GM_CHUNK_WORDS; i++) {
-            uint64_t x = gm_word_from(b, i, search_idx);
-            if (x == ~(uint64_t)0) {
-                run = 0;
-                continue;
-            }
-            if (first_free == none) first_free = i * 64 + gm_ctz(~x);
-            if (run > 0 && run + gm_ctz(x) >= npages) {
-                found = run_start;
-                break;
-            }
-            if (run > 0 && x == 0) {
-                run += 64;
-                continue;
-            }
-            run = gm_clz(x); /* a new run begins at this word's top */
-            run_start = i * 64 + 64 - run;
-        }
-        if (found == none && run >= npages) found = run_start;
-    }
-    if (new_search) *new_search = first_free;
-    return found;
-}
-
-/* Consecutive clear bits of b from bit i, at most max. */
-static unsigned gm_bits_clear_run(const struct gm_pallocbits *b, unsigned i, size_t max)
-{
-    unsigned n = 0;
-    while (i < GM_CHUNK_PAGES && n < max) {
-        uint64_t x = b->w[i / 64] >> (i % 64);
-        unsigned avail = 64 - i % 64;
-        unsigned z = gm_ctz(x);
-        if (z > avail) z = avail;
-        n += z;
-        i += z;
-        if (z < avail) break;
-    }
-    return n < max ? n : (unsigned)max;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Summaries                                                                */
-/* ------------------------------------------------------------------------ */
-
-/* The summary of a block of 8 entries whose regions are 2^log_child pages. */
-static gm_pallocsum gm_merge(const gm_pallocsum *c, unsigned log_child)
-{
-    const unsigned full = 1u << log_child;
-    unsigned start = 0, max = 0, end = 0;
-    bool all_free = true;
-    for (size_t k = 0; k < GM_BLOCK; k++) {
-        unsigned s = gm_sum_start(c[k]), m = gm_sum_max(c[k]), e = gm_sum_end(c[k]);
-        if (all_free) start += s;
-        if (end + s > max) max = end + s; /* a run across the boundary */
-        if (m > max) max = m;
-        if (s == full) {
-            end += full;
-        } else {
-            end = e;
-            all_free = false;
-        }
-    }
-    return gm_pack_sum(start, max, end);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The scavenge index: upkeep                                               */
-/* ------------------------------------------------------------------------ */
-
-/* Time a is at or before time b (neither after now): ages are measured back
- * from now and compared unsigned, so a wrapping clock does no harm. */
-static inline bool gm_at_or_before(const struct gm_pagealloc *pa, uint32_t a, uint32_t b)
-{
-    return (uint32_t)(pa->now - a) >= (uint32_t)(pa->now - b);
-}
-
-/* Whether chunk record s is old for t (see internal.h). */
-static inline bool gm_scav_old(const struct gm_pagealloc *pa, const struct gm_scavchunk *s, uint32_t t)
-{
-    return !(s->flags & GM_SCAV_STAMPED) || gm_at_or_before(pa, s->stamp, t);
-}
 
 /* Chunk ci may just have turned into a candidate for c's searches: if it
  * lies at or above the resume point and is old for c's time, c is void. */
@@ -473,7 +165,7 @@ static inline void gm_dirty_add(struct gm_pagealloc *pa, size_t ci, int delta)
 {
     if (delta == 0) return;
     struct gm_scavchunk *s = gm_scavchunk_of(pa, ci);
-    if (delta < 0 && s->dirty < (unsigned)-delta) gm_pagealloc_throw("bad scavenge index (dirty count)");
+    if (delta < 0 && s->dirty < (unsigned)-delta) gm_fatal("page allocator: bad scavenge index (dirty count)", NULL);
     s->dirty = (uint16_t)(s->dirty + delta);
     if (delta > 0) {
         gm_chunkbits_of(pa, ci)->dirty |= gm_chunk_bit(ci);
@@ -551,7 +243,7 @@ gm_pallocsum gm_pagealloc_summary(struct gm_pagealloc *pa, int level, size_t idx
 #define GM_RANGES_INIT_CAP 16
 
 /* Index of the first range whose limit is above addr (len if none). */
-static size_t gm_ranges_succ(const struct gm_addr_ranges *r, uintptr_t addr)
+size_t gm_ranges_succ(const struct gm_addr_ranges *r, uintptr_t addr)
 {
     size_t lo = 0, hi = r->len;
     while (lo < hi) {
@@ -785,7 +477,7 @@ struct gm_pallocdata *gm_pagealloc_chunk(struct gm_pagealloc *pa, size_t ci)
 /* ------------------------------------------------------------------------ */
 
 /* Mark [base, base + npages pages) in use; returns its scavenged bytes. */
-static size_t gm_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
+size_t gm_alloc_range(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
 {
     size_t scav = 0;
     for (struct gm_chunk_walk w = gm_walk_start(base, npages); gm_walk_next(&w);) {
@@ -871,12 +563,12 @@ static uintptr_t gm_find(struct gm_pagealloc *pa, size_t npages, uintptr_t *cand
             return ((uintptr_t)i << shift) + ((uintptr_t)run_base << GM_PAGE_SHIFT);
         }
         if (l == 0) return 0;
-        gm_pagealloc_throw("bad summary data (find)");
+        gm_fatal("page allocator: bad summary data (find)", NULL);
     }
     /* i is now the chunk holding a fit. */
     unsigned first_free;
     unsigned j = gm_pallocbits_find(&gm_chunk_of(pa, i)->alloc, (unsigned)npages, 0, &first_free);
-    if (j == ~0u) gm_pagealloc_throw("bad summary data (chunk)");
+    if (j == ~0u) gm_fatal("page allocator: bad summary data (chunk)", NULL);
     uintptr_t ff = gm_chunk_base(i) + ((uintptr_t)first_free << GM_PAGE_SHIFT);
     if (ff_base <= ff && gm_chunk_base(i + 1) - 1 <= ff_last) ff_base = ff;
     *cand = ff_base;
@@ -894,7 +586,7 @@ uintptr_t gm_pagealloc_alloc(struct gm_pagealloc *pa, size_t npages, size_t *sca
         /* Fast path: the fit is in search_addr's own chunk. */
         unsigned first_free;
         unsigned j = gm_pallocbits_find(&gm_chunk_of(pa, ci)->alloc, (unsigned)npages, pi, &first_free);
-        if (j == ~0u) gm_pagealloc_throw("bad summary data (search_addr)");
+        if (j == ~0u) gm_fatal("page allocator: bad summary data (search_addr)", NULL);
         addr = gm_chunk_base(ci) + ((uintptr_t)j << GM_PAGE_SHIFT);
         cand = gm_chunk_base(ci) + ((uintptr_t)first_free << GM_PAGE_SHIFT);
     } else {
@@ -925,6 +617,7 @@ void gm_pagealloc_free(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
         gm_dirty_add(pa, w.ci, (int)was_used); /* pages in use have no scav bit */
     }
     gm_update(pa, base, npages, true, false); /* after the stamps: see gm_set_leaf */
+    GM_ASSERT(atomic_load(&pa->scav_pages) <= atomic_load(&pa->free_pages));
 }
 
 void gm_pagealloc_free_scavenged(struct gm_pagealloc *pa, uintptr_t base, size_t npages)
@@ -1023,132 +716,6 @@ void gm_pagecache_flush(struct gm_pagecache *c, struct gm_pagealloc *pa)
     c->scav = 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The scavenger's side                                                     */
-/* ------------------------------------------------------------------------ */
-
-/* The highest chunk below `below` whose bit is set in the free (else the
- * dirty) bitmap and that is old for t; SIZE_MAX if none. Only the words over
- * in_use ranges are read (the rest may not be mapped); each young candidate
- * passed over costs one record load. */
-static size_t gm_index_find(struct gm_pagealloc *pa, bool free_bitmap, size_t below, uint32_t t)
-{
-    const struct gm_addr_ranges *r = &pa->in_use;
-    if (below <= pa->start) return SIZE_MAX;
-    size_t k = gm_ranges_succ(r, gm_chunk_base(below) - 1); /* the range holding below - 1, or above it */
-    for (k = k < r->len ? k + 1 : r->len; k-- > 0;) {
-        size_t lo = gm_chunk_index(r->ranges[k].base), hi = gm_chunk_index(r->ranges[k].limit);
-        if (hi > below) hi = below;
-        while (hi > lo) {
-            size_t w = (hi - 1) / 64;
-            const struct gm_chunkbits *b = gm_chunkbits_of(pa, hi - 1);
-            uint64_t x = free_bitmap ? b->free : b->dirty;
-            if (hi % 64) x &= gm_chunk_bit(hi) - 1;         /* below hi */
-            if (w == lo / 64) x &= ~(gm_chunk_bit(lo) - 1); /* at or above lo */
-            for (; x; x &= ~((uint64_t)1 << (63 - gm_clz(x)))) {
-                size_t ci = w * 64 + 63 - gm_clz(x);
-                if (gm_scav_old(pa, gm_scavchunk_of(pa, ci), t)) return ci;
-                pa->scav.passed_over++;
-            }
-            hi = w * 64;
-        }
-    }
-    return SIZE_MAX;
-}
-
-/* gm_index_find from where cursor c allows, leaving c at the answer. A
- * cursor left for t or a later time holds for t. */
-static size_t gm_index_search(struct gm_pagealloc *pa, struct gm_scav_cursor *c, bool free_bitmap, uint32_t t)
-{
-    size_t from = pa->end;
-    if (c->valid && gm_at_or_before(pa, t, c->older_than)) from = c->top;
-    size_t ci = gm_index_find(pa, free_bitmap, from, t);
-    *c = (struct gm_scav_cursor){.top = ci == SIZE_MAX ? 0 : ci + 1, .older_than = t, .valid = true};
-    return ci;
-}
-
-/* Length of the run of dirty pages of c that ends just below page `end`
- * (exclusive), counted downward, at most max. */
-static unsigned gm_dirty_run_down(const struct gm_pallocdata *c, unsigned end, size_t max)
-{
-    unsigned n = 0;
-    while (end > 0 && n < max) {
-        unsigned w = (end - 1) / 64, b = (end - 1) % 64;
-        /* Page end - 1 moved to bit 63: leading ones are the run within the
-         * word, and the zeros shifted in below stop it at the word's start. */
-        uint64_t x = ~(c->alloc.w[w] | c->scav.w[w]) << (63 - b);
-        unsigned k = gm_clz(~x);
-        if (k > max - n) k = (unsigned)(max - n);
-        n += k;
-        end -= k;
-        if (k <= b) break; /* stopped inside the word (or at max) */
-    }
-    return n;
-}
-
-uintptr_t gm_pagealloc_scavenge_take(struct gm_pagealloc *pa, size_t max_pages, uint32_t older_than,
-                                     size_t *npages)
-{
-    *npages = 0;
-    if (max_pages == 0 || pa->end == 0) return 0;
-    size_t ci = gm_index_search(pa, &pa->scav.dirty_cursor, false, older_than);
-    if (ci == SIZE_MAX) return 0;
-    const struct gm_pallocdata *c = gm_chunk_of(pa, ci);
-    unsigned end = 0; /* one past the highest dirty page */
-    for (unsigned w = GM_CHUNK_WORDS; w-- > 0 && end == 0;) {
-        uint64_t x = ~(c->alloc.w[w] | c->scav.w[w]);
-        if (x) end = w * 64 + 64 - gm_clz(x);
-    }
-    if (end == 0) gm_pagealloc_throw("bad scavenge index (no dirty page)");
-    unsigned n = gm_dirty_run_down(c, end, max_pages);
-    uintptr_t base = gm_chunk_base(ci) + ((uintptr_t)(end - n) << GM_PAGE_SHIFT);
-    gm_alloc_range(pa, base, n); /* dirty pages: no scavenged bytes */
-    *npages = n;
-    return base;
-}
-
-uintptr_t gm_pagealloc_take_free_chunk(struct gm_pagealloc *pa, uint32_t older_than, size_t *scav_pages)
-{
-    *scav_pages = 0;
-    if (pa->end == 0) return 0;
-    size_t ci = gm_index_search(pa, &pa->scav.free_cursor, true, older_than);
-    if (ci == SIZE_MAX) return 0;
-    *scav_pages = gm_alloc_range(pa, gm_chunk_base(ci), GM_CHUNK_PAGES) >> GM_PAGE_SHIFT;
-    return gm_chunk_base(ci);
-}
-
-uintptr_t gm_pagealloc_take_beside(struct gm_pagealloc *pa, uintptr_t addr, bool up, uint32_t older_than,
-                                   size_t *npages, size_t *scav_pages)
-{
-    *npages = *scav_pages = 0;
-    size_t ci = gm_chunk_index(up ? addr : addr - 1);
-    struct gm_pallocdata *c = gm_pagealloc_chunk(pa, ci);
-    if (!c || !gm_scav_old(pa, gm_scavchunk_of(pa, ci), older_than)) return 0;
-    /* The run, in page indexes of the chunk: [lo, hi). */
-    unsigned first = (unsigned)((addr - gm_chunk_base(ci)) >> GM_PAGE_SHIFT) - (up ? 0 : 1), lo = first, hi = first + 1;
-    if (c->alloc.w[first / 64] >> (first % 64) & 1) return 0;
-    if (up)
-        while (hi < GM_CHUNK_PAGES && !(c->alloc.w[hi / 64] >> (hi % 64) & 1)) hi++;
-    else
-        while (lo > 0 && !(c->alloc.w[(lo - 1) / 64] >> ((lo - 1) % 64) & 1)) lo--;
-    uintptr_t base = gm_chunk_base(ci) + ((uintptr_t)lo << GM_PAGE_SHIFT);
-    *npages = hi - lo;
-    *scav_pages = gm_alloc_range(pa, base, *npages) >> GM_PAGE_SHIFT;
-    return base;
-}
-
-struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
-{
-    return gm_pagealloc_chunk(pa, ci) ? gm_scavchunk_of(pa, ci) : NULL;
-}
-
-bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap)
-{
-    if (ci >= GM_MAX_CHUNKS || !pa->dir[ci / GM_REGION_CHUNKS]) return false; /* its words are in the head */
-    const struct gm_chunkbits *b = gm_chunkbits_of(pa, ci);
-    return ((free_bitmap ? b->free : b->dirty) & gm_chunk_bit(ci)) != 0;
-}
-
 size_t gm_pagealloc_region_bytes(void) { return GM_RG_BYTES; }
 
 /* ------------------------------------------------------------------------ */
@@ -1157,7 +724,8 @@ size_t gm_pagealloc_region_bytes(void) { return GM_RG_BYTES; }
 
 void gm_pagealloc_recompute(struct gm_pagealloc *pa)
 {
-    pa->free_pages = pa->scav_pages = 0;
+    atomic_store(&pa->free_pages, 0);
+    atomic_store(&pa->scav_pages, 0);
     for (size_t r = 0; r < pa->in_use.len; r++) {
         uintptr_t base = pa->in_use.ranges[r].base, limit = pa->in_use.ranges[r].limit;
         for (size_t ci = gm_chunk_index(base); ci < gm_chunk_index(limit); ci++) {
@@ -1185,3 +753,4 @@ void gm_pagealloc_recompute(struct gm_pagealloc *pa)
     pa->search_addr = pa->in_use.len ? pa->in_use.ranges[0].base : GM_SEARCH_NONE;
     pa->scav.dirty_cursor.valid = pa->scav.free_cursor.valid = false;
 }
+

@@ -10,12 +10,14 @@
  *     the time of its last dirty free, and hands out the highest-addressed
  *     old runs first (gm_pagealloc_scavenge_take), because the allocator is
  *     address-ordered first fit: low pages are the likeliest to be reused.
- *   - In strict-commit mode, free whole chunks that are as old are also
- *     decommitted (mapped PROT_NONE again), so that VmData and the mode-2
- *     commit charge follow the live heap. Only whole 4 MiB chunks, highest
- *     first, so the decommitted ranges gather at the top of the heap next to
- *     curArena's Reserved tail and /proc/self/maps stays short; heap growth
- *     commits them again before new address space (heap.c).
+ *   - In strict-commit mode, free memory as old is also decommitted
+ *     (mapped PROT_NONE again), so that VmData and the mode-2 commit charge
+ *     follow the live heap: wholly free 4 MiB chunks, highest first, while
+ *     the heap has fewer than 16 decommitted ranges (each a hole in its
+ *     mapping, two lines of /proc/self/maps), and always the free runs
+ *     right beside a decommitted range, which widen a hole at no mapping's
+ *     cost (heap_release.c); heap growth commits them again before new
+ *     address space.
  *   - Large spans parked in threads' span caches go back to the heap once
  *     the cache has not been used for decay_ms.
  *   - When the heap grows while its retained memory (heap_sys minus
@@ -63,19 +65,17 @@
  * soft one taken from the cgroup's memory.max (v2) or
  * memory.limit_in_bytes (v1).
  *
- * Huge pages: gomalloc never asks for transparent huge pages. Where the
- * system backs anonymous memory with them unasked ("always"), each arena
- * is marked MADV_NOHUGEPAGE when it is reserved (whole arenas, so no
- * mapping is split): with khugepaged's default max_ptes_none of 511, a
- * 2 MiB range holding a single resident page would be collapsed into a
- * huge page again, refilling memory the scavenger just released.
+ * Huge pages are os.c's policy (GOMALLOC_THP): where the system backs
+ * anonymous memory with them unasked, the heap is marked MADV_NOHUGEPAGE,
+ * so that khugepaged does not refill what the scavenger released.
  *
- * Locking: gm_scav_lock serializes passes and is the outermost lock; the
- * pass takes the tcache registry lock and the heap lock inside it, each
- * briefly. gm_check and fork take it to see no pages in flight.
+ * Locking (base.h's order): gm_scav_lock (GM_RANK_SCAV) serializes passes;
+ * a pass takes the tcache registry's, the central lists' and the heap's
+ * locks inside it, each briefly. gm_check and fork take it to see no pages
+ * in flight. gm_bg_mutex (GM_RANK_BG) is the helper's sleep, a leaf.
  */
 #define _GNU_SOURCE /* pthread_cond_clockwait */
-#include "internal.h"
+#include "scavenge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,13 +102,6 @@ static _Atomic uint32_t gm_last_pass_ms; /* without a background thread */
 #define GM_EXCESS_MARGIN ((uint64_t)64 << 20)   /* see gm_scav_excess */
 #define GM_RECLAIM_RUN_PAGES 16               /* 128 KiB: smallest run decommitted under pressure */
 
-uint32_t gm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-}
-
 static uint32_t gm_pass_period_ms(void)
 {
     uint32_t p = gm_opt.decay_ms / 4;
@@ -119,32 +112,12 @@ static uint32_t gm_pass_period_ms(void)
 /* Set-up: strict mode and the default limit                                */
 /* ------------------------------------------------------------------------ */
 
-/* The first bytes of a file into buf (NUL-terminated), or -1. */
-static ssize_t gm_read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, cap - 1);
-    close(fd);
-    if (n < 0) return -1;
-    buf[n] = 0;
-    return n;
-}
-
-static uint64_t gm_parse_u64(const char *p, bool *ok)
-{
-    uint64_t v = 0;
-    *ok = *p >= '0' && *p <= '9';
-    for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
-    return v;
-}
-
 /* The memory cgroup's limit, 0 if none: v2 memory.max, else v1
  * memory.limit_in_bytes ("unlimited" is a huge number there). */
 static uint64_t gm_cgroup_limit(void)
 {
     char buf[1024], path[512];
-    if (gm_read_file("/proc/self/cgroup", buf, sizeof buf) <= 0) return 0;
+    if (gm_sys_read_file("/proc/self/cgroup", buf, sizeof buf) <= 0) return 0;
     static const struct {
         const char *prefix, *dir, *file;
     } kinds[] = {{"0::", "/sys/fs/cgroup", "/memory.max"},
@@ -160,29 +133,70 @@ static uint64_t gm_cgroup_limit(void)
         memcpy(path + dl, cg, len);
         memcpy(path + dl + len, kinds[k].file, fl + 1);
         char val[64];
-        if (gm_read_file(path, val, sizeof val) <= 0) continue;
-        bool ok;
-        uint64_t v = gm_parse_u64(val, &ok);
-        if (ok && v < ((uint64_t)1 << 60)) return v;
+        if (gm_sys_read_file(path, val, sizeof val) <= 0) continue;
+        const char *end;
+        uint64_t v = gm_parse_u64(val, &end);
+        if (end && end != val && v < ((uint64_t)1 << 60)) return v;
     }
     return 0;
 }
 
-void gm_scav_init(void)
+static int gm_bg_policy(void) { return gm_opt.background; } /* enum gm_background */
+
+void gm_scav_settings(void)
 {
     char buf[16];
     bool strict = gm_opt.strict == 1;
     if (gm_opt.strict < 0) {
         struct rlimit rl;
-        strict = (gm_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 && buf[0] == '2') ||
+        strict = (gm_sys_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 && buf[0] == '2') ||
                  (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY);
     }
-    if (!atomic_load(&gm_scav.limit)) {
+    if (!atomic_load(&gm_heap.limit)) {
         uint64_t cg = gm_cgroup_limit();
-        if (cg) atomic_store(&gm_scav.limit, cg);
+        if (cg) atomic_store(&gm_heap.limit, cg);
     }
     atomic_store(&gm_scav.strict, strict);
-    if (!gm_opt.background) atomic_store(&gm_bg_state, GM_BG_OFF);
+    if (gm_bg_policy() == GM_BACKGROUND_OFF) atomic_store(&gm_bg_state, GM_BG_OFF);
+}
+
+static void gm_scav_after_grow(size_t grew);
+
+int gm_scav_start(void)
+{
+    static _Atomic bool started;
+    if (GM_LIKELY(atomic_load_explicit(&started, memory_order_acquire))) return 0;
+    static const struct gm_heap_hooks hooks = {gm_scav_after_grow, gm_scav_notify};
+    gm_heap_set_hooks(&hooks);
+    if (gm_heap_init() != 0) return -1;
+    gm_lock(&gm_scav_lock, GM_RANK_SCAV);
+    if (!atomic_load_explicit(&started, memory_order_relaxed)) {
+        gm_scav_settings();
+        atomic_store_explicit(&started, true, memory_order_release);
+    }
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
+    return 0;
+}
+
+static const struct gm_scav_hooks *_Atomic gm_scav_hooks;
+
+void gm_scav_set_hooks(const struct gm_scav_hooks *hooks)
+{
+    atomic_store_explicit(&gm_scav_hooks, hooks, memory_order_release);
+}
+
+/* The layer above's spans: trim them (the bytes given back to the heap),
+ * or say whether it holds any. */
+static size_t gm_scav_trim_above(void)
+{
+    const struct gm_scav_hooks *h = atomic_load_explicit(&gm_scav_hooks, memory_order_acquire);
+    return h && h->trim ? h->trim() : 0;
+}
+
+static bool gm_scav_above_holds(void)
+{
+    const struct gm_scav_hooks *h = atomic_load_explicit(&gm_scav_hooks, memory_order_acquire);
+    return h && h->holds && h->holds();
 }
 
 int gm_set_memory_limit(size_t bytes, int hard)
@@ -191,17 +205,19 @@ int gm_set_memory_limit(size_t bytes, int hard)
         errno = EINVAL;
         return -1;
     }
-    atomic_store(&gm_scav.limit_hard, bytes != 0 && hard != 0);
-    atomic_store(&gm_scav.limit, (uint64_t)bytes);
+    atomic_store(&gm_heap.limit_hard, bytes != 0 && hard != 0);
+    atomic_store(&gm_heap.limit, (uint64_t)bytes);
     gm_scav_notify();
     return 0;
 }
 
 size_t gm_get_memory_limit(int *hard)
 {
-    gm_heap_init(); /* the default comes from the cgroup, read at heap start */
-    if (hard) *hard = atomic_load(&gm_scav.limit_hard);
-    return (size_t)atomic_load(&gm_scav.limit);
+    int saved = errno;
+    gm_scav_start(); /* the default comes from the cgroup, read at the start */
+    errno = saved;
+    if (hard) *hard = atomic_load(&gm_heap.limit_hard);
+    return (size_t)atomic_load(&gm_heap.limit);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -210,14 +226,14 @@ size_t gm_get_memory_limit(int *hard)
 
 static bool gm_over_limit(void)
 {
-    uint64_t limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
+    uint64_t limit = atomic_load_explicit(&gm_heap.limit, memory_order_relaxed);
     return limit && gm_stat_load(&gm_os.committed) > limit;
 }
 
 static bool gm_decommits(void)
 {
     return atomic_load_explicit(&gm_scav.strict, memory_order_relaxed) ||
-           atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
+           atomic_load_explicit(&gm_heap.limit, memory_order_relaxed);
 }
 
 /* One pass: everything old enough (or everything, if all). gm_scav_lock
@@ -229,7 +245,7 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     /* Spans whose last objects were freed while no thread owned them sit
      * empty in the central lists: first give them back to the heap (as
      * dirty pages, counted when released below). */
-    gm_central_trim();
+    gm_scav_trim_above();
     size_t bytes = gm_heap_drain_caches(all, now, gm_opt.decay_ms);
     /* What the trim and the drain just freed is stamped with the time they
      * did it: "everything" must include it. */
@@ -245,39 +261,39 @@ static size_t gm_scav_pass(bool all) { return gm_scav_pass_max(all, SIZE_MAX); }
  * Central spans count: remote frees can empty them without telling us. */
 static bool gm_scav_pending(void)
 {
-    return gm_pagealloc_scavengeable_pages(&gm_heap.pages) != 0 || gm_central_holds();
+    return gm_pagealloc_scavengeable_pages(&gm_heap.pages) != 0 || gm_scav_above_holds();
 }
 
 void gm_scav_reclaim(void)
 {
     if (!gm_heap_ready()) return;
-    pthread_mutex_lock(&gm_scav_lock);
+    gm_lock(&gm_scav_lock, GM_RANK_SCAV);
     uint32_t now = gm_now_ms();
     gm_heap_drain_caches(true, now, 0);
     gm_heap_decommit(SIZE_MAX, now, true);
     gm_heap_decommit_runs(GM_RECLAIM_RUN_PAGES);
     gm_heap_scavenge(SIZE_MAX, now);
-    pthread_mutex_unlock(&gm_scav_lock);
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
 }
 
 size_t gm_scavenge(void)
 {
     if (!gm_heap_ready()) return 0;
-    gm_central_trim();
-    pthread_mutex_lock(&gm_scav_lock);
+    gm_scav_trim_above();
+    gm_lock(&gm_scav_lock, GM_RANK_SCAV);
     size_t bytes = gm_scav_pass(true);
-    pthread_mutex_unlock(&gm_scav_lock);
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
     return bytes;
 }
 
-void gm_scav_after_grow(size_t grew)
+static void gm_scav_after_grow(size_t grew)
 {
     uint64_t inuse = gm_stat_load(&gm_heap.heap_inuse);
     uint64_t goal = inuse + inuse / 10 + GM_SCAV_SLACK, retained = gm_heap_retained();
-    if (retained <= goal || pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    if (retained <= goal || !gm_trylock(&gm_scav_lock, GM_RANK_SCAV)) return;
     size_t excess = retained - goal;
     gm_heap_scavenge(excess < grew ? excess : grew, gm_now_ms());
-    pthread_mutex_unlock(&gm_scav_lock);
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -291,12 +307,12 @@ void gm_scav_after_grow(size_t grew)
  * that block would go unseen), and only in a process with at least two
  * threads of the program's own (policy "auto"), or always ("thread").
  * "Threads of the program" are those known to the allocator
- * (gm_threads_known, counted by small.c's tcaches) and, before a start or
+ * (gm_threads_known, counted by tcache.c's tcaches) and, before a start or
  * a stop, the kernel's list less our helpers and the threads on their way
  * out (gm_sys_program_threads), which also sees threads that never
  * allocated.
  *
- * A thread that leaves (gm_scav_thread_exit, from small.c's tcache release,
+ * A thread that leaves (gm_scav_thread_exit, from tcache.c's tcache release,
  * which runs in the thread's key destructor) stops the helper and waits
  * for it to be gone when the program keeps at most one thread (none, for
  * "thread"), so that:
@@ -317,7 +333,6 @@ static _Atomic bool gm_bg_stopping;      /* the helper must return */
 static _Atomic int gm_threads_known;     /* threads with a tcache */
 static _Atomic uint32_t gm_mt_checked_ms; /* last kernel count that said "one" */
 
-static int gm_bg_policy(void) { return gm_opt.background; } /* enum gm_background */
 
 /* Threads of the program (the kernel's list less our helpers and threads
  * on their way out), or, if /proc cannot tell, those known to the
@@ -334,11 +349,11 @@ static void *gm_bg_main(void *arg)
 {
     (void)arg;
     while (!atomic_load(&gm_bg_stopping)) {
-        pthread_mutex_lock(&gm_scav_lock);
+        gm_lock(&gm_scav_lock, GM_RANK_SCAV);
         size_t bytes = gm_scav_pass(false);
-        pthread_mutex_unlock(&gm_scav_lock);
+        gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
         if (bytes) atomic_fetch_add_explicit(&gm_scav.background_runs, 1, memory_order_relaxed);
-        pthread_mutex_lock(&gm_bg_mutex);
+        gm_lock(&gm_bg_mutex, GM_RANK_BG);
         if (atomic_load(&gm_bg_stopping)) {
             /* asked to leave while working */
         } else if (gm_scav_pending() || gm_over_limit() || gm_heap_caches_hold()) {
@@ -355,7 +370,7 @@ static void *gm_bg_main(void *arg)
             while (atomic_load(&gm_bg_parked) && !atomic_load(&gm_bg_stopping))
                 pthread_cond_wait(&gm_bg_cond, &gm_bg_mutex);
         }
-        pthread_mutex_unlock(&gm_bg_mutex);
+        gm_unlock(&gm_bg_mutex, GM_RANK_BG);
     }
     return NULL;
 }
@@ -363,9 +378,9 @@ static void *gm_bg_main(void *arg)
 void gm_scav_notify(void)
 {
     if (!atomic_load_explicit(&gm_bg_parked, memory_order_relaxed)) return;
-    pthread_mutex_lock(&gm_bg_mutex);
+    gm_lock(&gm_bg_mutex, GM_RANK_BG);
     if (atomic_exchange(&gm_bg_parked, false)) pthread_cond_signal(&gm_bg_cond);
-    pthread_mutex_unlock(&gm_bg_mutex);
+    gm_unlock(&gm_bg_mutex, GM_RANK_BG);
 }
 
 /* Does the program want a helper now? With policy "auto", when it has two
@@ -406,11 +421,11 @@ static void gm_bg_stop(void)
         struct timespec ts = {0, 200000}; /* starting or stopping elsewhere */
         nanosleep(&ts, NULL);
     }
-    pthread_mutex_lock(&gm_bg_mutex);
+    gm_lock(&gm_bg_mutex, GM_RANK_BG);
     atomic_store(&gm_bg_stopping, true);
     atomic_store(&gm_bg_parked, false);
     pthread_cond_broadcast(&gm_bg_cond);
-    pthread_mutex_unlock(&gm_bg_mutex);
+    gm_unlock(&gm_bg_mutex, GM_RANK_BG);
     gm_sys_join(gm_bg_thread);
     atomic_store(&gm_bg_state, GM_BG_IDLE);
 }
@@ -504,11 +519,11 @@ static void gm_scav_excess(void)
     unsigned shift = atomic_load_explicit(&gm_excess.shift, memory_order_relaxed);
     if (free <= floor + (margin << shift)) return;
     if (gm_excess_churned(inuse)) return; /* the doubled margin is for later */
-    if (pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    if (!gm_trylock(&gm_scav_lock, GM_RANK_SCAV)) return;
     if (shift) atomic_store_explicit(&gm_excess.shift, shift - 1, memory_order_relaxed);
     uint64_t before = gm_heap_retained();
     gm_scav_pass(true);
-    pthread_mutex_unlock(&gm_scav_lock);
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
     uint64_t after = gm_heap_retained(), now_inuse = gm_stat_load(&gm_heap.heap_inuse);
     atomic_store_explicit(&gm_excess.returned, before > after ? before - after : 0, memory_order_relaxed);
     atomic_store_explicit(&gm_excess.inuse_after, now_inuse, memory_order_relaxed);
@@ -523,9 +538,9 @@ static void gm_scav_inline(void)
     uint32_t now = gm_now_ms(), last = atomic_load_explicit(&gm_last_pass_ms, memory_order_relaxed);
     if ((uint32_t)(now - last) < gm_pass_period_ms()) return;
     if (!atomic_compare_exchange_strong(&gm_last_pass_ms, &last, now)) return;
-    if (pthread_mutex_trylock(&gm_scav_lock) != 0) return;
+    if (!gm_trylock(&gm_scav_lock, GM_RANK_SCAV)) return;
     gm_scav_pass(false);
-    pthread_mutex_unlock(&gm_scav_lock);
+    gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
 }
 
 void gm_scav_tick_slow(bool may_start)
@@ -546,10 +561,10 @@ void gm_scav_tick_slow(bool may_start)
 /* gm_check and fork                                                        */
 /* ------------------------------------------------------------------------ */
 
-void gm_scav_lock_all(void) { pthread_mutex_lock(&gm_scav_lock); }
-void gm_scav_unlock_all(void) { pthread_mutex_unlock(&gm_scav_lock); }
+void gm_scav_lock_all(void) { gm_lock(&gm_scav_lock, GM_RANK_SCAV); }
+void gm_scav_unlock_all(void) { gm_unlock(&gm_scav_lock, GM_RANK_SCAV); }
 
-void gm_scav_fork_child(void)
+void gm_scav_fork_child(int threads_with_cache)
 {
     pthread_mutex_init(&gm_scav_lock, NULL);
     pthread_mutex_init(&gm_bg_mutex, NULL);
@@ -560,6 +575,6 @@ void gm_scav_fork_child(void)
      * child is single-threaded, and starts a helper as any process does. */
     atomic_store(&gm_bg_state, gm_bg_policy() ? GM_BG_IDLE : GM_BG_OFF);
     gm_sys_threads_fork_child();
-    atomic_store(&gm_threads_known, gm_tc ? 1 : 0);
+    atomic_store(&gm_threads_known, threads_with_cache);
     atomic_store(&gm_mt_checked_ms, 0);
 }

@@ -34,9 +34,9 @@
  *
  * Lookups: gm_size_to_class16[(size + 15) >> 4] for sizes 0..1024 and
  * gm_size_to_class128[(size - 1024 + 127) >> 7] for 1025..32768 give the
- * smallest class whose size is >= the request (gm_size_class in internal.h).
+ * smallest class whose size is >= the request (gm_size_class in span.h).
  */
-#include "internal.h"
+#include "span.h"
 
 /*
  * class  bytes/obj  pages  objects  tail waste  max waste

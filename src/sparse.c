@@ -29,7 +29,7 @@
  *
  * All state is locked by the array's owner; nothing here allocates.
  */
-#include "internal.h"
+#include "arena.h"
 
 #include <errno.h>
 #include <string.h>

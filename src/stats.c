@@ -19,6 +19,7 @@
  *                                         class size, plus the whole pages
  *                                         of live large objects (class 0);
  *   heap_decommitted, *_total, limit      the scavenger's (scavenge.c).
+ * (The list names the counter of each field that is one counter's value.)
  * Counters are per-thread and read without stopping anyone, so a reading
  * taken while other threads allocate is a blend of nearby moments; each
  * figure is exact once they are quiet.
@@ -39,13 +40,19 @@
  * the symbol gm_stats_get stays version 1's entry point for programs built
  * before version 2 (the header maps the name to gm_stats_read since).
  *
+ * The fields are listed once, in stats_fields.h: the struct is checked
+ * against that list at compile time (and unit_stats checks that versions 1
+ * and 2 keep the layout they were released with), each version's size
+ * comes from it, the fields that are one counter's value are filled from
+ * it, and both reports are written row by row from it, in its order.
+ *
  * Reports, for people and as JSON (GOMALLOC_STATS=1 / =json), are formatted
  * into a caller's buffer with no stdio and no allocation, so the exit report
- * can go out with write(2); both list the same byte figures from one table.
- * The JSON object has the struct's field names, plus program and pid, with
- * the per-class arrays as a "classes" list. It is one line (JSON Lines), so
- * that the reports of a process tree written to one stream or file, one
- * write each, are one object per line that any JSON reader takes.
+ * can go out with write(2). The JSON object has the struct's field names
+ * but size, plus program and pid, with the per-class arrays as a "classes"
+ * list. It is one line (JSON Lines), so that the reports of a process tree
+ * written to one stream or file, one write each, are one object per line
+ * that any JSON reader takes.
  *
  * The census behind malloc_info walks the span tables (small spans in use
  * per class) and the page allocator's bitmaps (free page runs) under the
@@ -53,7 +60,8 @@
  * proportional to the heap, paid only by malloc_info. gm_stats_quick gives
  * the memory timeline (trace.c) its figures without the heap lock.
  */
-#include "internal.h"
+#include "stats.h"
+#include "stats_fields.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,36 +128,103 @@ static uint64_t gm_live_bytes(const struct gm_counts_sum *sum, uint64_t *live)
     return total;
 }
 
-/* Every figure of the current version; *large_req (if not NULL) gets the
- * bytes requested by live large objects, which the text report shows. */
-static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
+/* ------------------------------------------------------------------------ */
+/* The list (stats_fields.h): the struct checked against it, the table      */
+/* ------------------------------------------------------------------------ */
+
+/* What the reports show: the struct, then the text report's own figures. */
+struct gm_figures {
+    struct gm_stats st;
+    uint64_t large;     /* class_live_bytes[0] */
+    uint64_t large_req; /* bytes requested by live large objects */
+};
+_Static_assert(offsetof(struct gm_figures, st) == 0, "a field's offset in the struct is its offset here");
+
+/* struct gm_stats as the list declares it. The public struct, written out
+ * for its readers, must be this one: every field with the list's type at
+ * the offset the list's order gives, and nothing else. A field read from a
+ * counter (not NULL, which is a void *) is a uint64_t: the fill copies 8
+ * bytes into it. */
+#define GM_DECLARE(name, type, since, show, counter, doc) type name;
+#define GM_NOT_IN_STRUCT(name, show, doc)
+struct gm_stats_listed {
+    GM_STATS_LIST(GM_DECLARE, GM_NOT_IN_STRUCT)
+};
+#define GM_SAME_FIELD(name, type, since, show, counter, doc)                                                     \
+    _Static_assert(offsetof(struct gm_stats, name) == offsetof(struct gm_stats_listed, name) &&                 \
+                       __builtin_types_compatible_p(__typeof__(((struct gm_stats *)0)->name), type) &&        \
+                       since >= 1 && since <= GM_STATS_VERSION &&                                             \
+                       (__builtin_types_compatible_p(__typeof__(counter), void *) ||                          \
+                        __builtin_types_compatible_p(type, uint64_t)),                                        \
+                   "struct gm_stats." #name " is not where, or what, stats_fields.h says");
+GM_STATS_LIST(GM_SAME_FIELD, GM_NOT_IN_STRUCT)
+_Static_assert(sizeof(struct gm_stats) == sizeof(struct gm_stats_listed), "struct gm_stats has a field the list lacks");
+
+/* The list as a table, for the reports and the documents. */
+#define GM_FIELD_ROW(name, type, since, show, counter, doc)                                                      \
+    {#name, doc, show, since, offsetof(struct gm_stats, name), sizeof(type),                                    \
+     __builtin_types_compatible_p(type, int64_t), counter},
+#define GM_TEXT_ONLY_ROW(name, show, doc)                                                                        \
+    {#name, doc, show, 0, offsetof(struct gm_figures, name), sizeof(uint64_t), false, NULL},
+const struct gm_stat_row gm_stat_rows[] = {GM_STATS_LIST(GM_FIELD_ROW, GM_TEXT_ONLY_ROW)};
+const size_t gm_stat_row_count = sizeof gm_stat_rows / sizeof gm_stat_rows[0];
+
+size_t gm_stats_version_size(unsigned v)
 {
+    size_t size = 0;
+    for (size_t i = 0; i < gm_stat_row_count; i++) {
+        const struct gm_stat_row *r = &gm_stat_rows[i];
+        if (r->since >= 1 && r->since <= v && r->offset + r->size > size) size = r->offset + r->size;
+    }
+    return size;
+}
+
+/* The value of row's figure in f; i indexes a per-class array. */
+static uint64_t gm_row_value(const struct gm_figures *f, const struct gm_stat_row *row, unsigned i)
+{
+    const char *p = (const char *)f + row->offset;
+    if (row->size == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, p + (size_t)i * sizeof v, sizeof v);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Filling                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Every figure of the current version, and the text report's own. */
+static void gm_stats_fill(struct gm_figures *f)
+{
+    struct gm_stats *st = &f->st;
     struct gm_counts_sum sum;
     gm_sum_counts(&sum);
-    if (large_req) *large_req = gm_sub0(sum.large_req_alloc, sum.large_req_freed);
-    memset(st, 0, sizeof *st);
+    memset(f, 0, sizeof *f);
     st->version = GM_STATS_VERSION;
     st->size = sizeof *st;
+
+    /* The fields the list reads from one counter each. */
+    for (size_t i = 0; i < gm_stat_row_count; i++) {
+        const struct gm_stat_row *r = &gm_stat_rows[i];
+        if (!r->counter) continue;
+        uint64_t v = gm_stat_load(r->counter);
+        memcpy((char *)st + r->offset, &v, sizeof v);
+    }
 
     /* The heap's figures, read together. */
     pthread_mutex_lock(&gm_heap.lock);
     st->heap_sys = gm_stat_load(&gm_heap.heap_sys);
     st->heap_inuse = gm_sub0(gm_stat_load(&gm_heap.heap_inuse), sum.cached); /* cached spans are idle */
     st->heap_released = gm_stat_load(&gm_heap.heap_released);
-    st->heap_decommitted = gm_stat_load(&gm_scav.heap_decommitted);
+    st->heap_decommitted = gm_stat_load(&gm_heap.heap_decommitted);
     pthread_mutex_unlock(&gm_heap.lock);
     st->heap_idle = gm_sub0(st->heap_sys, st->heap_inuse);
-
-    st->meta_arena_index = gm_stat_load(&gm_meta.arena_index);
-    st->meta_arenas = gm_stat_load(&gm_meta.arenas);
-    st->meta_pagealloc = gm_stat_load(&gm_meta.pagealloc);
-    st->meta_spans = gm_stat_load(&gm_meta.spans);
-    st->meta_tcaches = gm_stat_load(&gm_meta.tcaches);
-    st->meta_other = gm_stat_load(&gm_meta.other);
     st->sys = st->heap_sys + st->meta_arena_index + st->meta_arenas + st->meta_pagealloc + st->meta_spans +
               st->meta_tcaches + st->meta_other;
-    st->committed = gm_stat_load(&gm_os.committed);
-    st->reserved = gm_stat_load(&gm_os.reserved);
     st->mappings = gm_sys_mapping_count();
 
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
@@ -160,33 +235,25 @@ static void gm_stats_fill(struct gm_stats *st, uint64_t *large_req)
         st->frees += sum.frees[c];
     }
     st->heap_alloc = gm_live_bytes(&sum, st->class_live_bytes);
-
-    st->scavenged_total = atomic_load_explicit(&gm_scav.released_total, memory_order_relaxed);
-    st->decommitted_total = atomic_load_explicit(&gm_scav.decommitted_total, memory_order_relaxed);
-    st->recommitted_total = atomic_load_explicit(&gm_scav.recommitted_total, memory_order_relaxed);
-    st->background_runs = atomic_load_explicit(&gm_scav.background_runs, memory_order_relaxed);
-    st->memory_limit = atomic_load_explicit(&gm_scav.limit, memory_order_relaxed);
-    st->memory_limit_hard = atomic_load_explicit(&gm_scav.limit_hard, memory_order_relaxed);
+    st->memory_limit_hard = atomic_load_explicit(&gm_heap.limit_hard, memory_order_relaxed);
     st->strict_commit = atomic_load_explicit(&gm_scav.strict, memory_order_relaxed);
-}
 
-/* sizeof(struct gm_stats) in each version, indexed by version. */
-static const size_t gm_stats_sizes[] = {0, offsetof(struct gm_stats, heap_decommitted), sizeof(struct gm_stats)};
-_Static_assert(sizeof gm_stats_sizes / sizeof gm_stats_sizes[0] == GM_STATS_VERSION + 1,
-               "a new version needs its size here");
+    f->large = st->class_live_bytes[0];
+    f->large_req = gm_sub0(sum.large_req_alloc, sum.large_req_freed);
+}
 
 void gm_stats_read(struct gm_stats *out, size_t size)
 {
-    struct gm_stats st;
+    struct gm_figures f;
     int saved = errno; /* the mapping count opens /proc/self/maps */
-    gm_stats_fill(&st, NULL);
+    gm_stats_fill(&f);
     errno = saved;
     uint32_t v = GM_STATS_VERSION;
-    while (v > 0 && gm_stats_sizes[v] > size) v--;
-    st.version = v;
-    st.size = (uint32_t)gm_stats_sizes[v];
-    size_t n = v ? gm_stats_sizes[v] : offsetof(struct gm_stats, sys);
-    memcpy(out, &st, n < size ? n : size);
+    while (v > 0 && gm_stats_version_size(v) > size) v--;
+    f.st.version = v;
+    f.st.size = (uint32_t)gm_stats_version_size(v);
+    size_t n = v ? f.st.size : offsetof(struct gm_stats, sys);
+    memcpy(out, &f.st, n < size ? n : size);
 }
 
 void gm_stats_quick(struct gm_stats_quick *q)
@@ -203,32 +270,6 @@ void gm_stats_quick(struct gm_stats_quick *q)
 /* ------------------------------------------------------------------------ */
 /* Formatting without stdio                                                 */
 /* ------------------------------------------------------------------------ */
-
-void gm_bputc(struct gm_buf *b, char c)
-{
-    if (b->n < b->cap) b->p[b->n++] = c;
-}
-
-void gm_bputs(struct gm_buf *b, const char *s)
-{
-    while (*s) gm_bputc(b, *s++);
-}
-
-void gm_bputu(struct gm_buf *b, uint64_t v, unsigned width)
-{
-    char d[24];
-    unsigned n = 0;
-    do d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (unsigned i = n; i < width; i++) gm_bputc(b, ' ');
-    while (n) gm_bputc(b, d[--n]);
-}
-
-void gm_bputi(struct gm_buf *b, int64_t v)
-{
-    if (v < 0) gm_bputc(b, '-');
-    gm_bputu(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 0);
-}
 
 static void gm_bpad(struct gm_buf *b, const char *s, unsigned width)
 {
@@ -298,60 +339,16 @@ static void gm_bcount(struct gm_buf *b, const char *name, uint64_t v, const char
 /* The process's name from /proc/self/comm, without stdio. */
 static const char *gm_comm(char *buf, size_t cap)
 {
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
-    if (fd >= 0) close(fd);
+    ssize_t n = gm_sys_read_file("/proc/self/comm", buf, cap);
     if (n <= 0) return "?";
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == 0)) n--;
     buf[n] = 0;
     return buf;
 }
 
-/* The byte figures both reports show, in their order. text_only rows are
- * not in struct gm_stats (the JSON report mirrors the struct). */
-struct gm_figure {
-    const char *name;
-    uint64_t value;
-    const char *what;
-    bool text_only;
-};
-#define GM_MAX_FIGURES 24
-
-static size_t gm_byte_figures(const struct gm_stats *st, uint64_t large_req, struct gm_figure *f)
-{
-    const struct gm_figure all[] = {
-        {"sys", st->sys, "committed by the heap: heap_sys + metadata", false},
-        {"heap_sys", st->heap_sys, "heap memory mapped for spans", false},
-        {"heap_inuse", st->heap_inuse, "in spans in use", false},
-        {"heap_idle", st->heap_idle, "free pages (heap_sys - heap_inuse)", false},
-        {"heap_released", st->heap_released, "free pages returned to the OS", false},
-        {"heap_decommitted", st->heap_decommitted, "heap pages decommitted: no commit charge", false},
-        {"heap_alloc", st->heap_alloc, "live objects, rounded to their size class", false},
-        {"large", st->class_live_bytes[0], "pages of live large objects", true},
-        {"large_req", large_req, "bytes requested by live large objects", true},
-        {"meta_arena_index", st->meta_arena_index, "metadata: arena index", false},
-        {"meta_arenas", st->meta_arenas, "metadata: arena records", false},
-        {"meta_pagealloc", st->meta_pagealloc, "metadata: page allocator bitmaps and summaries", false},
-        {"meta_spans", st->meta_spans, "metadata: span records", false},
-        {"meta_tcaches", st->meta_tcaches, "metadata: thread caches", false},
-        {"meta_other", st->meta_other, "metadata: other", false},
-        {"committed", st->committed, "mapped read-write (what VmData sees)", false},
-        {"reserved", st->reserved, "address space held, committed or not", false},
-        {"scavenged_total", st->scavenged_total, "ever returned to the OS (madvise)", false},
-        {"decommitted_total", st->decommitted_total, "ever decommitted", false},
-        {"recommitted_total", st->recommitted_total, "ever committed again after a decommit", false},
-    };
-    size_t n = sizeof all / sizeof all[0];
-    _Static_assert(sizeof all / sizeof all[0] <= GM_MAX_FIGURES, "GM_MAX_FIGURES too small");
-    memcpy(f, all, sizeof all);
-    return n;
-}
-
 /* What both reports show, gathered once. */
 struct gm_report {
-    struct gm_stats st;
-    struct gm_figure fig[GM_MAX_FIGURES];
-    size_t nfig;
+    struct gm_figures fig;
     const char *program;
 };
 
@@ -361,9 +358,7 @@ static size_t gm_format(char *buf, size_t cap, void (*body)(struct gm_buf *, con
     if (cap == 0) return 0;
     char comm[32];
     struct gm_report r;
-    uint64_t large_req;
-    gm_stats_fill(&r.st, &large_req);
-    r.nfig = gm_byte_figures(&r.st, large_req, r.fig);
+    gm_stats_fill(&r.fig);
     r.program = gm_comm(comm, sizeof comm);
     struct gm_buf b = {buf, 0, cap - 1};
     body(&b, &r);
@@ -371,24 +366,43 @@ static size_t gm_format(char *buf, size_t cap, void (*body)(struct gm_buf *, con
     return b.n;
 }
 
+/* The text report's row of one figure of the list, if it has one. */
+static void gm_text_row(struct gm_buf *b, const struct gm_stat_row *row, const struct gm_figures *f)
+{
+    uint64_t v = gm_row_value(f, row, 0);
+    switch (row->show) {
+    case GM_SHOW_BYTES:
+        gm_bline(b, row->name, v, NULL, row->doc);
+        break;
+    case GM_SHOW_COUNT:
+        if (row->is_signed && (int64_t)v < 0) gm_bline(b, row->name, 0, "unknown", row->doc);
+        else gm_bcount(b, row->name, v, row->doc);
+        break;
+    case GM_SHOW_LIMIT:
+        if (v == 0) gm_bline(b, row->name, 0, "none", "no limit on the heap");
+        else if (f->st.memory_limit_hard) gm_bline(b, row->name, v, NULL, "hard: allocations past it fail");
+        else gm_bline(b, row->name, v, NULL, "soft: the heap scavenges to stay under it");
+        break;
+    case GM_SHOW_ONOFF:
+        gm_bline(b, row->name, 0, v ? "on" : "off", row->doc);
+        break;
+    case GM_SHOW_HEADER: /* not shown */
+    case GM_SHOW_HARD:   /* in memory_limit's row */
+    case GM_SHOW_CALLS:  /* with the class table */
+    case GM_SHOW_CLASS:
+        break;
+    }
+}
+
 static void gm_text_body(struct gm_buf *b, const struct gm_report *r)
 {
-    const struct gm_stats *st = &r->st;
+    const struct gm_stats *st = &r->fig.st;
     gm_bputs(b, "gomalloc statistics of ");
     gm_bputs(b, r->program);
     gm_bputs(b, " (pid ");
     gm_bputu(b, (uint64_t)getpid(), 0);
     gm_bputs(b, "), in bytes\n");
-    for (size_t i = 0; i < r->nfig; i++) gm_bline(b, r->fig[i].name, r->fig[i].value, NULL, r->fig[i].what);
-    if (st->memory_limit)
-        gm_bline(b, "memory_limit", st->memory_limit, NULL,
-                 st->memory_limit_hard ? "hard: allocations past it fail" : "soft: the heap scavenges to stay under it");
-    else
-        gm_bline(b, "memory_limit", 0, "none", "no limit on the heap");
-    gm_bline(b, "strict_commit", 0, st->strict_commit ? "on" : "off", "free chunks are decommitted when on");
-    gm_bcount(b, "background_runs", st->background_runs, "background scavenger wake-ups that had work");
-    if (st->mappings < 0) gm_bline(b, "mappings", 0, "unknown", "lines of /proc/self/maps");
-    else gm_bcount(b, "mappings", (uint64_t)st->mappings, "lines of /proc/self/maps");
+    for (size_t i = 0; i < gm_stat_row_count; i++) gm_text_row(b, &gm_stat_rows[i], &r->fig);
     gm_bputs(b, "  ");
     gm_bpad(b, "mallocs", GM_NAME_WIDTH);
     gm_bputu(b, st->mallocs, 10);
@@ -458,34 +472,43 @@ static void gm_jstr(struct gm_buf *b, const char *key, const char *s)
 
 static void gm_json_body(struct gm_buf *b, const struct gm_report *r)
 {
-    const struct gm_stats *st = &r->st;
+    const struct gm_figures *f = &r->fig;
     gm_bputs(b, "{\"version\": ");
-    gm_bputu(b, st->version, 0);
+    gm_bputu(b, f->st.version, 0);
     gm_jstr(b, "program", r->program);
     gm_jnum(b, "pid", (uint64_t)getpid());
-    for (size_t i = 0; i < r->nfig; i++)
-        if (!r->fig[i].text_only) gm_jnum(b, r->fig[i].name, r->fig[i].value);
-    gm_jnum(b, "memory_limit", st->memory_limit);
-    gm_jbool(b, "memory_limit_hard", st->memory_limit_hard);
-    gm_jbool(b, "strict_commit", st->strict_commit);
-    gm_jnum(b, "background_runs", st->background_runs);
-    gm_jkey(b, "mappings");
-    gm_bputi(b, st->mappings);
-    gm_jnum(b, "mallocs", st->mallocs);
-    gm_jnum(b, "frees", st->frees);
+    for (size_t i = 0; i < gm_stat_row_count; i++) {
+        const struct gm_stat_row *row = &gm_stat_rows[i];
+        uint64_t v = gm_row_value(f, row, 0);
+        if (row->since == 0) continue; /* the text report's own */
+        switch (row->show) {
+        case GM_SHOW_BYTES:
+        case GM_SHOW_COUNT:
+        case GM_SHOW_LIMIT:
+        case GM_SHOW_CALLS:
+            gm_jkey(b, row->name);
+            if (row->is_signed) gm_bputi(b, (int64_t)v);
+            else gm_bputu(b, v, 0);
+            break;
+        case GM_SHOW_HARD:
+        case GM_SHOW_ONOFF:
+            gm_jbool(b, row->name, v != 0);
+            break;
+        case GM_SHOW_HEADER: /* the version opened the object */
+        case GM_SHOW_CLASS:  /* in "classes" */
+            break;
+        }
+    }
+    /* A per-class array is a member of each class's object, named without
+     * its "class_". */
     gm_jkey(b, "classes");
     gm_bputc(b, '[');
     for (unsigned c = 0; c < GM_NUM_CLASSES; c++) {
         gm_bputs(b, c ? ", {\"class\": " : "{\"class\": ");
         gm_bputu(b, c, 0);
-        gm_bputs(b, ", \"size\": ");
-        gm_bputu(b, st->class_size[c], 0);
-        gm_bputs(b, ", \"mallocs\": ");
-        gm_bputu(b, st->class_mallocs[c], 0);
-        gm_bputs(b, ", \"frees\": ");
-        gm_bputu(b, st->class_frees[c], 0);
-        gm_bputs(b, ", \"live_bytes\": ");
-        gm_bputu(b, st->class_live_bytes[c], 0);
+        for (size_t i = 0; i < gm_stat_row_count; i++)
+            if (gm_stat_rows[i].show == GM_SHOW_CLASS)
+                gm_jnum(b, gm_stat_rows[i].name + strlen("class_"), gm_row_value(f, &gm_stat_rows[i], c));
         gm_bputc(b, '}');
     }
     gm_bputs(b, "]}\n");
@@ -495,19 +518,6 @@ size_t gm_stats_format(char *buf, size_t cap) { return gm_format(buf, cap, gm_te
 size_t gm_stats_format_json(char *buf, size_t cap) { return gm_format(buf, cap, gm_json_body); }
 
 #define GM_REPORT_MAX 16384
-
-void gm_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-        } else if (!(w < 0 && errno == EINTR)) {
-            return;
-        }
-    }
-}
 
 static void gm_report_fd(int fd, size_t (*format)(char *, size_t))
 {
@@ -561,27 +571,6 @@ static bool gm_page_allocated(uintptr_t addr)
     if (!d) return false;
     unsigned i = (unsigned)((addr >> GM_PAGE_SHIFT) & (GM_CHUNK_PAGES - 1));
     return (d->alloc.w[i / 64] >> (i % 64)) & 1;
-}
-
-/* Calls fn once for every span that is not dead, found at its base page in
- * the arenas' span tables. Heap lock held. */
-static void gm_for_each_span(void (*fn)(struct gm_span *s, unsigned state, void *arg), void *arg)
-{
-    for (size_t i = 0; i < GM_ARENA_L1_ENTRIES; i++) {
-        struct gm_arena *_Atomic *l2 = atomic_load_explicit(&gm_arena_l1[i], memory_order_acquire);
-        if (!l2) continue;
-        for (size_t j = 0; j < ((size_t)1 << GM_ARENA_L2_BITS); j++) {
-            struct gm_arena *a = atomic_load_explicit(&l2[j], memory_order_acquire);
-            if (!a) continue;
-            uintptr_t abase = (uintptr_t)((i << GM_ARENA_L2_BITS) + j) << GM_ARENA_SHIFT;
-            for (size_t pg = 0; pg < GM_PAGES_PER_ARENA; pg++) {
-                struct gm_span *s = atomic_load_explicit(&a->spans[pg], memory_order_acquire);
-                if (!s || s->base != abase + (pg << GM_PAGE_SHIFT)) continue;
-                unsigned st = atomic_load_explicit(&s->state, memory_order_acquire);
-                if (st != GM_SPAN_DEAD) fn(s, st, arg);
-            }
-        }
-    }
 }
 
 /* One in-use span for gm_check: its pages, and every page's records. */
@@ -698,7 +687,7 @@ static int gm_check_quiet_heap(int fd)
     uint64_t heap_released = gm_stat_load(&gm_heap.heap_released);
     uint64_t pa_free = 0, pa_scav = 0, ungrown = 0;
     if (init) {
-        gm_for_each_span(gm_check_span, &w);
+        gm_heap_for_each_span(gm_check_span, &w);
         gm_check_bitmaps(&bits);
         pa_free = gm_heap.pages.free_pages;
         pa_scav = gm_heap.pages.scav_pages;
@@ -833,7 +822,7 @@ void gm_stats_census(struct gm_census *c)
     gm_small_for_each_tcache(gm_census_pagecache, c); /* never inside the heap lock */
     pthread_mutex_lock(&gm_heap.lock);
     if (gm_heap_ready()) {
-        gm_for_each_span(gm_census_span, c);
+        gm_heap_for_each_span(gm_census_span, c);
         gm_census_bitmaps(c);
     }
     pthread_mutex_unlock(&gm_heap.lock);
@@ -847,4 +836,4 @@ void gm_stats_census(struct gm_census *c)
  * version-1 struct; since version 2 the header maps gm_stats_get(s) to
  * gm_stats_read(s, sizeof *s). */
 #undef gm_stats_get
-void gm_stats_get(struct gm_stats *s) { gm_stats_read(s, gm_stats_sizes[1]); }
+void gm_stats_get(struct gm_stats *s) { gm_stats_read(s, gm_stats_version_size(1)); }

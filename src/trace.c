@@ -47,7 +47,7 @@
  * a signal has no last line: the timeline stops at the sample before.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
-#include "internal.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,14 +98,7 @@ static void gm_proc_status(int64_t *rss, int64_t *data)
 {
     char text[4096]; /* both lines are in the first 2 KiB of the file */
     *rss = *data = -1;
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof text - 1 && ((r = read(fd, text + n, sizeof text - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0) n += (size_t)r;
-    close(fd);
-    text[n] = 0;
+    if (gm_sys_read_file("/proc/self/status", text, sizeof text) <= 0) return;
     *rss = gm_status_bytes(text, "VmRSS");
     *data = gm_status_bytes(text, "VmData");
 }

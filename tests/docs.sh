@@ -9,6 +9,10 @@
 #     exactly the rows unit_options --markdown prints, and gomalloc.3's
 #     ENVIRONMENT lists exactly the table's options, in its order, each
 #     entry ending "Default: <the table's default>." (skipped without groff);
+#   - the statistics are src/stats_fields.h's list: README.md's table in
+#     "Statistics reference" is exactly the rows unit_stats --markdown
+#     prints (names, order, docs), and gomalloc.3's STATISTICS list,
+#     between its two comment lines, exactly what unit_stats --man prints;
 #   - gomalloc.3 renders without a warning (groff -man -ww; skipped without
 #     groff) and man -l shows it (skipped without man);
 #   - the README keeps its two commands and its table of figures from
@@ -76,6 +80,31 @@ if [ -x "$TABLE" ]; then
     fi
 else
     fail "no $TABLE to compare the documents' options with"
+fi
+
+# The statistics' list against both documents.
+STATS=$B/tests/unit_stats
+if [ -x "$STATS" ]; then
+    "$STATS" --markdown >"$W/stats_rows.md"
+    # The table's rows in the section, less its head and rule.
+    sed -n '/^## Statistics reference/,/^## /p' "$README" | grep '^|' | tail -n +3 >"$W/readme_stats.md"
+    if diff -u "$W/stats_rows.md" "$W/readme_stats.md" >"$W/stats.diff"; then
+        pass "README's statistics table is src/stats_fields.h's list ($(wc -l <"$W/stats_rows.md") rows)"
+    else
+        fail "README's statistics table differs from unit_stats --markdown (- list, + README):"
+        cat "$W/stats.diff"
+    fi
+    "$STATS" --man >"$W/stats_rows.man"
+    sed -n '/^\.\\" The list below is what tests\/unit_stats --man prints/,/^\.\\" End of the list\./p' "$MAN" |
+        sed -e '1,2d' -e '$d' >"$W/man_stats.man"
+    if [ -s "$W/man_stats.man" ] && diff -u "$W/stats_rows.man" "$W/man_stats.man" >"$W/stats_man.diff"; then
+        pass "gomalloc.3's STATISTICS list is src/stats_fields.h's list"
+    else
+        fail "gomalloc.3's STATISTICS list differs from unit_stats --man (- list, + gomalloc.3):"
+        cat "$W/stats_man.diff"
+    fi
+else
+    fail "no $STATS to compare the documents' statistics with"
 fi
 
 if command -v groff >/dev/null; then

@@ -286,6 +286,7 @@ static inline bool test_skip_emulated(enum test_gap gap, const char *what)
 /* ------------------------------------------------------------------------ */
 /* Sub-cases in fresh processes                                             */
 /* ------------------------------------------------------------------------ */
+#include <errno.h>
 #include <sys/wait.h>
 extern char **environ;
 
@@ -311,21 +312,34 @@ static inline void test_exec_self(char *const *args, char *const *envp)
     execve(emu, argv, envp);
 }
 
-/* Runs fn in a forked child; CHECKs that it returned 0 (its failure count). */
+/* Runs fn in a forked child and CHECKs that it passed. The child starts its
+ * own count (it inherits the parent's: an earlier failure of the parent
+ * must not fail every child after it) and fails if one of its checks
+ * failed or fn returned non-zero. Its exit status is its failure count
+ * clamped to 1..125, never the count itself: an exit status keeps 8 bits,
+ * and 256 failures would read as none. */
 static inline void test_in_child(const char *name, int (*fn)(void))
 {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        test_failures = test_checks = 0; /* fn returns the child's own failures */
-        _exit(fn());
+        test_failures = test_checks = 0;
+        int rc = fn();
+        int failed = test_failures > 0 ? test_failures : rc != 0;
+        fflush(NULL); /* _exit would drop what the child printed */
+        _exit(failed > 125 ? 125 : failed);
     }
     int st = 0;
-    waitpid(pid, &st, 0);
+    pid_t w = -1;
+    if (pid > 0)
+        while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+        }
     test_checks++;
-    if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    if (w != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         test_failures++;
-        fprintf(stderr, "child test %s failed (status %#x)\n", name, st);
+        if (pid < 0 || w != pid) fprintf(stderr, "child test %s: fork or wait failed\n", name);
+        else if (WIFSIGNALED(st)) fprintf(stderr, "child test %s: killed by signal %d\n", name, WTERMSIG(st));
+        else fprintf(stderr, "child test %s failed (exit status %d)\n", name, WEXITSTATUS(st));
     }
 }
 

@@ -260,6 +260,30 @@ struct pregion {
     size_t n;
 };
 
+/* test_persistent_regions under RLIMIT_AS, in a child of its own. */
+static int child_persistent_rlimit(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 8 * MiB;
+    CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+    size_t cap = gm_align_down(rl.rlim_cur / 16, 64 * KiB);
+    uint64_t r1 = gm_stat_load(&gm_os.reserved);
+    CHECK(gm_persistent_alloc(64 * KiB, 64, &gm_meta.spans) != NULL);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved) - r1, cap); /* not the 18 MiB aimed at */
+    uint64_t c1 = gm_stat_load(&gm_os.committed), m1 = meta_sum();
+    r1 = gm_stat_load(&gm_os.reserved);
+    errno = 0;
+    CHECK(gm_persistent_alloc(16 * MiB, 64, &gm_meta.spans) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(gm_stat_load(&gm_os.committed), c1);
+    CHECK_EQ(meta_sum(), m1);
+    CHECK_EQ(gm_stat_load(&gm_os.reserved), r1);
+    CHECK(gm_persistent_alloc(256 * KiB, 64, &gm_meta.spans) != NULL); /* what fits still works */
+    CHECK(accounting_holds());
+    return test_failures;
+}
+
 /* Runs first, while no metadata reservation exists, with a 1 MiB first
  * reservation so that the region switches are cheap to reach. */
 static void test_persistent_regions(void)
@@ -347,31 +371,7 @@ static void test_persistent_regions(void)
      * with nothing counted. (Not under a sanitizer: its shadow is most of
      * VmSize, and its own mappings need the room.) */
     if (TEST_SANITIZER || test_skip_emulated(TEST_GAP_RLIMIT, "persistent reservations under RLIMIT_AS")) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct rlimit rl;
-        getrlimit(RLIMIT_AS, &rl);
-        rl.rlim_cur = (rlim_t)test_status_kb("VmSize") * 1024 + 8 * MiB;
-        CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
-        size_t cap = gm_align_down(rl.rlim_cur / 16, 64 * KiB);
-        uint64_t r1 = gm_stat_load(&gm_os.reserved);
-        CHECK(gm_persistent_alloc(64 * KiB, 64, &gm_meta.spans) != NULL);
-        CHECK_EQ(gm_stat_load(&gm_os.reserved) - r1, cap); /* not the 18 MiB aimed at */
-        uint64_t c1 = gm_stat_load(&gm_os.committed), m1 = meta_sum();
-        r1 = gm_stat_load(&gm_os.reserved);
-        errno = 0;
-        CHECK(gm_persistent_alloc(16 * MiB, 64, &gm_meta.spans) == NULL);
-        CHECK_EQ(errno, ENOMEM);
-        CHECK_EQ(gm_stat_load(&gm_os.committed), c1);
-        CHECK_EQ(meta_sum(), m1);
-        CHECK_EQ(gm_stat_load(&gm_os.reserved), r1);
-        CHECK(gm_persistent_alloc(256 * KiB, 64, &gm_meta.spans) != NULL); /* what fits still works */
-        CHECK(accounting_holds());
-        _exit(test_failures ? 1 : 0);
-    }
-    int status = -1;
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    test_in_child("persistent_rlimit", child_persistent_rlimit);
 }
 
 static void test_persistent_faults(void)

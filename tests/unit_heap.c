@@ -24,7 +24,7 @@
 
 static struct gm_span *span(size_t npages)
 {
-    return gm_heap_alloc_span(NULL, npages, 0);
+    return gm_heap_alloc_span(NULL, npages, 0, false);
 }
 
 static void touch(struct gm_span *s, int c)
@@ -201,7 +201,7 @@ static int child_local(void)
     memset(&hl, 0, sizeof hl);
     struct gm_span *s[40];
     for (int i = 0; i < 40; i++) {
-        s[i] = gm_heap_alloc_span(&hl, 1 + i % 3, 0);
+        s[i] = gm_heap_alloc_span(&hl, 1 + i % 3, 0, false);
         CHECK(s[i] != NULL);
         if (s[i]) touch(s[i], i);
     }

@@ -14,7 +14,7 @@ MIN_SMALL_SPAN_PAGES pages (32 KiB) instead of Go's one page. Go refills a
 thread's cache from spans swept in bulk; gomalloc's threads refill from
 their own spans' free lists, and with 8 KiB spans a live set replaced at
 random leaves each span a free object or two, so every few allocations went
-down the slow path. Spans are carved lazily (small.c), so the untouched part
+down the slow path. Spans are carved lazily (span.c), so the untouched part
 of a bigger span costs no RSS.
 """
 
@@ -179,9 +179,9 @@ HEADER = """\
  *
  * Lookups: gm_size_to_class16[(size + 15) >> 4] for sizes 0..1024 and
  * gm_size_to_class128[(size - 1024 + 127) >> 7] for 1025..32768 give the
- * smallest class whose size is >= the request (gm_size_class in internal.h).
+ * smallest class whose size is >= the request (gm_size_class in span.h).
  */
-#include "internal.h"
+#include "span.h"
 """
 
 

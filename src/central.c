@@ -1,0 +1,358 @@
+/*
+ * central.c — layer 7: central lists and batches (Go's mcentral, adapted
+ * to explicit free), and the remote free.
+ *
+ * A central list holds, per class, spans that no thread owns and that have
+ * free objects; a thread that runs out of its own adopts one
+ * (gm_central_take). A span gets there when its thread exits with free
+ * objects left in it, or as an orphan: a full span left by an exiting
+ * thread is marked ORPHAN in its thread_free word instead, and the first
+ * remote free into it puts it in the list (gm_free_remote).
+ *
+ * Shared classes. Objects above GM_OWNED_MAX (4 KiB) come a few per span,
+ * so a span per class per thread would hold far more than the thread uses:
+ * with many threads, most of the heap. Their spans are owned by nobody and
+ * all live in the central list (an exhausted one is an ORPHAN until a free
+ * brings it back); every free is a remote free. A thread takes up to
+ * GM_BATCH_BYTES of objects at a time, under the class's lock, into its
+ * batch for the class: a span-shaped list that tc->current points at, so
+ * the fast path does not know the difference. Batched objects carry their
+ * own marker (with GM_BATCH_MARK), so freeing one is a double free without
+ * a search; they go back to their spans when the thread exits or reclaims.
+ *
+ * The remote free (any thread but the span's owner, and every free of a
+ * shared class) pushes the object onto thread_free with one CAS. The low
+ * bits of thread_free say what the first remote freer must do:
+ *   NOTIFY  the span is in its owner's full list: the freer marks it BUSY,
+ *           pushes the span onto the owner's notify stack, then clears
+ *           BUSY; the owner moves notified spans to partial on its slow
+ *           path (tcache.c);
+ *   ORPHAN  full and owned by nobody: the freer puts it in central.
+ * Trimming gives the heap back the central spans whose objects are all
+ * free, and every thread's spare spans: the scavenger's trim hook.
+ *
+ * Locks: one per class (GM_RANK_CENTRAL + class), and the BUSY rwlock
+ * (GM_RANK_BUSY, before any central lock), base.h's order.
+ */
+#define _GNU_SOURCE /* the writer-preferring rwlock initializer */
+#include "tcache.h"
+
+#include "arch.h"
+
+#include <sched.h>
+#include <string.h>
+
+/* Go's mcentral, without the sweeping: spans no thread owns that have free
+ * objects, per class. Padded so classes do not share cache lines. */
+struct gm_central {
+    pthread_mutex_t lock;
+    struct gm_span *head;
+    _Atomic uint64_t nspans; /* read without the lock: a hint */
+} __attribute__((aligned(GM_CACHE_LINE)));
+
+static struct gm_central gm_central[GM_NUM_CLASSES] = {[0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+
+/* nspans is read without the lock (a hint for gm_central_take and the
+ * scavenger), so it is written as base.h's single-writer counters are, under
+ * the lock. */
+static void gm_central_count(struct gm_central *c, int delta) { gm_counter_add(&c->nspans, (uint64_t)(int64_t)delta); }
+
+static int gm_central_rank(const struct gm_central *c) { return GM_RANK_CENTRAL + (int)(c - gm_central); }
+static void gm_central_lock(struct gm_central *c) { gm_lock(&c->lock, gm_central_rank(c)); }
+static void gm_central_unlock(struct gm_central *c) { gm_unlock(&c->lock, gm_central_rank(c)); }
+
+/* BUSY windows and fork. A thread that sets BUSY clears it a few
+ * instructions later; if fork() came in between, the child would wait for
+ * that clear forever (its setter does not exist there). Setters hold this
+ * lock for reading across the window and the fork handler takes it for
+ * writing first, so no window is open when the address space is copied.
+ * Writers are preferred so that a stream of remote frees cannot starve fork.
+ * Readers only come here on the rare first remote free into a full span. */
+static pthread_rwlock_t gm_busy_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void gm_busy_enter(void)
+{
+    gm_rank_acquire(GM_RANK_BUSY, true);
+    pthread_rwlock_rdlock(&gm_busy_lock);
+}
+
+void gm_busy_leave(void)
+{
+    pthread_rwlock_unlock(&gm_busy_lock);
+    gm_rank_release(GM_RANK_BUSY);
+}
+
+void gm_central_push(struct gm_span *s)
+{
+    struct gm_central *c = &gm_central[s->sizeclass];
+    gm_central_lock(c);
+    gm_list_push(&c->head, s);
+    gm_central_count(c, 1);
+    gm_central_unlock(c);
+}
+
+/* Adopt a span with free objects from the central list of cls. */
+struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_central *c = &gm_central[cls];
+    if (!atomic_load_explicit(&c->nspans, memory_order_relaxed)) return NULL;
+    gm_central_lock(c);
+    struct gm_span *s;
+    while ((s = c->head)) {
+        gm_list_remove(&c->head, s);
+        gm_central_count(c, -1);
+        if (gm_span_collect(s) || s->used < s->nelems) break;
+        /* Nothing free after all (cannot normally happen): orphan it. */
+        uintptr_t zero = 0;
+        if (!atomic_compare_exchange_strong(&s->thread_free, &zero, GM_TF_ORPHAN)) {
+            gm_list_push(&c->head, s);
+            gm_central_count(c, 1);
+        }
+    }
+    gm_central_unlock(c);
+    if (s) atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
+    return s;
+}
+
+/* Shared classes (see the top). A span found exhausted leaves the central
+ * list as an ORPHAN, so the first free into it brings it back
+ * (gm_free_remote). */
+#define GM_BATCH_BYTES 16384
+#define GM_BATCH_MAX 8
+
+/* Move up to n objects from s->free to the batch st, marked batched.
+ * Central lock held. */
+static void gm_batch_take(struct gm_span *st, struct gm_span *s, uint32_t n)
+{
+    gm_vg_quiet_begin();
+    uintptr_t *o = s->free, *last = NULL;
+    st->free = o;
+    for (; o && n; n--, s->used++) {
+        o[1] = gm_free_key ^ (uintptr_t)o ^ GM_BATCH_MARK;
+        last = o;
+        o = (uintptr_t *)o[0];
+    }
+    last[0] = 0;
+    s->free = o;
+    gm_vg_quiet_end();
+}
+
+/* The batch of shared class cls ran dry: refill it from the central list
+ * (or a new span) and allocate from it. */
+void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
+{
+    struct gm_central *c = &gm_central[cls];
+    struct gm_span *st = tc->current[cls], *s;
+    uint32_t n = GM_BATCH_BYTES / gm_class_size[cls];
+    n = n < 1 ? 1 : n > GM_BATCH_MAX ? GM_BATCH_MAX : n;
+    gm_scav_tick();
+    gm_central_lock(c);
+    while ((s = c->head) != NULL) {
+        if (s->free || gm_span_collect(s)) {
+            gm_batch_take(st, s, n);
+            gm_central_unlock(c);
+            return gm_small_alloc(tc, cls);
+        }
+        uintptr_t none = GM_TF_NONE; /* else a free came in meanwhile: collect it */
+        if (atomic_compare_exchange_strong_explicit(&s->thread_free, &none, GM_TF_ORPHAN, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            gm_list_remove(&c->head, s);
+            gm_central_count(c, -1);
+        }
+    }
+    gm_central_unlock(c);
+    /* Growth may reclaim, which takes central locks: none held here. */
+    s = gm_span_new(tc, cls);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    gm_central_lock(c);
+    gm_batch_take(st, s, n);
+    gm_list_push(&c->head, s);
+    gm_central_count(c, 1);
+    gm_central_unlock(c);
+    return gm_small_alloc(tc, cls);
+}
+
+/* Remote free, p marked and in quiet mode: push p onto s->thread_free
+ * (whose value was old) and do what the flags ask. */
+static __attribute__((noinline)) void gm_free_remote_flagged(struct gm_span *s, void *p, uintptr_t old)
+{
+    uintptr_t *o = p;
+    bool busy_ok = false; /* holding gm_busy_lock for reading */
+    for (;;) {
+        uintptr_t flags = old & GM_TF_MASK, nflags = flags;
+        if (flags == GM_TF_NOTIFY && !busy_ok) {
+            gm_busy_enter();
+            busy_ok = true;
+            old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+            continue;
+        }
+        if (flags == GM_TF_NOTIFY) nflags = GM_TF_BUSY;
+        else if (flags == GM_TF_ORPHAN) nflags = GM_TF_NONE;
+        o[0] = old & ~(uintptr_t)GM_TF_MASK;
+        /* acq_rel: taking over an orphan or telling an owner, we read what
+         * the owner last wrote (its list links, the owner field). */
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p | nflags,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
+            gm_vg_quiet_end();
+            if (flags == GM_TF_ORPHAN) {
+                gm_central_push(s);
+            } else if (flags == GM_TF_NOTIFY) {
+                /* While BUSY the owner cannot leave, so its tcache is ours to use. */
+                struct gm_tcache *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+                atomic_store_explicit(&s->notify_pending, 1, memory_order_relaxed);
+                struct gm_span *head = atomic_load_explicit(&owner->notify, memory_order_relaxed);
+                do atomic_store_explicit(&s->notify_next, head, memory_order_relaxed);
+                while (!atomic_compare_exchange_weak_explicit(&owner->notify, &head, s, memory_order_release,
+                                                              memory_order_relaxed));
+                uintptr_t cur = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+                while (!atomic_compare_exchange_weak_explicit(&s->thread_free, &cur, cur & ~(uintptr_t)GM_TF_MASK,
+                                                              memory_order_release, memory_order_relaxed)) {
+                }
+            }
+            if (busy_ok) gm_busy_leave();
+            return;
+        }
+    }
+}
+
+/* Mark p free and push it onto s->thread_free: the usual case, no flag to
+ * act on, is one CAS. */
+static inline void gm_thread_free_push(struct gm_span *s, void *p)
+{
+    uintptr_t *o = p;
+    gm_vg_quiet_begin();
+    o[1] = gm_free_key ^ (uintptr_t)p;
+    uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+    /* Release: the freer's writes to p are done before the owner takes it. */
+    while ((old & GM_TF_MASK) == GM_TF_NONE) {
+        o[0] = old;
+        if (atomic_compare_exchange_weak_explicit(&s->thread_free, &old, (uintptr_t)p, memory_order_release,
+                                                  memory_order_relaxed)) {
+            gm_vg_quiet_end();
+            atomic_fetch_add_explicit(&s->remote_frees, 1, memory_order_release);
+            return;
+        }
+    }
+    gm_free_remote_flagged(s, p, old);
+    atomic_fetch_add_explicit(&s->remote_frees, 1, memory_order_release);
+}
+
+/* Remote free of an object the program held. */
+void gm_free_remote(struct gm_span *s, void *p)
+{
+    gm_vg_free(p);
+    gm_thread_free_push(s, p);
+}
+
+/* Give the batched objects back to their spans (not frees: the program
+ * never had them). Owner only. */
+void gm_batch_flush(struct gm_tcache *tc)
+{
+    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) {
+        struct gm_span *st = &tc->batch[i];
+        void **o = st->free;
+        st->free = NULL;
+        while (o) {
+            gm_vg_quiet_begin();
+            void **next = o[0];
+            gm_vg_quiet_end();
+            gm_thread_free_push(gm_span_lookup((uintptr_t)o), o);
+            o = next;
+        }
+    }
+}
+
+/* Takes tc's spares onto the list *arg (linked through next), to be freed
+ * once the registry lock is released: gm_heap_free_span wakes the
+ * scavenger, whose lock is taken before the registry's. */
+static void gm_spares_take_all(struct gm_tcache *tc, void *arg)
+{
+    struct gm_span **list = arg;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_span *s = gm_spare_take(tc, c);
+        if (!s) continue;
+        s->next = *list;
+        *list = s;
+    }
+}
+
+/* Every thread's spares back to the heap; returns the bytes. */
+static size_t gm_spares_trim(void)
+{
+    size_t bytes = 0;
+    struct gm_span *list = NULL, *next;
+    gm_small_for_each_tcache(gm_spares_take_all, &list);
+    for (struct gm_span *s = list; s; s = next) {
+        next = s->next;
+        s->next = NULL;
+        bytes += gm_spare_free(s);
+    }
+    return bytes;
+}
+
+size_t gm_central_trim(void)
+{
+    size_t released = gm_spares_trim();
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
+        struct gm_central *ce = &gm_central[c];
+        gm_central_lock(ce);
+        struct gm_span *s = ce->head, *next;
+        for (; s; s = next) {
+            next = s->next;
+            gm_span_collect(s);
+            if (s->used == 0) {
+                gm_list_remove(&ce->head, s);
+                gm_central_count(ce, -1);
+                released += (size_t)s->npages << GM_PAGE_SHIFT;
+                gm_heap_free_span(s);
+            }
+        }
+        gm_central_unlock(ce);
+    }
+    return released;
+}
+
+bool gm_central_holds(void)
+{
+    if (atomic_load_explicit(&gm_spares_held, memory_order_relaxed) > 0) return true;
+    for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
+        if (atomic_load_explicit(&gm_central[c].nspans, memory_order_relaxed)) return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fork                                                                     */
+/* ------------------------------------------------------------------------ */
+
+void gm_busy_fork_prepare(void)
+{
+    gm_rank_acquire(GM_RANK_BUSY, true);
+    pthread_rwlock_wrlock(&gm_busy_lock);
+}
+
+void gm_busy_fork_parent(void) { gm_busy_leave(); }
+
+void gm_busy_fork_child(void)
+{
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+    gm_busy_lock = fresh;
+}
+
+void gm_central_fork_prepare(void)
+{
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) gm_central_lock(&gm_central[c]);
+}
+
+void gm_central_fork_parent(void)
+{
+    for (unsigned c = GM_NUM_CLASSES; c-- > 0;) gm_central_unlock(&gm_central[c]);
+}
+
+void gm_central_fork_child(void)
+{
+    for (unsigned c = 0; c < GM_NUM_CLASSES; c++) pthread_mutex_init(&gm_central[c].lock, NULL);
+}

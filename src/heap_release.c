@@ -1,0 +1,322 @@
+/*
+ * heap_release.c — layer 4: what gives the heap's free memory back, the
+ * primitives that scavenge.c drives (Go's scavenger's mheap side).
+ *
+ *   gm_heap_scavenge      free dirty pages, oldest chunks' highest runs
+ *                         first, released with madvise (RSS drops, the
+ *                         commit charge stays);
+ *   gm_heap_decommit      free memory mapped PROT_NONE again (the commit
+ *                         charge drops too): wholly free chunks while the
+ *                         list of decommitted ranges has room, and always
+ *                         the free runs beside a decommitted range, which
+ *                         widen a hole and cost no mapping;
+ *   gm_heap_decommit_runs under memory pressure only, free runs inside
+ *                         chunks that still hold live pages;
+ *   gm_heap_drain_caches  the threads' span caches back to the heap.
+ * Each takes the heap lock only to pick pages (marking them in use, so no
+ * allocation takes them meanwhile) and to put them back (released, or
+ * listed as decommitted), never across the system call; scavenge.c holds
+ * its own lock around each call, so that one runs at a time and gm_check
+ * never sees pages in flight.
+ *
+ * Decommitted ranges: sorted, coalesced, marked in use in the page
+ * allocator and mapped PROT_NONE. Growth commits them again before it
+ * touches curArena (gm_heap_recommit). The list is short on purpose: every
+ * range is a hole in the heap's read-write mapping, so up to two more lines
+ * in /proc/self/maps. The scavenger's paced work opens no hole past
+ * GM_DECOMMIT_RANGES (then chunks are only released), but may always widen
+ * an existing one; memory pressure (an allocation that fails otherwise) may
+ * go up to GM_DECOMMIT_RANGES_MAX, trading a few more mappings for not
+ * failing.
+ */
+#include "heap.h"
+
+#include <string.h>
+
+/* The decommitted ranges (see the top; heap lock). */
+#define GM_DECOMMIT_RANGES 16
+#define GM_DECOMMIT_RANGES_MAX 64
+/* One over the policy's maximum: gm_heap_decommit decides with the lock
+ * held and records after its system call, and meanwhile growth may have
+ * filled the list or recommitted the range its run was beside. Only one
+ * such decommit is in flight (the scavenger's lock), so one spare entry is
+ * enough. */
+static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX + 1];
+
+static size_t gm_ndecommitted, gm_decommitted_pages;
+
+size_t gm_heap_decommitted_pages(void) { return gm_decommitted_pages; }
+bool gm_heap_has_decommitted(void) { return gm_ndecommitted != 0; }
+
+/* Record the decommitted range [base, base + bytes); false if the list
+ * has no room. */
+static bool gm_decommitted_add(uintptr_t base, size_t bytes)
+{
+    uintptr_t limit = base + bytes;
+    size_t i = 0, n = gm_ndecommitted;
+    while (i < n && gm_decommitted[i].limit < base) i++;
+    bool joins_prev = i < n && gm_decommitted[i].limit == base;
+    size_t next = joins_prev ? i + 1 : i;
+    bool joins_next = next < n && gm_decommitted[next].base == limit;
+    if (joins_prev && joins_next) { /* fills the gap between two ranges */
+        gm_decommitted[i].limit = gm_decommitted[next].limit;
+        memmove(&gm_decommitted[next], &gm_decommitted[next + 1], (n - next - 1) * sizeof gm_decommitted[0]);
+        gm_ndecommitted--;
+    } else if (joins_prev) {
+        gm_decommitted[i].limit = limit;
+    } else if (joins_next) {
+        gm_decommitted[next].base = base;
+    } else {
+        if (n == GM_DECOMMIT_RANGES_MAX + 1) return false;
+        memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
+        gm_decommitted[i] = (struct gm_addr_range){base, limit};
+        gm_ndecommitted++;
+    }
+    gm_decommitted_pages += bytes >> GM_PAGE_SHIFT;
+#ifdef GM_DEBUG
+    for (size_t k = 1; k < gm_ndecommitted; k++) /* sorted, coalesced */
+        GM_ASSERT(gm_decommitted[k - 1].limit < gm_decommitted[k].base);
+#endif
+    return true;
+}
+
+/* Take free pages to decommit, in a chunk old for older_than: while the
+ * list has room for one more range (under pressure or not), the highest
+ * wholly free chunk; else (or if there is none) the free run right above
+ * or below a decommitted range, which only widens a hole, costing no mapping (so a heap that
+ * empties after pressure has filled the list still gives its commit
+ * back). Returns the base and *npages, or 0; *scav as
+ * gm_pagealloc_take_free_chunk. Heap lock held. */
+static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *npages, size_t *scav)
+{
+    struct gm_pagealloc *pa = &gm_heap.pages;
+    *npages = GM_CHUNK_PAGES;
+    if (gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES)) {
+        uintptr_t base = gm_pagealloc_take_free_chunk(pa, older_than, scav);
+        if (base) return base;
+    }
+    for (size_t i = gm_ndecommitted; i-- > 0;) {
+        uintptr_t base = gm_pagealloc_take_beside(pa, gm_decommitted[i].limit, true, older_than, npages, scav);
+        if (!base) base = gm_pagealloc_take_beside(pa, gm_decommitted[i].base, false, older_than, npages, scav);
+        if (base) return base;
+    }
+    *scav = 0;
+    return 0;
+}
+
+/* Account for [base, base + bytes), just decommitted; scav_pages of it
+ * had been counted released. Heap lock held. */
+static void gm_decommitted_account(uintptr_t base, size_t bytes, size_t scav_pages)
+{
+    gm_decommitted_add(base, bytes); /* room was checked before the range was taken */
+    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
+    gm_stat_add(&gm_heap.heap_decommitted, (int64_t)bytes);
+    atomic_fetch_add_explicit(&gm_heap.decommitted_total, bytes, memory_order_relaxed);
+}
+
+/* The decommit failed: the chunk is still committed, give it back as free
+ * dirty pages (its released pages are counted dirty from now on, which
+ * errs on the side of holding memory). Heap lock held. */
+static void gm_decommit_undo(uintptr_t base, size_t npages, size_t scav_pages)
+{
+    gm_stat_add(&gm_heap.heap_released, -(int64_t)(scav_pages << GM_PAGE_SHIFT));
+    gm_pagealloc_free(&gm_heap.pages, base, npages);
+}
+
+/* Commit again npages' worth of a decommitted range, the lowest that fits
+ * (whole chunks where the range has them), and hand it to the page
+ * allocator as released pages. Heap lock held. 0, or -1 if no range is
+ * long enough or the OS refuses. */
+int gm_heap_recommit(size_t npages)
+{
+    size_t need = npages << GM_PAGE_SHIFT;
+    for (size_t i = 0; i < gm_ndecommitted; i++) {
+        struct gm_addr_range *r = &gm_decommitted[i];
+        size_t len = r->limit - r->base, bytes = gm_align_up(need, GM_CHUNK_BYTES);
+        if (len < need) continue;
+        if (bytes > len) bytes = gm_align_up(need, GM_GROW_ALIGN) < len ? gm_align_up(need, GM_GROW_ALIGN) : len;
+        uintptr_t base = r->base;
+        if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
+        r->base += bytes;
+        if (r->base == r->limit) {
+            memmove(r, r + 1, (gm_ndecommitted - i - 1) * sizeof *r);
+            gm_ndecommitted--;
+        }
+        gm_decommitted_pages -= bytes >> GM_PAGE_SHIFT;
+        gm_pagealloc_free_scavenged(&gm_heap.pages, base, bytes >> GM_PAGE_SHIFT);
+        gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+        gm_stat_add(&gm_heap.heap_decommitted, -(int64_t)bytes);
+        atomic_fetch_add_explicit(&gm_heap.recommitted_total, bytes, memory_order_relaxed);
+        return 0;
+    }
+    return -1;
+}
+
+/* Decommit wholly free chunks, any age, until want bytes, with the heap
+ * lock held throughout (memory-limit pressure inside grow, where the
+ * lock cannot be dropped). Returns bytes decommitted. */
+size_t gm_heap_decommit_locked(size_t want)
+{
+    size_t done = 0;
+    gm_heap_stamp();
+    while (done < want) {
+        size_t n, scav;
+        uintptr_t base = gm_decommit_take(gm_heap.pages.now, true, &n, &scav);
+        if (!base) break;
+        if (gm_sys_decommit((void *)base, n << GM_PAGE_SHIFT, &gm_heap.heap_sys) != 0) {
+            gm_decommit_undo(base, n, scav);
+            break;
+        }
+        gm_decommitted_account(base, n << GM_PAGE_SHIFT, scav);
+        done += n << GM_PAGE_SHIFT;
+    }
+    return done;
+}
+
+/* Give span s (ours alone: taken out of a cache) back as released pages:
+ * it sat unused for a decay period already, so freeing it dirty would only
+ * restart the clock of its chunk. Falls back to a plain free if the OS
+ * refuses. */
+void gm_heap_release_span(struct gm_span *s)
+{
+    uint64_t bytes = gm_span_bytes(s);
+    if (gm_sys_unused((void *)s->base, bytes) != 0) {
+        gm_heap_free_span(s);
+        return;
+    }
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
+    gm_pagealloc_free_scavenged(&gm_heap.pages, s->base, s->npages);
+    gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
+    gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+    gm_fixalloc_free(&gm_heap.spanalloc, s);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    atomic_fetch_add_explicit(&gm_heap.released_total, bytes, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scavenger primitives                                                     */
+/* ------------------------------------------------------------------------ */
+/* Pages being released are marked in use in the page allocator while the
+ * heap lock is dropped for the system call, so nobody allocates them; they
+ * are in no statistic meanwhile, which is why scavenge.c serializes these
+ * calls under gm_scav_lock and gm_check takes that lock too. */
+
+/* Largest run released by one system call: a chunk. */
+#define GM_SCAV_MAX_RUN GM_CHUNK_PAGES
+
+size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
+{
+    size_t done = 0;
+    while (done < max_bytes) {
+        size_t want = (max_bytes - done) >> GM_PAGE_SHIFT, n = 0;
+        if (want == 0) want = 1;
+        if (want > GM_SCAV_MAX_RUN) want = GM_SCAV_MAX_RUN;
+        gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+        gm_heap_stamp(); /* the page allocator's now must not precede older_than */
+        uintptr_t base = gm_pagealloc_scavenge_take(&gm_heap.pages, want, older_than, &n);
+        gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+        if (!base) break;
+        size_t bytes = n << GM_PAGE_SHIFT;
+        int rc = gm_sys_unused((void *)base, bytes);
+        gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+        if (rc == 0) {
+            gm_pagealloc_free_scavenged(&gm_heap.pages, base, n);
+            gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+        } else {
+            gm_pagealloc_free(&gm_heap.pages, base, n); /* still dirty */
+        }
+        gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+        if (rc != 0) break;
+        atomic_fetch_add_explicit(&gm_heap.released_total, bytes, memory_order_relaxed);
+        done += bytes;
+    }
+    return done;
+}
+
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure)
+{
+    size_t done = 0;
+    while (done < max_bytes) {
+        size_t n, scav;
+        gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+        gm_heap_stamp();
+        uintptr_t base = gm_decommit_take(older_than, pressure, &n, &scav);
+        gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+        if (!base) break;
+        /* heap_sys is lowered under the lock below, with the rest. */
+        size_t bytes = n << GM_PAGE_SHIFT;
+        int rc = gm_sys_decommit((void *)base, bytes, NULL);
+        gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+        if (rc == 0) {
+            gm_stat_add(&gm_heap.heap_sys, -(int64_t)bytes);
+            gm_decommitted_account(base, bytes, scav);
+        } else {
+            gm_decommit_undo(base, n, scav);
+        }
+        gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+        if (rc != 0) break;
+        done += bytes;
+    }
+    return done;
+}
+
+struct gm_drain_arg {
+    bool all;
+    uint32_t now, decay_ms;
+    size_t bytes;
+};
+
+static void gm_drain_one(struct gm_heap_local *hl, struct gm_drain_arg *a)
+{
+    uint64_t put = atomic_load_explicit(&hl->cache_put, memory_order_relaxed);
+    if (put != hl->cache_seen) { /* the owner used its cache since we looked */
+        hl->cache_seen = put;
+        hl->cache_seen_ms = a->now;
+        if (!a->all) return;
+    }
+    if (a->all || (uint32_t)(a->now - hl->cache_seen_ms) >= a->decay_ms) a->bytes += gm_heap_local_drain(hl, true);
+}
+
+bool gm_heap_caches_hold(void)
+{
+    for (struct gm_heap_local *hl = gm_heap_locals_first(); hl; hl = atomic_load(&hl->all_next))
+        for (unsigned i = 0; i < GM_SPAN_CACHE_SLOTS; i++)
+            if (atomic_load_explicit(&hl->cache[i], memory_order_relaxed)) return true;
+    return false;
+}
+
+size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms)
+{
+    struct gm_drain_arg a = {all, now, decay_ms, 0};
+    for (struct gm_heap_local *hl = gm_heap_locals_first(); hl; hl = atomic_load(&hl->all_next)) gm_drain_one(hl, &a);
+    return a.bytes;
+}
+
+/* Under memory pressure only (scavenge.c's reclaim): decommit free runs of at
+ * least min_pages inside chunks that still hold live pages, lowest first,
+ * as long as the decommitted-range list has room (which bounds the extra
+ * mappings this costs). Heap lock held across the system calls: this is
+ * the path where allocation has failed anyway. Returns bytes decommitted. */
+size_t gm_heap_decommit_runs(size_t min_pages)
+{
+    size_t done = 0;
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_ndecommitted < GM_DECOMMIT_RANGES_MAX;) {
+        size_t scav_bytes;
+        uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, n, &scav_bytes);
+        if (!base) {
+            n /= 2;
+            continue;
+        }
+        size_t bytes = n << GM_PAGE_SHIFT, scav = scav_bytes >> GM_PAGE_SHIFT;
+        if (gm_sys_decommit((void *)base, bytes, &gm_heap.heap_sys) != 0) {
+            gm_decommit_undo(base, n, scav);
+            break;
+        }
+        gm_decommitted_account(base, bytes, scav);
+        done += bytes;
+    }
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    return done;
+}
