@@ -256,6 +256,16 @@ static inline const char *test_emulator(void)
     return e && *e ? e : NULL;
 }
 
+/* What a process that aborted wrote on stderr (out) is exactly the one
+ * line want; under an emulator, which reports the abort itself on the same
+ * stderr, that line followed by the emulator's. */
+static inline bool test_one_line(const char *out, const char *want)
+{
+    size_t n = strlen(want);
+    if (test_emulator()) return strncmp(out, want, n) == 0 && (out[n] == 0 || strncmp(out + n, "qemu", 4) == 0);
+    return strcmp(out, want) == 0;
+}
+
 /* What qemu-user does not show a program as the kernel would. A check that
  * depends on one of these is skipped there, with a line on stdout naming
  * it and saying why; natively it always runs. */

@@ -67,24 +67,15 @@ static int in_child(void (*fn)(void), char *out, size_t cap)
 static void fatal_with_pointer(void) { gm_fatal("something broke", (void *)0xc0ffee); }
 static void fatal_without(void) { gm_fatal("no pointer here", NULL); }
 
-/* out is the one line want; under an emulator, which reports the abort
- * itself on the same stderr, the line followed by the emulator's. */
-static bool one_line(const char *out, const char *want)
-{
-    size_t n = strlen(want);
-    if (test_emulator()) return strncmp(out, want, n) == 0 && (out[n] == 0 || strncmp(out + n, "qemu", 4) == 0);
-    return strcmp(out, want) == 0;
-}
-
 static void test_fatal(void)
 {
     char out[256];
     int st = in_child(fatal_with_pointer, out, sizeof out);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    CHECK(one_line(out, "gomalloc: something broke: 0xc0ffee\n"));
+    CHECK(test_one_line(out, "gomalloc: something broke: 0xc0ffee\n"));
     st = in_child(fatal_without, out, sizeof out);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-    CHECK(one_line(out, "gomalloc: no pointer here\n"));
+    CHECK(test_one_line(out, "gomalloc: no pointer here\n"));
 }
 
 #ifdef GM_DEBUG
