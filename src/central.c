@@ -45,6 +45,8 @@
 #define _GNU_SOURCE /* the writer-preferring rwlock initializer */
 #include "tcache.h"
 
+#include "arch.h"
+
 #include <sched.h>
 #include <string.h>
 

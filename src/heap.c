@@ -57,6 +57,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "arch.h"
+
 struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER, .high_water = UINTPTR_MAX};
 static const struct gm_heap_hooks *_Atomic gm_heap_hooks; /* gm_heap_set_hooks */
 
@@ -67,6 +69,7 @@ int gm_heap_init(void)
     int rc = 0;
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     if (!gm_heap.initialized) {
+        gm_arch_check_page_size(GM_OS_PAGE);
         rc = gm_pagealloc_init(&gm_heap.pages, &gm_meta.pagealloc);
         if (rc == 0) {
             gm_fixalloc_init(&gm_heap.spanalloc, sizeof(struct gm_span), &gm_meta.spans);

@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
+
 #define GM_PUBLIC __attribute__((visibility("default")))
 
 GM_PUBLIC void *malloc(size_t size) { return gm_malloc_fast(size); }
@@ -109,6 +111,7 @@ static void gm_info_get(struct gm_info *in, struct gm_stats *st)
     in->keep = st->heap_idle > st->heap_released ? st->heap_idle - st->heap_released : 0;
 }
 
+#if GM_HAVE_MALLINFO2
 GM_PUBLIC struct mallinfo2 mallinfo2(void)
 {
     struct gm_stats st;
@@ -148,6 +151,7 @@ GM_PUBLIC struct mallinfo mallinfo(void)
     mi.keepcost = gm_clamp_int(m2.keepcost);
     return mi;
 }
+#endif
 
 GM_PUBLIC void malloc_stats(void) { gm_stats_print(stderr); /* keeps errno */ }
 

@@ -100,6 +100,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
+
 struct gm_scav_stats gm_scav;
 _Atomic int gm_bg_state;
 
@@ -429,7 +431,7 @@ static void *gm_bg_main(void *arg)
             uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)gm_pass_period_ms() * 1000000u;
             ts.tv_sec += (time_t)(ns / 1000000000u);
             ts.tv_nsec = (long)(ns % 1000000000u);
-            pthread_cond_clockwait(&gm_bg_cond, &gm_bg_mutex, CLOCK_MONOTONIC, &ts);
+            gm_cond_wait_monotonic(&gm_bg_cond, &gm_bg_mutex, &ts);
         } else {
             atomic_store(&gm_bg_parked, true); /* nothing to return */
             while (atomic_load(&gm_bg_parked) && !atomic_load(&gm_bg_stopping))

@@ -27,6 +27,8 @@
  */
 #include "span.h"
 
+#include "arch.h"
+
 #include <string.h>
 #include <time.h>
 
@@ -191,7 +193,7 @@ void gm_free_key_init(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uintptr_t k = (uintptr_t)&ts ^ ((uintptr_t)ts.tv_nsec << 17) ^ (uintptr_t)ts.tv_sec ^
-                  (uintptr_t)__builtin_ia32_rdtsc();
+                  (uintptr_t)gm_arch_ticks();
     k *= 0x9e3779b97f4a7c15ull;
     gm_free_key = k | 1; /* odd, so it never equals an aligned address */
 }

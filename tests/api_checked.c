@@ -172,6 +172,8 @@ static int case_workload(void)
 
 int main(int argc, char **argv)
 {
+    /* Under an emulator the cases run fresh (death.h). */
+    death_child(argc, argv, checked_cases, sizeof checked_cases / sizeof checked_cases[0]);
     if (argc > 1) {
         if (!strcmp(argv[1], "deaths")) return case_deaths();
         if (!strcmp(argv[1], "workload")) return case_workload();

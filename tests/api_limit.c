@@ -469,7 +469,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown case %s\n", argv[1]);
         return 2;
     }
-    test_subcase("rlimit", env_none, set_finite_rlimit);
+    if (!test_skip_emulated(TEST_GAP_RLIMIT, "sub-case rlimit (RLIMIT_DATA)"))
+        test_subcase("rlimit", env_none, set_finite_rlimit);
     test_subcase("hard", env_none, NULL);
     test_subcase("soft", env_none, NULL);
     test_subcase("env_hard", env_hard, NULL);

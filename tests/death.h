@@ -39,17 +39,30 @@ struct death_case {
 
 /* For cases run fresh (run_case(c, true): in a new process image, not in a
  * fork of the test, whose heap is already busy): the test's main calls this
- * first; when the process was started to run one case (argv: --case NAME,
- * the pointer pipe's descriptor in DEATH_PTR_FD), it runs it and does not
- * return. */
+ * first, once for each table of cases it runs. When the process was started
+ * to run one case (argv: --case NAME, the pointer pipe's descriptor in
+ * DEATH_PTR_FD) and cases has it, it runs it and does not return. */
 static inline void death_child(int argc, char **argv, const struct death_case *cases, size_t n)
 {
     if (argc != 3 || strcmp(argv[1], "--case") != 0) return;
-    const char *fd = getenv("DEATH_PTR_FD");
-    ptr_fd = fd ? atoi(fd) : -1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(cases[i].name, argv[2]) == 0) cases[i].fn();
-    _exit(0); /* should not get here */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cases[i].name, argv[2]) != 0) continue;
+        const char *fd = getenv("DEATH_PTR_FD");
+        ptr_fd = fd ? atoi(fd) : -1;
+        cases[i].fn();
+        _exit(0); /* should not get here */
+    }
+}
+
+/* Under qemu-user every case runs fresh: a fork of the test would start
+ * gomalloc's helper thread in the child of a multi-threaded process
+ * (TEST_GAP_FORK). */
+static inline bool death_all_fresh(void)
+{
+    static bool said;
+    if (!test_emulator()) return false;
+    if (!said) said = test_skip_emulated(TEST_GAP_FORK, "death cases in a fork of the test (each runs fresh instead)");
+    return true;
 }
 
 static inline size_t read_all(int fd, char *buf, size_t cap)
@@ -67,11 +80,22 @@ static inline size_t read_all(int fd, char *buf, size_t cap)
 
 static inline void run_case(const struct death_case *c, bool fresh)
 {
+    if (getenv("DEATH_PTR_FD")) _exit(97); /* started for a case that no death_child call of main knows */
+    fresh = fresh || death_all_fresh();
     int err[2], ptr[2];
     if (pipe(err) != 0 || pipe(ptr) != 0) {
         perror("pipe");
         exit(1);
     }
+    /* A fresh case's environment: this one with the pipe's descriptor,
+     * built here, as the child may not allocate (see death_all_fresh). */
+    char fd_var[32], *envp[TEST_ENV_MAX + 2];
+    size_t n = 0;
+    for (char **e = environ; *e && n < TEST_ENV_MAX; e++)
+        if (strncmp(*e, "DEATH_PTR_FD=", 13) != 0) envp[n++] = *e;
+    snprintf(fd_var, sizeof fd_var, "DEATH_PTR_FD=%d", ptr[1]);
+    envp[n++] = fd_var;
+    envp[n] = NULL;
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -85,10 +109,8 @@ static inline void run_case(const struct death_case *c, bool fresh)
         close(err[1]);
         ptr_fd = ptr[1];
         if (fresh) {
-            char fd[16];
-            snprintf(fd, sizeof fd, "%d", ptr_fd);
-            setenv("DEATH_PTR_FD", fd, 1);
-            execl("/proc/self/exe", "death-case", "--case", c->name, (char *)NULL);
+            char *args[] = {(char *)"death-case", (char *)"--case", (char *)c->name, NULL};
+            test_exec_self(args, envp);
             _exit(98);
         }
         c->fn();
@@ -103,6 +125,10 @@ static inline void run_case(const struct death_case *c, bool fresh)
     close(ptr[0]);
     int st = 0;
     waitpid(pid, &st, 0);
+
+    /* qemu-user's own word on the signal that ended the case. */
+    char *emu_line = test_emulator() ? strstr(msg, "qemu: uncaught target signal") : NULL;
+    if (emu_line) *emu_line = 0;
 
     int ok_sig = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
     char *nl = strchr(msg, '\n');

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/testlib.bash"
 
 declare -A rank=(
-    [gomalloc.h]=-1 [valgrind_hooks.h]=-1 [base.h]=0 [base.c]=0 [options.h]=0 [options.c]=0
+    [gomalloc.h]=-1 [valgrind_hooks.h]=-1 [arch.h]=-1 [base.h]=0 [base.c]=0 [options.h]=0 [options.c]=0
     [os.h]=1 [os.c]=1
     [arena.h]=2 [arena.c]=2 [sparse.c]=2 [pallocbits.h]=2 [pallocbits.c]=2
     [pagealloc.h]=3 [pagealloc.c]=3 [scavindex.c]=3
@@ -59,7 +59,7 @@ for c in "$SRC"/src/*.c; do
     [ -n "$r" ] || continue
     own=
     for h in "${!rank[@]}"; do
-        [[ $h == *.h ]] && [ "${rank[$h]}" = "$r" ] && [ "$h" != gomalloc.h ] && [ "$h" != valgrind_hooks.h ] &&
+        [[ $h == *.h ]] && [ "${rank[$h]}" = "$r" ] && [ "$h" != gomalloc.h ] && [ "$h" != valgrind_hooks.h ] && [ "$h" != arch.h ] &&
             own="$own $h"
     done
     [ "$r" = 10 ] && own=" stats.h"

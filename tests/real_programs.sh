@@ -42,27 +42,8 @@ nfail=0
 pass() { echo "PASS: $*"; npass=$((npass + 1)); }
 fail() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
 
-# install_pkg PKG: install a Debian package unless it is installed already.
-install_pkg() {
-    if dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; then
-        return 0
-    fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "package $1 is missing and this is not root: cannot install it"
-        return 1
-    fi
-    echo "installing missing package $1"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "$1" >"$W/apt.log" 2>&1 && return 0
-    # The package lists may never have been fetched: update once and retry.
-    if apt-get update -q >>"$W/apt.log" 2>&1 && apt-get install -y -q "$1" >>"$W/apt.log" 2>&1; then
-        return 0
-    fi
-    tail -n 5 "$W/apt.log"
-    return 1
-}
-# need CMD PKG: make CMD available, installing PKG if it is not.
-need() { command -v "$1" >/dev/null 2>&1 || install_pkg "$2"; }
+# install_pkg PKG and need CMD PKG (tests/packages.bash): missing tools.
+source "$(dirname "${BASH_SOURCE[0]}")/packages.bash"
 
 # run_both NAME CMD...: run CMD on glibc and with the preload, concurrently,
 # each in its own directory $W/{glibc,preload}/NAME, leaving out, err, rc.

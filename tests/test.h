@@ -243,11 +243,84 @@ static inline void *test_ring_take(struct test_ring *r)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Under an emulator                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The emulator the tests run under, or NULL natively: tests/cross_aarch64.sh
+ * runs the cross-built tests with qemu-user and names it in
+ * GM_TEST_EMULATOR (an absolute path), because the kernel cannot start a
+ * binary of another architecture by itself. */
+static inline const char *test_emulator(void)
+{
+    const char *e = getenv("GM_TEST_EMULATOR");
+    return e && *e ? e : NULL;
+}
+
+/* What a process that aborted wrote on stderr (out) is exactly the one
+ * line want; under an emulator, which reports the abort itself on the same
+ * stderr, that line followed by the emulator's. */
+static inline bool test_one_line(const char *out, const char *want)
+{
+    size_t n = strlen(want);
+    if (test_emulator()) return strncmp(out, want, n) == 0 && (out[n] == 0 || strncmp(out + n, "qemu", 4) == 0);
+    return strcmp(out, want) == 0;
+}
+
+/* What qemu-user does not show a program as the kernel would. A check that
+ * depends on one of these is skipped there, with a line on stdout naming
+ * it and saying why; natively it always runs. */
+enum test_gap {
+    TEST_GAP_VM,      /* VmData, VmRSS */
+    TEST_GAP_THREADS, /* the program's threads */
+    TEST_GAP_RLIMIT,  /* RLIMIT_AS, RLIMIT_DATA */
+    TEST_GAP_FORK,    /* threads in a fork child */
+};
+/* True (after saying so) if the check `what` must be skipped here. */
+static inline bool test_skip_emulated(enum test_gap gap, const char *what)
+{
+    static const char *const why[] = {
+        [TEST_GAP_VM] = "VmData and VmRSS count the emulator's own memory, its tables of the program's mappings "
+                        "among it",
+        [TEST_GAP_THREADS] = "/proc/self/task lists the emulator's own thread, so to gomalloc every program has "
+                             "two threads, and its helper thread may run in any",
+        [TEST_GAP_RLIMIT] = "qemu-user accepts setrlimit of RLIMIT_AS and RLIMIT_DATA and ignores it",
+        [TEST_GAP_FORK] = "qemu-user 7.2 aborts the child of a multi-threaded process when the child starts a "
+                          "thread, as gomalloc's helper does there",
+    };
+    if (!test_emulator()) return false;
+    printf("skipped under %s: %s: %s\n", test_emulator(), what, why[gap]);
+    fflush(stdout);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Sub-cases in fresh processes                                             */
 /* ------------------------------------------------------------------------ */
 #include <errno.h>
 #include <sys/wait.h>
 extern char **environ;
+
+/* execve this program (/proc/self/exe) with args (args[0] is its argv[0])
+ * and envp; through the emulator, if there is one, with the program's path
+ * (which qemu-user reports for /proc/self/exe) as the emulator's first
+ * argument. Returns only if it fails. For a fork child: nothing here
+ * allocates. */
+static inline void test_exec_self(char *const *args, char *const *envp)
+{
+    const char *emu = test_emulator();
+    if (!emu) {
+        execve("/proc/self/exe", args, envp);
+        return;
+    }
+    char self[4096], *argv[16] = {(char *)emu, self};
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return;
+    self[n] = 0;
+    size_t k = 2;
+    for (size_t i = 1; args[i] && k < 15; i++) argv[k++] = args[i];
+    argv[k] = NULL;
+    execve(emu, argv, envp);
+}
 
 /* Runs fn in a forked child and CHECKs that it passed. The child starts its
  * own count (it inherits the parent's: an earlier failure of the parent
@@ -302,7 +375,7 @@ static inline int test_reexec(const char *marker, const char *const *env, void (
     if (pid < 0) return -1;
     if (pid == 0) {
         if (before_exec) before_exec();
-        execve("/proc/self/exe", argv, envp);
+        test_exec_self(argv, envp);
         _exit(127);
     }
     int st = 0;

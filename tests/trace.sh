@@ -22,12 +22,8 @@ LIB=$B/libgomalloc.so
 RUN=$B/gomalloc-run
 PY=$(python3 -c 'import sys; print(sys.executable)') # not a wrapper script (pyenv)
 
-if ! command -v gnuplot >/dev/null; then
-    echo "installing gnuplot-nox"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q gnuplot-nox >"$W/apt.log" 2>&1 ||
-        { apt-get update -q && apt-get install -y -q gnuplot-nox; } >>"$W/apt.log" 2>&1 || tail -5 "$W/apt.log"
-fi
+. "$SRC/tests/packages.bash"
+need gnuplot gnuplot-nox || true # without it, the plot checks fail
 
 # csv_ok FILE MIN_LINES MIN_PEAK PERIOD_MS: the checks of the first bullet.
 csv_ok() {
