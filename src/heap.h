@@ -31,7 +31,10 @@ struct gm_span {
     _Atomic uint8_t state;  /* enum gm_span_state */
     uint8_t sizeclass;      /* 0 for large spans */
     uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
-    uint8_t in_full;        /* owner-private: in the owner's full list */
+    uint8_t slow_free;      /* owner-private: nonzero sends the owner's frees
+                             * to the slow path: GM_SLOW_FULL (in the owner's
+                             * full list), GM_SLOW_SAMPLED (holds blocks the
+                             * heap profile sampled; tcache.h) */
     /* small-object fields (span.h, tcache.h): the first cache line holds all that
      * the fast paths touch */
     uint32_t elemsize;
@@ -51,6 +54,8 @@ struct gm_span {
     _Atomic uint8_t notify_pending;       /* on an owner's notify stack */
     uint8_t checked;        /* made in checked mode (GOMALLOC_CHECK): its
                              * objects carry canaries, free ones a fill */
+    _Atomic uint16_t prof_samples; /* live blocks of it the heap profile
+                             * sampled (profile.h); 0 unless profiling */
     /* large objects */
     size_t large_size;      /* requested bytes (usable size is npages pages) */
 } __attribute__((aligned(GM_CACHE_LINE))); /* records are cache-line aligned */
