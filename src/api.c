@@ -238,6 +238,7 @@ void *gm_malloc_slow(size_t size)
     int saved = errno;
     void *p = gm_malloc_body(size);
     if (GM_UNLIKELY(due)) gm_prof_sample(tc, p, size);
+    else if (!tc && gm_tc) p = gm_prof_note(gm_tc, p, size); /* the thread's first allocation */
     return gm_errno_result(p, saved);
 }
 

@@ -93,8 +93,8 @@ const struct gm_option gm_option_table[] = {
      "the heap profile samples one allocation per this many bytes on average (`1`: every "
      "allocation)"},
     {"GOMALLOC_PROFILE_SIGNAL", GM_OPT_ENUM, "off", 0, 0, gm_words_signal, GM_FIELD(profile_signal), 0,
-     "a signal on which the heap profile is written too (`usr1`, `usr2`, `prof`); no handler unless "
-     "set"},
+     "with `GOMALLOC_PROFILE`, a signal on which the profile is written too (`usr1`, `usr2`, "
+     "`prof`); no handler is installed unless set"},
 };
 const size_t gm_option_count = sizeof gm_option_table / sizeof gm_option_table[0];
 
