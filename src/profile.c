@@ -297,15 +297,24 @@ static _Unwind_Reason_Code gm_prime_frame(struct _Unwind_Context *ctx, void *arg
     return _URC_NO_REASON;
 }
 
-/* First use: the tables, gomalloc's code range, the unwinder's own first-
- * call set-up. No lock of ours is held. */
-static int gm_prof_prepare(void)
+/* Once: gomalloc's code range, and the unwinder's own first-call set-up,
+ * whatever it allocates not sampled. */
+static void gm_prof_find_self(void)
 {
-    if (atomic_load_explicit(&gm_prof_ready, memory_order_acquire)) return 0;
-    gm_prof_inside = true; /* whatever the unwinder allocates is not sampled */
-    dl_iterate_phdr(gm_own_module, (void *)(uintptr_t)gm_prof_prepare);
+    gm_prof_inside = true;
+    dl_iterate_phdr(gm_own_module, (void *)(uintptr_t)gm_prof_find_self);
     _Unwind_Backtrace(gm_prime_frame, NULL);
     gm_prof_inside = false;
+}
+
+/* First use: the above, then the tables. No lock of ours is held (the
+ * loader's lock, which dl_iterate_phdr takes, may be held by a thread that
+ * allocates). */
+static int gm_prof_prepare(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (atomic_load_explicit(&gm_prof_ready, memory_order_acquire)) return 0;
+    pthread_once(&once, gm_prof_find_self);
     gm_lock(&gm_prof_lock, GM_RANK_PROFILE);
     if (!gm_prof_heads) gm_prof_heads = gm_persistent_alloc(GM_PROF_HEADS * sizeof *gm_prof_heads, GM_CACHE_LINE, &gm_meta.other);
     if (gm_prof_heads && !gm_set) {

@@ -36,9 +36,9 @@
 #include "tcache.h"
 
 #include <sched.h>
+#include <string.h>
 
 #include "profile.h"
-#include <string.h>
 
 __thread struct gm_tcache *gm_tc __attribute__((tls_model("initial-exec")));
 __thread struct gm_tcache *gm_tc_fast __attribute__((tls_model("initial-exec")));
