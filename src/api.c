@@ -226,20 +226,41 @@ static void gm_free_body(void *p, struct gm_span *s)
     }
 }
 
-void *gm_malloc_slow(size_t size)
+/* Everything but a sampling thread's usual small allocation. */
+static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
 {
     struct gm_tcache *tc = gm_tc;
     bool due = false;
     if (tc && GM_UNLIKELY(tc->prof_epoch != gm_prof_epoch_now())) gm_tcache_prof_sync(tc);
-    if (tc && tc->prof_rate) { /* sampling: the fast path and the countdown */
+    if (tc && tc->prof_rate) {
         due = gm_prof_due(tc, size);
-        if (GM_LIKELY(!due && size <= GM_MAX_SMALL && !gm_opt.check)) return gm_small_alloc(tc, gm_size_class(size));
+        if (!due && size <= GM_MAX_SMALL && !gm_opt.check) return gm_small_alloc(tc, gm_size_class(size));
     }
     int saved = errno;
     void *p = gm_malloc_body(size);
     if (GM_UNLIKELY(due)) gm_prof_sample(tc, p, size);
     else if (!tc && gm_tc) p = gm_prof_note(gm_tc, p, size); /* the thread's first allocation */
     return gm_errno_result(p, saved);
+}
+
+/* The inline fast path's exception. A sampling thread (gm_tc_malloc NULL,
+ * gm_tc_fast not: checked mode has neither) comes here for every malloc:
+ * its usual case is the fast path again behind Go's countdown, written to
+ * need no stack frame; the rest is gm_malloc_slower's, a tail call. */
+void *gm_malloc_slow(size_t size)
+{
+    struct gm_tcache *tc = gm_tc_fast;
+    if (GM_LIKELY(tc != NULL && tc->prof_rate != 0 && size <= GM_MAX_SMALL)) {
+        int64_t left = tc->prof_left - (int64_t)size;
+        unsigned cls = gm_size_class(size);
+        struct gm_span *s = tc->current[cls];
+        void **p = (void **)s->free;
+        if (GM_LIKELY(left > 0 && p != NULL)) {
+            tc->prof_left = left;
+            return gm_span_pop(tc, s, p, cls);
+        }
+    }
+    return gm_malloc_slower(size);
 }
 
 void gm_free_slow(void *p, struct gm_span *s)

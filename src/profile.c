@@ -44,8 +44,13 @@
  * addressing, linear probing, deletion by shifting back), and its span
  * counts its sampled blocks (prof_samples), which the free paths read only
  * where they read the span's second cache line anyway or where the owner's
- * slow_free flag (tcache.h) sends them. So a free looks in the set only if
- * the block's span holds a sampled block. The set grows by doubling into a
+ * slow_free flag (tcache.h) sends them. So a free looks further only if
+ * the block's span holds a sampled block, and even then it first reads a
+ * counting filter without the lock: a counter per hash of the address,
+ * raised when a block enters the set and lowered when it leaves, so that
+ * a zero says "not sampled" (the neighbours of a sampled block in its span
+ * stop there); only a non-zero counter takes the lock and looks in the
+ * set. The set grows by doubling into a
  * new table from the persistent allocator (the old one is left: at the
  * default rate the set holds a few entries per MiB of heap).
  *
@@ -227,10 +232,13 @@ struct gm_prof_entry {
     struct gm_prof_bucket *bucket;
 };
 static struct gm_prof_entry *gm_set;
+#define GM_FILTER_BITS 16
+static _Atomic uint32_t *gm_filter; /* 1 << GM_FILTER_BITS counters */
 static size_t gm_set_cap, gm_set_count; /* cap: a power of two */
 #define GM_SET_FIRST 4096
 
 static size_t gm_set_slot(uintptr_t a) { return (size_t)(gm_mix64(a) & (gm_set_cap - 1)); }
+static _Atomic uint32_t *gm_filter_of(uintptr_t a) { return &gm_filter[gm_mix64(a) >> (64 - GM_FILTER_BITS)]; }
 
 /* The slot of a, or of the empty slot where it would go. */
 static size_t gm_set_find(uintptr_t a)
@@ -265,7 +273,10 @@ static bool gm_set_put(uintptr_t a, struct gm_prof_bucket *b)
 {
     if ((gm_set_count + 1) * 2 > gm_set_cap && !gm_set_grow()) return false;
     size_t i = gm_set_find(a);
-    if (gm_set[i].addr == 0) gm_set_count++;
+    if (gm_set[i].addr == 0) {
+        gm_set_count++;
+        atomic_fetch_add_explicit(gm_filter_of(a), 1, memory_order_relaxed);
+    }
     gm_set[i] = (struct gm_prof_entry){a, b};
     return true;
 }
@@ -317,11 +328,13 @@ static int gm_prof_prepare(void)
     pthread_once(&once, gm_prof_find_self);
     gm_lock(&gm_prof_lock, GM_RANK_PROFILE);
     if (!gm_prof_heads) gm_prof_heads = gm_persistent_alloc(GM_PROF_HEADS * sizeof *gm_prof_heads, GM_CACHE_LINE, &gm_meta.other);
-    if (gm_prof_heads && !gm_set) {
+    if (!gm_filter)
+        gm_filter = gm_persistent_alloc(sizeof *gm_filter << GM_FILTER_BITS, GM_CACHE_LINE, &gm_meta.other);
+    if (gm_prof_heads && gm_filter && !gm_set) {
         gm_set = gm_set_table(GM_SET_FIRST);
         if (gm_set) gm_set_cap = GM_SET_FIRST;
     }
-    bool ok = gm_prof_heads && gm_set;
+    bool ok = gm_prof_heads && gm_filter && gm_set;
     if (ok) atomic_store_explicit(&gm_prof_ready, true, memory_order_release);
     gm_unlock(&gm_prof_lock, GM_RANK_PROFILE);
     return ok ? 0 : -1;
@@ -361,11 +374,15 @@ void gm_prof_record(void *p, size_t size, struct gm_span *s)
 
 void gm_prof_freed(struct gm_span *s, const void *p)
 {
+    /* A block enters the set, if at all, before the program has it, and
+     * leaves it only here, before its free: a zero is the truth. */
+    if (!gm_prof_used() || !atomic_load_explicit(gm_filter_of((uintptr_t)p), memory_order_relaxed)) return;
     gm_lock(&gm_prof_lock, GM_RANK_PROFILE);
     if (gm_set) {
         size_t i = gm_set_find((uintptr_t)p);
         if (gm_set[i].addr) {
             struct gm_prof_bucket *b = gm_set[i].bucket;
+            atomic_fetch_sub_explicit(gm_filter_of((uintptr_t)p), 1, memory_order_relaxed);
             if (b) atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
             gm_set_remove_at(i);
             atomic_fetch_sub_explicit(&s->prof_samples, 1, memory_order_relaxed);
