@@ -103,6 +103,21 @@ GM_API int gm_set_memory_limit(size_t bytes, int hard);
 /* The current limit (0 = none); *hard (if not NULL) says whether it is hard. */
 GM_API size_t gm_get_memory_limit(int *hard);
 
+/* The heap profile (Go's runtime.MemProfile; see profile.c): allocations
+ * sampled one per `rate` bytes on average, with their stacks, read with
+ * pprof. gm_profile_start starts sampling (rate 0: GOMALLOC_PROFILE_RATE's,
+ * 512 KiB by default; 1: every allocation) and returns 0, or -1 if the
+ * profile's metadata cannot be had; threads follow at their next slow path.
+ * gm_profile_stop stops sampling new allocations (frees of sampled blocks
+ * still count). gm_profile_write writes the profile so far, in the legacy
+ * text format that google-pprof and `go tool pprof` read, with the
+ * in-use and allocated views; 0, or -1 with errno if writing failed.
+ * GOMALLOC_PROFILE=FILE starts sampling at start-up and writes FILE at
+ * exit. */
+GM_API int gm_profile_start(size_t rate);
+GM_API void gm_profile_stop(void);
+GM_API int gm_profile_write(FILE *f);
+
 #ifdef __cplusplus
 }
 #endif

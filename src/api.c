@@ -33,6 +33,15 @@
  * never handed out, of an interior pointer or of a freed object print one
  * line naming the pointer (span.c's gm_bad_pointer) and abort.
  *
+ * The heap profile (profile.c): while a thread samples, its mallocs skip
+ * the inline fast path (gm_tc_malloc is NULL) and come to gm_malloc_slow,
+ * whose first lines are the fast path again plus Go's countdown: one
+ * subtraction and a branch. The allocation that reaches zero, and every
+ * calloc, aligned and large allocation that does, is recorded
+ * (gm_prof_note). Frees need nothing here but for large blocks: a large
+ * span's prof_samples says whether its block was sampled; small blocks are
+ * tcache.c's.
+ *
  * errno: a call that succeeds leaves it as the caller left it, and free
  * never changes it (POSIX 2024, glibc 2.33), because the slow paths make
  * system calls that may fail and be recovered from: starting the heap opens
@@ -50,6 +59,8 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+
+#include "profile.h"
 
 _Atomic uint64_t gm_notc_frees[GM_NUM_CLASSES];
 _Atomic uint64_t gm_notc_large_bytes_freed;
@@ -88,7 +99,8 @@ void gm_options_load(void)
     }
     gm_options_reader = true;
     gm_options_parse(&gm_opt, true);
-    if (gm_opt.check) gm_tc_fast = NULL; /* this thread may have a cache already */
+    if (gm_opt.check) gm_tc_fast = gm_tc_malloc = NULL; /* this thread may have a cache already */
+    if (gm_opt.profile && gm_prof_start(gm_opt.profile_rate) == 0 && gm_tc) gm_tcache_prof_sync(gm_tc);
     if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_settings();
     atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
@@ -146,6 +158,36 @@ unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The heap profile's countdown                                             */
+/* ------------------------------------------------------------------------ */
+
+/* p (size bytes, just allocated by tc's thread) is sampled: record it and
+ * draw the distance to the next sample. */
+__attribute__((noinline)) void gm_prof_sample(struct gm_tcache *tc, void *p, size_t size)
+{
+    tc->prof_left = gm_prof_draw(&tc->prof_rng, tc->prof_rate);
+    if (!p) return;
+    struct gm_span *s = gm_span_lookup((uintptr_t)p);
+    gm_prof_record(p, size, s);
+    gm_tcache_prof_mark(tc, s);
+}
+
+int gm_profile_start(size_t rate)
+{
+    int saved = errno;
+    if (gm_prof_start(rate ? rate : gm_opt.profile_rate) != 0) return -1;
+    if (gm_tc) gm_tcache_prof_sync(gm_tc);
+    errno = saved;
+    return 0;
+}
+
+void gm_profile_stop(void)
+{
+    gm_prof_stop();
+    if (gm_tc) gm_tcache_prof_sync(gm_tc);
+}
+
+/* ------------------------------------------------------------------------ */
 /* malloc and free                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -172,6 +214,7 @@ static void gm_free_body(void *p, struct gm_span *s)
     struct gm_tcache *tc = gm_tc;
     if (GM_UNLIKELY(s->checked)) gm_checked_free(s, p, st);
     if (st == GM_SPAN_LARGE) {
+        if (GM_UNLIKELY(atomic_load_explicit(&s->prof_samples, memory_order_relaxed))) gm_prof_freed(s, p);
         gm_large_free(tc, s);
         gm_scav_tick_free();
     } else if (tc) {
@@ -183,10 +226,41 @@ static void gm_free_body(void *p, struct gm_span *s)
     }
 }
 
+/* Everything but a sampling thread's usual small allocation. */
+static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
+{
+    struct gm_tcache *tc = gm_tc;
+    bool due = false;
+    if (tc && GM_UNLIKELY(tc->prof_epoch != gm_prof_epoch_now())) gm_tcache_prof_sync(tc);
+    if (tc && tc->prof_rate) {
+        due = gm_prof_due(tc, size);
+        if (!due && size <= GM_MAX_SMALL && !gm_opt.check) return gm_small_alloc(tc, gm_size_class(size));
+    }
+    int saved = errno;
+    void *p = gm_malloc_body(size);
+    if (GM_UNLIKELY(due)) gm_prof_sample(tc, p, size);
+    else if (!tc && gm_tc) p = gm_prof_note(gm_tc, p, size); /* the thread's first allocation */
+    return gm_errno_result(p, saved);
+}
+
+/* The inline fast path's exception. A sampling thread (gm_tc_malloc NULL,
+ * gm_tc_fast not: checked mode has neither) comes here for every malloc:
+ * its usual case is the fast path again behind Go's countdown, written to
+ * need no stack frame; the rest is gm_malloc_slower's, a tail call. */
 void *gm_malloc_slow(size_t size)
 {
-    int saved = errno;
-    return gm_errno_result(gm_malloc_body(size), saved);
+    struct gm_tcache *tc = gm_tc_fast;
+    if (GM_LIKELY(tc != NULL && tc->prof_rate != 0 && size <= GM_MAX_SMALL)) {
+        int64_t left = tc->prof_left - (int64_t)size;
+        unsigned cls = gm_size_class(size);
+        struct gm_span *s = tc->current[cls];
+        void **p = (void **)s->free;
+        if (GM_LIKELY(left > 0 && p != NULL)) {
+            tc->prof_left = left;
+            return gm_span_pop(tc, s, p, cls);
+        }
+    }
+    return gm_malloc_slower(size);
 }
 
 void gm_free_slow(void *p, struct gm_span *s)
@@ -228,17 +302,17 @@ static void *gm_calloc_body(size_t n, size_t size)
     if (GM_UNLIKELY(gm_opt.check)) {
         void *p = gm_checked_malloc(tc, total, 1);
         if (p) gm_calloc_zero(p, total);
-        return p;
+        return gm_prof_note(tc, p, total);
     }
     if (total <= GM_MAX_SMALL) {
         void *p = gm_small_alloc(tc, gm_size_class(total));
         if (GM_LIKELY(p != NULL)) memset(p, 0, total);
-        return p;
+        return gm_prof_note(tc, p, total);
     }
     struct gm_span *s = gm_large_alloc_span(tc, total);
     if (!s) return NULL;
     gm_calloc_zero((void *)s->base, total);
-    return (void *)s->base;
+    return gm_prof_note(tc, (void *)s->base, total);
 }
 
 void *gm_api_calloc(size_t n, size_t size)

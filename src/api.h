@@ -55,6 +55,23 @@ void gm_checked_free(struct gm_span *s, void *p, unsigned state) GM_HIDDEN;
  * a live object's start; aborts with the report of op otherwise. */
 unsigned gm_validate(struct gm_span *s, const void *p, enum gm_op op) GM_HIDDEN;
 
+/* The heap profile's countdown (api.c's top comment): size bytes counted
+ * down on tc's sampler, true if this allocation is sampled; the sampled
+ * block p recorded, and the next distance drawn; and the two together for
+ * the paths that do not pass through gm_malloc_slow's countdown. */
+static inline bool gm_prof_due(struct gm_tcache *tc, size_t size)
+{
+    if (GM_LIKELY(tc->prof_rate == 0)) return false;
+    tc->prof_left -= (int64_t)size;
+    return tc->prof_left <= 0;
+}
+void gm_prof_sample(struct gm_tcache *tc, void *p, size_t size) GM_HIDDEN;
+static inline void *gm_prof_note(struct gm_tcache *tc, void *p, size_t size)
+{
+    if (GM_UNLIKELY(gm_prof_due(tc, size))) gm_prof_sample(tc, p, size);
+    return p;
+}
+
 void *gm_malloc_slow(size_t size) GM_HIDDEN;
 /* free(p) for everything but the owner's small-object fast path: NULL, large
  * objects, threads without a tcache, and bad pointers (which abort). s is
@@ -72,7 +89,7 @@ size_t gm_api_usable_size(const void *p) GM_HIDDEN;
 
 static inline __attribute__((always_inline)) void *gm_malloc_fast(size_t size)
 {
-    struct gm_tcache *tc = gm_tc_fast;
+    struct gm_tcache *tc = gm_tc_malloc;
     if (GM_LIKELY(tc != NULL && size <= GM_MAX_SMALL)) return gm_small_alloc(tc, gm_size_class(size));
     return gm_malloc_slow(size);
 }

@@ -26,6 +26,9 @@
  *   6 span.h       sizeclass.c, span.c    size classes; a small span's
  *                                         objects: carving, collecting,
  *                                         validity, remote frees
+ *     profile.h    profile.c,             the heap profile: sampled blocks,
+ *                  profile_write.c        stacks, buckets; the text pprof
+ *                                         reads, its file and signal
  *   7 tcache.h     tcache.c, central.c    thread caches, central lists and
  *                                         batches, reclaim; the inline fast
  *                                         paths of small objects
@@ -80,6 +83,9 @@
  *               (span.h): tell the owner that a full span has room, someone
  *               is telling it now, or the span has no owner and must be put
  *               in central.
+ *   sample      an allocation the heap profile recorded (profile.c): its
+ *               stack's bucket counts it, its span counts it in
+ *               prof_samples, and its free is counted against the bucket.
  *   helper      a thread gomalloc starts (the background scavenger, the
  *               trace sampler): every signal blocked, gone with the
  *               program's threads.
@@ -89,6 +95,9 @@
  * acquisition against it (gm_lock):
  *   GM_RANK_TRACE      the trace file (trace.c, its own fork handlers,
  *                      registered after init.c's, so they run first)
+ *   GM_RANK_PROFILE    the heap profile's buckets and sampled set
+ *                      (profile.c); taken with no other lock held, and
+ *                      only the persistent allocator's under it
  *   GM_RANK_SCAV       scavenging passes, gm_check (scavenge.c)
  *   GM_RANK_BUSY       the BUSY windows of remote frees (span.c, a rwlock)
  *   GM_RANK_TCACHES    the tcache registry (tcache.c)
@@ -216,6 +225,7 @@ _Noreturn void gm_fatal(const char *what, const void *p) GM_HIDDEN;
 
 enum gm_lock_rank {
     GM_RANK_TRACE = 1,
+    GM_RANK_PROFILE,
     GM_RANK_SCAV,
     GM_RANK_BUSY,
     GM_RANK_TCACHES,

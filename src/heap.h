@@ -31,7 +31,10 @@ struct gm_span {
     _Atomic uint8_t state;  /* enum gm_span_state */
     uint8_t sizeclass;      /* 0 for large spans */
     uint8_t needzero;       /* 0: every byte is zero (fresh from the OS) */
-    uint8_t in_full;        /* owner-private: in the owner's full list */
+    uint8_t slow_free;      /* owner-private: nonzero sends the owner's frees
+                             * to the slow path: GM_SLOW_FULL (in the owner's
+                             * full list), GM_SLOW_SAMPLED (holds blocks the
+                             * heap profile sampled; tcache.h) */
     /* small-object fields (span.h, tcache.h): the first cache line holds all that
      * the fast paths touch */
     uint32_t elemsize;
@@ -53,6 +56,8 @@ struct gm_span {
                              * objects carry canaries, free ones a fill */
     uint8_t nursery;        /* an owned class's span that young threads
                              * take batches from: never owned (central.c) */
+    _Atomic uint16_t prof_samples; /* live blocks of it the heap profile
+                             * sampled (profile.h); 0 unless profiling */
     /* large objects */
     size_t large_size;      /* requested bytes (usable size is npages pages) */
 } __attribute__((aligned(GM_CACHE_LINE))); /* records are cache-line aligned */

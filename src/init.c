@@ -21,8 +21,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "profile.h"
+
 static void gm_fork_prepare(void)
 {
+    gm_prof_fork_prepare();
     gm_scav_lock_all();
     gm_busy_fork_prepare();
     gm_tcache_fork_prepare();
@@ -39,6 +42,7 @@ static void gm_fork_parent(void)
     gm_tcache_fork_parent();
     gm_busy_fork_parent();
     gm_scav_unlock_all();
+    gm_prof_fork_parent();
 }
 
 static void gm_fork_child(void)
@@ -50,6 +54,7 @@ static void gm_fork_child(void)
     gm_tcache_fork_child();
     gm_busy_fork_child();
     gm_scav_fork_child(gm_tc ? 1 : 0);
+    gm_prof_fork_child();
 }
 
 /* The exit report's descriptor: a close-on-exec duplicate of stderr taken
@@ -89,6 +94,13 @@ static void gm_at_exit(void)
     errno = saved;
 }
 
+/* GOMALLOC_PROFILE: the heap profile at exit, into the file named for the
+ * process that exits (a forked child's %p is its own pid). */
+static void gm_profile_at_exit(void)
+{
+    gm_prof_write_file(gm_opt.profile); /* keeps errno */
+}
+
 __attribute__((constructor)) static void gm_constructor(void)
 {
     int saved = errno; /* the program's main must find it as it would without us */
@@ -100,5 +112,9 @@ __attribute__((constructor)) static void gm_constructor(void)
         atexit(gm_at_exit);
     }
     if (gm_opt.trace) gm_trace_start(gm_opt.trace, gm_opt.trace_ms);
+    if (gm_opt.profile && gm_prof_used()) {
+        atexit(gm_profile_at_exit);
+        if (gm_opt.profile_signal) gm_prof_signal_install(gm_opt.profile_signal, gm_opt.profile);
+    }
     errno = saved;
 }

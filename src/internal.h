@@ -7,6 +7,7 @@
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
 
+#include "profile.h"
 #include "stats.h"
 
 #endif /* GM_INTERNAL_H */

@@ -33,6 +33,7 @@ static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t
 {
     s->large_size = size;
     s->checked = 0; /* gm_checked_malloc sets it after (a cached span may have it) */
+    atomic_store_explicit(&s->prof_samples, 0, memory_order_relaxed); /* sampled after, if at all */
     gm_count_inc(&tc->counts.mallocs[0]);
     gm_counter_add(&tc->large_bytes_alloc, (uint64_t)s->npages << GM_PAGE_SHIFT);
     gm_counter_add(&tc->large_req_alloc, size);
@@ -125,5 +126,7 @@ static void *gm_aligned_body(size_t align, size_t size)
 void *gm_aligned(size_t align, size_t size)
 {
     int saved = errno;
-    return gm_errno_result(gm_aligned_body(align, size), saved);
+    void *p = gm_aligned_body(align, size);
+    if (align > 16 && gm_tc) p = gm_prof_note(gm_tc, p, size); /* smaller: malloc counted it */
+    return gm_errno_result(p, saved);
 }

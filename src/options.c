@@ -26,6 +26,7 @@
 #define _GNU_SOURCE /* strerrorname_np */
 #include "options.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,6 +53,8 @@ static const struct gm_opt_word gm_words_background[] = {{"0", GM_BACKGROUND_OFF
 static const struct gm_opt_word gm_words_strict[] = {{"0", 0}, {"1", 1}, {"auto", -1}, {NULL, 0}};
 static const struct gm_opt_word gm_words_thp[] = {{"auto", -1}, {"0", 0}, {"1", 1}, {NULL, 0}};
 static const struct gm_opt_word gm_words_limit[] = {{"soft", 0}, {"hard", 1}, {NULL, 0}};
+static const struct gm_opt_word gm_words_signal[] = {
+    {"0", 0}, {"usr1", SIGUSR1}, {"usr2", SIGUSR2}, {"prof", SIGPROF}, {NULL, 0}};
 
 const struct gm_option gm_option_table[] = {
     {"GOMALLOC_STATS", GM_OPT_ENUM, "off", 0, 0, gm_words_stats, GM_FIELD(stats), 0,
@@ -83,6 +86,15 @@ const struct gm_option gm_option_table[] = {
      "write the memory timeline to this file"},
     {"GOMALLOC_TRACE_MS", GM_OPT_MS, "10", 1, GM_MS_MAX, NULL, GM_FIELD(trace_ms), 0,
      "the timeline's sampling period, ms"},
+    {"GOMALLOC_PROFILE", GM_OPT_STRING, "off", 0, 0, NULL, GM_FIELD(profile), 0,
+     "sample allocations and write the heap profile to this file at exit (pprof's legacy text "
+     "format)"},
+    {"GOMALLOC_PROFILE_RATE", GM_OPT_BYTES, "512K", 1, (uint64_t)1 << 30, NULL, GM_FIELD(profile_rate), 0,
+     "the heap profile samples one allocation per this many bytes on average (`1`: every "
+     "allocation)"},
+    {"GOMALLOC_PROFILE_SIGNAL", GM_OPT_ENUM, "off", 0, 0, gm_words_signal, GM_FIELD(profile_signal), 0,
+     "with `GOMALLOC_PROFILE`, a signal on which the profile is written too (`usr1`, `usr2`, "
+     "`prof`); no handler is installed unless set"},
 };
 const size_t gm_option_count = sizeof gm_option_table / sizeof gm_option_table[0];
 
@@ -260,6 +272,13 @@ bool gm_option_set(const struct gm_option *o, const char *v, struct gm_options *
     }
     case GM_OPT_SIZE:
         return gm_set_size(o, v, base);
+    case GM_OPT_BYTES: {
+        uint64_t bytes;
+        const char *p = v;
+        if (!gm_parse_size(&p, &bytes) || *p != 0 || !gm_in_range(o, bytes)) return false;
+        memcpy(base + o->offset, &bytes, sizeof bytes);
+        return true;
+    }
     case GM_OPT_STRING:
         memcpy(base + o->offset, &v, sizeof v);
         return true;
@@ -345,6 +364,13 @@ void gm_option_forms(const struct gm_option *o, struct gm_buf *b)
         break;
     case GM_OPT_STRING:
         gm_bputs(b, "a file name (%p: the process id)");
+        break;
+    case GM_OPT_BYTES:
+        gm_bputs(b, "a number of bytes from ");
+        gm_bput_size(b, o->min);
+        gm_bputs(b, " to ");
+        gm_bput_size(b, o->max);
+        gm_bputs(b, " (K, M, G: binary units)");
         break;
     }
 }

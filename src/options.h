@@ -26,7 +26,8 @@ enum gm_background { GM_BACKGROUND_OFF = 0, GM_BACKGROUND_AUTO = 1, GM_BACKGROUN
 
 /* What the options set; gm_opt holds the process's. A field's type follows
  * its option's kind: bool, int (enum), uint32_t (milliseconds), uint64_t
- * with an int mode (size), const char * (string: NULL when unset). */
+ * with an int mode (size), uint64_t (bytes), const char * (string: NULL
+ * when unset). */
 struct gm_options {
     int stats;              /* GOMALLOC_STATS: enum gm_stats_mode */
     const char *stats_file; /* GOMALLOC_STATS_FILE: the report appended there, not to stderr */
@@ -41,6 +42,9 @@ struct gm_options {
     int memory_limit_hard;  /* ... and 1 if hard */
     const char *trace;      /* GOMALLOC_TRACE: the memory timeline's file (trace.c) */
     uint32_t trace_ms;      /* GOMALLOC_TRACE_MS: its sampling period */
+    const char *profile;    /* GOMALLOC_PROFILE: the heap profile's file (profile.h) */
+    uint64_t profile_rate;  /* GOMALLOC_PROFILE_RATE: bytes per sample on average */
+    int profile_signal;     /* GOMALLOC_PROFILE_SIGNAL: 0, or the signal that writes it */
 };
 extern struct gm_options gm_opt GM_HIDDEN;
 
@@ -51,6 +55,7 @@ enum gm_opt_kind {
     GM_OPT_SIZE,   /* none, 0, or a size in [min, max] with K/M/G/T, then
                     * :word for a mode if words is set */
     GM_OPT_STRING, /* any value; %p in a file name is the process id */
+    GM_OPT_BYTES,  /* a number of bytes in [min, max], with K/M/G/T */
 };
 
 struct gm_opt_word {
@@ -65,7 +70,7 @@ struct gm_option {
     const char *name;
     enum gm_opt_kind kind;
     const char *def;
-    uint64_t min, max;               /* GM_OPT_MS, GM_OPT_SIZE */
+    uint64_t min, max;               /* GM_OPT_MS, GM_OPT_SIZE, GM_OPT_BYTES */
     const struct gm_opt_word *words; /* GM_OPT_ENUM: values; GM_OPT_SIZE: modes; NULL-terminated */
     size_t offset;                   /* of the field in struct gm_options */
     size_t mode_offset;              /* GM_OPT_SIZE with modes: the int the mode goes to */

@@ -46,8 +46,11 @@
 #include <sched.h>
 #include <string.h>
 
+#include "profile.h"
+
 __thread struct gm_tcache *gm_tc __attribute__((tls_model("initial-exec")));
 __thread struct gm_tcache *gm_tc_fast __attribute__((tls_model("initial-exec")));
+__thread struct gm_tcache *gm_tc_malloc __attribute__((tls_model("initial-exec")));
 struct gm_span gm_empty_span;
 
 /* Registry of all tcaches, live and dead (for statistics and reuse). */
@@ -112,6 +115,7 @@ struct gm_span *gm_span_new(struct gm_tcache *tc, unsigned cls)
     s->nelems = nelems;
     s->checked = gm_opt.check;
     s->nursery = 0;
+    atomic_store_explicit(&s->prof_samples, 0, memory_order_relaxed);
     atomic_store_explicit(&s->limit, s->base, memory_order_relaxed);
     gm_span_carve(s);
     atomic_store_explicit(&s->owner, tc, memory_order_relaxed);
@@ -179,7 +183,7 @@ static bool gm_span_quiet(const struct gm_span *s)
  * give its pages back. */
 static void gm_span_drop(struct gm_tcache *tc, struct gm_span *s)
 {
-    s->in_full = 0;
+    s->slow_free &= (uint8_t)~GM_SLOW_FULL;
     if (!gm_heap_above_goal(s) && !atomic_load_explicit(&tc->spare[s->sizeclass], memory_order_relaxed)) {
         gm_spare_put(tc, s);
         return;
@@ -194,7 +198,7 @@ static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
 {
     unsigned cls = s->sizeclass;
     if (s->used != 0 || tc->current[cls] == s || !gm_span_quiet(s)) return;
-    if (s->in_full) gm_list_remove(&tc->full[cls], s);
+    if (s->slow_free & GM_SLOW_FULL) gm_list_remove(&tc->full[cls], s);
     else gm_partial_remove(tc, s);
     gm_span_drop(tc, s);
 }
@@ -205,7 +209,7 @@ static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
  * NOTIFY set until a remote free uses it up, so a span that fills and
  * drains by its owner's own frees again and again (a steady live set) pays
  * no atomic read-modify-write after the first time. A notification about
- * a span that is no longer full is harmless (the owner checks in_full). */
+ * a span that is no longer full is harmless (the owner checks GM_SLOW_FULL). */
 static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
 {
     uintptr_t expect = GM_TF_NONE;
@@ -213,7 +217,7 @@ static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
         !atomic_compare_exchange_strong_explicit(&s->thread_free, &expect, GM_TF_NOTIFY, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return false;
-    s->in_full = 1;
+    s->slow_free |= GM_SLOW_FULL;
     gm_list_push(&tc->full[s->sizeclass], s);
     return true;
 }
@@ -222,7 +226,7 @@ static bool gm_span_to_full(struct gm_tcache *tc, struct gm_span *s)
 static void gm_span_unfull(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_list_remove(&tc->full[s->sizeclass], s);
-    s->in_full = 0;
+    s->slow_free &= (uint8_t)~GM_SLOW_FULL;
     gm_partial_append(tc, s);
 }
 
@@ -234,7 +238,7 @@ static void gm_drain_notify(struct gm_tcache *tc)
     while (s) {
         struct gm_span *next = atomic_load_explicit(&s->notify_next, memory_order_relaxed);
         atomic_store_explicit(&s->notify_pending, 0, memory_order_release);
-        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && s->in_full)
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && (s->slow_free & GM_SLOW_FULL))
             gm_span_unfull(tc, s);
         s = next;
     }
@@ -364,6 +368,8 @@ static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
         return NULL;
     }
 found:
+    /* Adopted with blocks the heap profile sampled: frees must see them. */
+    if (GM_UNLIKELY(atomic_load_explicit(&s->prof_samples, memory_order_relaxed))) s->slow_free |= GM_SLOW_SAMPLED;
     tc->current[cls] = s;
     return gm_small_alloc(tc, cls);
 }
@@ -372,6 +378,7 @@ found:
 void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls)
 {
     int saved = errno;
+    if (GM_UNLIKELY(tc->prof_epoch != gm_prof_epoch_now())) gm_tcache_prof_sync(tc);
     return gm_errno_result(gm_small_refill(tc, cls), saved);
 }
 
@@ -395,15 +402,28 @@ static __attribute__((noinline)) void gm_small_free_full(struct gm_tcache *tc, s
     gm_vg_free(p);
     s->used--;
     gm_count_inc(&tc->counts.frees[s->sizeclass]);
-    if (s->in_full) gm_span_unfull(tc, s);
+    if (s->slow_free & GM_SLOW_FULL) gm_span_unfull(tc, s);
     if (s->used == 0) gm_span_release_if_empty(tc, s);
 }
 
+/* The owner freeing p into a span with sampled blocks (GM_SLOW_SAMPLED):
+ * the profile counts p's free if p was one, and the flag goes once the
+ * span holds none (remote frees may have taken the last ones). */
+static __attribute__((noinline)) void gm_small_free_sampled(struct gm_tcache *tc, struct gm_span *s, void *p)
+{
+    if (atomic_load_explicit(&s->prof_samples, memory_order_relaxed)) gm_prof_freed(s, p);
+    if (!atomic_load_explicit(&s->prof_samples, memory_order_relaxed)) s->slow_free &= (uint8_t)~GM_SLOW_SAMPLED;
+    if (s->slow_free & GM_SLOW_FULL) gm_small_free_full(tc, s, p);
+    else gm_small_free_local(tc, s, p, gm_free_key ^ (uintptr_t)p);
+}
+
 /* The remote free comes first and calls nothing in its usual case, so it
- * saves no registers. */
+ * saves no registers. A span's prof_samples shares the cache line of the
+ * thread_free word the remote free pushes onto. */
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
 {
     if (GM_LIKELY(p != NULL && (!tc || atomic_load_explicit(&s->owner, memory_order_relaxed) != tc))) {
+        if (GM_UNLIKELY(atomic_load_explicit(&s->prof_samples, memory_order_relaxed))) gm_prof_freed(s, p);
         /* A shared class's object in some thread's batch is free: the fast
          * path only knew the other marker. */
         if (GM_UNLIKELY(gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ (uintptr_t)p ^ GM_BATCH_MARK)))
@@ -412,6 +432,8 @@ void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
         gm_free_remote(s, p);
     } else if (p == NULL) {
         gm_span_emptied(tc, s);
+    } else if (GM_UNLIKELY(s->slow_free & GM_SLOW_SAMPLED)) {
+        gm_small_free_sampled(tc, s, p);
     } else {
         gm_small_free_full(tc, s, p);
     }
@@ -424,7 +446,7 @@ void gm_small_free_other(struct gm_tcache *tc, struct gm_span *s, void *p)
     uintptr_t a = (uintptr_t)p, marker = gm_free_key ^ a;
     if (!gm_span_is_object(s, a) || gm_vg_word(&((uintptr_t *)p)[1]) == marker)
         gm_span_check_free(s, p, GM_OP_FREE); /* aborts unless a false alarm */
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->in_full) gm_small_free_local(tc, s, p, marker);
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == tc && !s->slow_free) gm_small_free_local(tc, s, p, marker);
     else gm_small_free_slow(tc, s, p);
 }
 
@@ -476,7 +498,8 @@ struct gm_tcache *gm_tcache_init(void)
     memset(tc->spans_made, 0, sizeof tc->spans_made);
     memset(tc->young, 0, sizeof tc->young);
     gm_tc = tc;
-    gm_tc_fast = gm_opt.check ? NULL : tc;
+    gm_tc_fast = gm_tc_malloc = gm_opt.check ? NULL : tc;
+    gm_tcache_prof_sync(tc);
     if (gm_tc_key_ok) pthread_setspecific(gm_tc_key, tc);
     gm_scav_thread_start();
     return tc;
@@ -506,7 +529,7 @@ static void gm_span_disown(struct gm_tcache *tc, struct gm_span *s)
     gm_span_disarm(s);
     gm_span_collect(s);
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-    s->in_full = 0;
+    s->slow_free = 0;
     if (s->used == 0 && !atomic_load(&s->notify_pending)) gm_heap_free_span(s);
     else gm_central_push(s);
 }
@@ -556,7 +579,7 @@ void gm_tcache_release(struct gm_tcache *tc)
         }
         while ((s = tc->full[c])) {
             gm_list_remove(&tc->full[c], s);
-            s->in_full = 0;
+            s->slow_free &= (uint8_t)~GM_SLOW_FULL;
             gm_span_orphan_or_disown(tc, s);
         }
     }
@@ -568,7 +591,7 @@ void gm_tcache_release(struct gm_tcache *tc)
         n = next;
     }
     gm_heap_local_flush(&tc->hl);
-    gm_tc = gm_tc_fast = NULL;
+    gm_tc = gm_tc_fast = gm_tc_malloc = NULL;
     gm_lock(&gm_tc_lock, GM_RANK_TCACHES);
     tc->dead = true;
     gm_unlock(&gm_tc_lock, GM_RANK_TCACHES);
@@ -671,7 +694,29 @@ bool gm_small_forked_mt;
 
 void gm_tcache_fork_child(void)
 {
+    if (gm_tc) gm_tc->prof_rng ^= gm_prof_seed(gm_tc); /* the child's samples are its own */
     for (struct gm_tcache *tc = gm_tc_all; tc; tc = tc->all_next)
         if (!tc->dead && tc != gm_tc) gm_small_forked_mt = true;
     pthread_mutex_init(&gm_tc_lock, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The heap profile's sampler                                               */
+/* ------------------------------------------------------------------------ */
+
+void gm_tcache_prof_sync(struct gm_tcache *tc)
+{
+    tc->prof_epoch = gm_prof_epoch_now();
+    uint64_t rate = atomic_load_explicit(&gm_prof_rate, memory_order_relaxed);
+    if (rate && !tc->prof_rng) tc->prof_rng = gm_prof_seed(tc);
+    tc->prof_rate = rate;
+    tc->prof_left = rate ? gm_prof_draw(&tc->prof_rng, rate) : 0;
+    if (gm_tc == tc) gm_tc_malloc = rate ? NULL : gm_tc_fast;
+}
+
+void gm_tcache_prof_mark(struct gm_tcache *tc, struct gm_span *s)
+{
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == GM_SPAN_SMALL &&
+        atomic_load_explicit(&s->owner, memory_order_relaxed) == tc)
+        s->slow_free |= GM_SLOW_SAMPLED;
 }

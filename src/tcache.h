@@ -47,11 +47,27 @@ struct gm_tcache {
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* refill slow paths, for gm_scav_tick */
     bool dead;
+    /* The heap profile's sampler (profile.h), owner-private: bytes to the
+     * next sample, the rate this thread samples at (0: it does not), the
+     * gm_prof_epoch it last saw, its random state. */
+    int64_t prof_left;
+    uint64_t prof_rate;
+    uint64_t prof_rng;
+    uint32_t prof_epoch;
 };
 extern __thread struct gm_tcache *gm_tc GM_HIDDEN;
 /* What the inline fast paths use: gm_tc, or NULL in checked mode so that
  * every malloc and free goes through the API's checked slow paths. */
 extern __thread struct gm_tcache *gm_tc_fast GM_HIDDEN;
+/* What malloc's inline fast path uses: gm_tc_fast, or NULL while the thread
+ * samples for the heap profile, so that its mallocs count down in api.c's
+ * gm_malloc_slow (free's fast path is untouched: a span with sampled blocks
+ * sends its owner's frees to the slow path by its slow_free flag). */
+extern __thread struct gm_tcache *gm_tc_malloc GM_HIDDEN;
+/* A span's slow_free flags (heap.h): in its owner's full list; holds
+ * sampled blocks (prof_samples > 0 when the owner set it). */
+#define GM_SLOW_FULL 1
+#define GM_SLOW_SAMPLED 2
 extern struct gm_span gm_empty_span GM_HIDDEN; /* free == NULL, used as current */
 
 /* For this thread (the first time: the heap and the scavenger too); NULL
@@ -62,6 +78,12 @@ void *gm_small_alloc_slow(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
  * from the owner when the span is in its full list. */
 void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p) GM_HIDDEN;
 void gm_tcache_release(struct gm_tcache *tc) GM_HIDDEN; /* thread exit */
+/* The heap profile started or stopped (gm_prof_epoch moved): tc's sampler
+ * and, if tc is the caller's, its malloc fast path follow. Owner only. */
+void gm_tcache_prof_sync(struct gm_tcache *tc) GM_HIDDEN;
+/* p, just allocated by tc's thread from span s, was sampled: s's owner
+ * frees it through the slow path from now on. */
+void gm_tcache_prof_mark(struct gm_tcache *tc, struct gm_span *s) GM_HIDDEN;
 /* A span from the heap for tc's thread (small or large); if the heap
  * cannot grow (the OS, RLIMIT_DATA or the memory limit refuses), first give
  * back everything the thread and the heap hold unused (gm_tcache_reclaim)
@@ -195,7 +217,7 @@ static inline void gm_small_free(struct gm_tcache *tc, struct gm_span *s, void *
         gm_small_free_other(tc, s, p);
         return;
     }
-    if (GM_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->in_full)) {
+    if (GM_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != tc || s->slow_free)) {
         gm_small_free_slow(tc, s, p);
         return;
     }

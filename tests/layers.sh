@@ -16,7 +16,7 @@ declare -A rank=(
     [pagealloc.h]=3 [pagealloc.c]=3 [scavindex.c]=3
     [heap.h]=4 [heap.c]=4 [heap_release.c]=4
     [scavenge.h]=5 [scavenge.c]=5
-    [span.h]=6 [sizeclass.c]=6 [span.c]=6
+    [span.h]=6 [sizeclass.c]=6 [span.c]=6 [profile.h]=6 [profile.c]=6 [profile_write.c]=6
     [tcache.h]=7 [tcache.c]=7 [central.c]=7
     [api.h]=8 [large.c]=8 [checked.c]=8 [api.c]=8
     [stats.h]=9 [stats.c]=9 [trace.c]=9 [stats_fields.h]=9

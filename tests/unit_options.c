@@ -22,6 +22,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <signal.h>
 
 #define MiB ((uint64_t)1 << 20)
 
@@ -51,6 +52,7 @@ static int64_t field(const struct gm_option *o, const struct gm_options *opt, in
         memcpy(&size, base, sizeof size);
         return (int64_t)size;
     case GM_OPT_STRING: memcpy(&s, base, sizeof s); return (int64_t)(uintptr_t)s;
+    case GM_OPT_BYTES: memcpy(&size, base, sizeof size); return (int64_t)size;
     }
     return -1;
 }
@@ -97,6 +99,9 @@ static const struct good goods[] = {
     {"GOMALLOC_MEMORY_LIMIT", "4194304", 4 * MiB, 0}, {"GOMALLOC_MEMORY_LIMIT", "4194304B:hard", 4 * MiB, 1},
     {"GOMALLOC_MEMORY_LIMIT", "none", 0, 0},      {"GOMALLOC_MEMORY_LIMIT", "None", 0, 0},
     {"GOMALLOC_MEMORY_LIMIT", "0", 0, 0},
+    {"GOMALLOC_PROFILE_RATE", "1", 1, 0},          {"GOMALLOC_PROFILE_RATE", "512K", 512 * 1024, 0},
+    {"GOMALLOC_PROFILE_RATE", "4096", 4096, 0},    {"GOMALLOC_PROFILE_RATE", "1GiB", 1024 * MiB, 0},
+    {"GOMALLOC_PROFILE_SIGNAL", "usr2", SIGUSR2, 0}, {"GOMALLOC_PROFILE_SIGNAL", "off", 0, 0},
     {"GOMALLOC_TRACE_MS", "1", 1, 0},              {"GOMALLOC_TRACE_MS", "3600000", 3600000, 0},
 };
 
@@ -112,7 +117,8 @@ static const struct bad bads[] = {
     {"GOMALLOC_DECAY_MS", "3600001"},   {"GOMALLOC_DECAY_MS", "5s"},       {"GOMALLOC_DECAY_MS", "1K"},
     {"GOMALLOC_DECAY_MS", "99999999999999999999999"},                      {"GOMALLOC_DECAY_MS", " 5"},
     {"GOMALLOC_STRICT", "maybe"},       {"GOMALLOC_STRICT", "2"},          {"GOMALLOC_THP", "maybe"},
-    {"GOMALLOC_THP", "never"},          {"GOMALLOC_MEMORY_LIMIT", "64M:hrd"}, {"GOMALLOC_MEMORY_LIMIT", "1M"},
+    {"GOMALLOC_THP", "never"},          {"GOMALLOC_PROFILE_RATE", "0"},    {"GOMALLOC_PROFILE_RATE", "fast"},
+    {"GOMALLOC_PROFILE_RATE", "2G"},    {"GOMALLOC_PROFILE_RATE", "none"}, {"GOMALLOC_PROFILE_SIGNAL", "9"},          {"GOMALLOC_MEMORY_LIMIT", "64M:hrd"}, {"GOMALLOC_MEMORY_LIMIT", "1M"},
     {"GOMALLOC_MEMORY_LIMIT", "4194303"}, {"GOMALLOC_MEMORY_LIMIT", "M"},  {"GOMALLOC_MEMORY_LIMIT", "64Q"},
     {"GOMALLOC_MEMORY_LIMIT", "64M:"},  {"GOMALLOC_MEMORY_LIMIT", ":hard"}, {"GOMALLOC_MEMORY_LIMIT", "64M:hard:soft"},
     {"GOMALLOC_MEMORY_LIMIT", "-64M"},  {"GOMALLOC_MEMORY_LIMIT", "17179869184G"},
@@ -185,6 +191,9 @@ static void test_defaults(void)
     CHECK_EQ(d.memory_limit_hard, 0);
     CHECK(d.trace == NULL);
     CHECK_EQ(d.trace_ms, 10);
+    CHECK(d.profile == NULL);
+    CHECK_EQ(d.profile_rate, 512 * 1024);
+    CHECK_EQ(d.profile_signal, 0);
 }
 
 /* ------------------------------------------------------------------------ */
