@@ -136,6 +136,16 @@ static inline int gm_cond_wait_monotonic(pthread_cond_t *c, pthread_mutex_t *m, 
 #define PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP PTHREAD_RWLOCK_INITIALIZER
 #endif
 
+/* The heap profile's stack walk is libgcc's unwinder, which finds a
+ * frame's unwind tables through glibc's _dl_find_object (2.35): a static
+ * musl program cannot link it, so there the profile records sizes with no
+ * stacks (profile.c). */
+#if defined(__GLIBC__)
+#define GM_HAVE_UNWIND 1
+#else
+#define GM_HAVE_UNWIND 0
+#endif
+
 /* struct mallinfo2 is glibc's (2.33); musl's <malloc.h> has neither it nor
  * struct mallinfo, and a program there cannot call what it cannot declare:
  * override.c defines mallinfo2 and mallinfo only where they are declared. */

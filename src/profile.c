@@ -68,7 +68,10 @@
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
+#include "arch.h"
+#if GM_HAVE_UNWIND
 #include <unwind.h>
+#endif
 
 _Atomic uint64_t gm_prof_rate;
 _Atomic uint32_t gm_prof_epoch;
@@ -151,6 +154,7 @@ static int gm_own_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+#if GM_HAVE_UNWIND
 struct gm_walk {
     uintptr_t *pc;
     int n;
@@ -177,6 +181,13 @@ static int gm_prof_walk(uintptr_t *pc)
     _Unwind_Backtrace(gm_walk_frame, &w);
     return w.n;
 }
+#else
+static int gm_prof_walk(uintptr_t *pc)
+{
+    (void)pc;
+    return 0; /* no unwinder here (arch.h): sizes without stacks */
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Buckets                                                                  */
@@ -302,11 +313,13 @@ static void gm_set_remove_at(size_t i)
 /* Starting, recording, freeing                                             */
 /* ------------------------------------------------------------------------ */
 
+#if GM_HAVE_UNWIND
 static _Unwind_Reason_Code gm_prime_frame(struct _Unwind_Context *ctx, void *arg)
 {
     (void)ctx, (void)arg;
     return _URC_NO_REASON;
 }
+#endif
 
 /* Once: gomalloc's code range, and the unwinder's own first-call set-up,
  * whatever it allocates not sampled. */
@@ -314,7 +327,9 @@ static void gm_prof_find_self(void)
 {
     gm_prof_inside = true;
     dl_iterate_phdr(gm_own_module, (void *)(uintptr_t)gm_prof_find_self);
+#if GM_HAVE_UNWIND
     _Unwind_Backtrace(gm_prime_frame, NULL);
+#endif
     gm_prof_inside = false;
 }
 
