@@ -97,7 +97,7 @@ for r in $(seq 1 "$RUNS"); do
             [ "$PGBENCH_ONLY" = 1 ] && QUERIES=()
             for q in "${QUERIES[@]}"; do
                 name=${q%%|*} sql=${q#*|}
-                ms "$sql" >/dev/null   # warm: shared buffers, catalog caches
+                locked ms "$sql" >/dev/null   # warm: shared buffers, catalog caches
                 echo "$l $name $(locked ms "$sql")" >>"$RES"
             done
         fi
