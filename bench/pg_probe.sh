@@ -86,6 +86,7 @@ tps() { as "$BIN/pgbench" -n -c 4 -j 2 -T "$T" "$@" 2>&1 | sed -n 's/^tps = \([0
 
 for r in $(seq 1 "$RUNS"); do
     for l in "${LIBS[@]}"; do
+        before=$(wc -l <"$RES")
         start "$l"
         if [ -n "${PG_HOOK:-}" ]; then
             PGLIB=$l PGBIN=$BIN PGDATA=$DIR/data PGRUNAS="${RUNAS[*]}" bash -c "$PG_HOOK"
@@ -102,7 +103,7 @@ for r in $(seq 1 "$RUNS"); do
             done
         fi
         stop
-        tail -n +1 "$RES" | grep "^$l " | tail -5 | sed "s|^|run $r: |" >&2
+        tail -n +$((before + 1)) "$RES" | sed "s|^|run $r: |" >&2
     done
 done
 
