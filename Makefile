@@ -24,7 +24,8 @@ test: all
 run: all
 	$(BUILD)/gomalloc-run --stats $(if $(CMD),$(CMD),$(BUILD)/gomalloc-demo)
 
-# Side-by-side benchmark against glibc, jemalloc, mimalloc, tcmalloc (issue 5);
+# Side-by-side benchmark against glibc, jemalloc, mimalloc, tcmalloc (issue 5),
+# with real programs (python3, sqlite3, gcc, git, PostgreSQL) and issue 13's goals;
 # QUICK=1 for a short run. Report: bench/out/report.md.
 bench: all
 	QUICK=$(QUICK) python3 bench/run.py

@@ -36,11 +36,22 @@
  * the peak-then-free workloads, the idle phase).  maps_peak is the number of
  * lines of /proc/self/maps at the workload's peak, read with open/read.
  *
- * The peak-then-free workloads (peakfree, fragfree) also run a sampler thread
- * that reads VmRSS and VmData from /proc/self/status every 10 ms into memory
- * obtained with mmap, then writes the time series to SERIES_FILE.  Their idle
- * phase sleeps without calling the allocator at all: memory that comes back
- * then comes back by the allocator's own (background) means.
+ * The peak-then-free workloads (peakfree, fragfree, randfree) and swing also
+ * run a sampler thread that reads VmRSS and VmData from /proc/self/status
+ * every 10 ms into memory obtained with mmap, then writes the time series to
+ * SERIES_FILE.  The idle phase of the peak-then-free ones sleeps without
+ * calling the allocator at all: memory that comes back then comes back by the
+ * allocator's own (background) means.
+ *
+ * Issue 13 added the patterns where gomalloc was weakest, after classic public
+ * benchmarks (each written here from the description, not from their code):
+ * larson and larson_mixed (slot arrays handed from thread to thread), rptest
+ * (a thread pool passing blocks around), threadtest (many threads each with
+ * its own malloc/free loop), swing (a multi-threaded live set that swings
+ * between 500 and 50 MiB, RSS and VmData read 1 s and 3 s into each low
+ * phase), randfree (90% of a 2 GiB small-block heap freed at random: does the
+ * commit follow RSS down?), threads1k (the memory 1000 live threads cost) and
+ * churn3 (3 threads churning 200 MiB, the RLIMIT_DATA bisection's case).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -48,6 +59,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -109,13 +122,26 @@ static inline rng_t rseed(uint64_t seed)
 /* Uniform in [0, n). */
 static inline uint64_t runi(rng_t *r, uint64_t n) { return rnext(r) % n; }
 
-/* Log-uniform in [lo, hi]: as many objects of 16-32 bytes as of 1-2 KiB. */
-static size_t rlog(rng_t *r, size_t lo, size_t hi)
+/* Log-uniform in [lo, hi] from 64 random bits: as many objects of 16-32
+ * bytes as of 1-2 KiB. */
+static size_t log_uniform(uint64_t bits, size_t lo, size_t hi)
 {
-    double u = (double)(rnext(r) >> 11) * (1.0 / 9007199254740992.0);
+    double u = (double)(bits >> 11) * (1.0 / 9007199254740992.0);
     double l = __builtin_log((double)lo), h = __builtin_log((double)hi + 1.0);
     size_t n = (size_t)__builtin_exp(l + u * (h - l));
     return n < lo ? lo : n > hi ? hi : n;
+}
+
+static size_t rlog(rng_t *r, size_t lo, size_t hi) { return log_uniform(rnext(r), lo, hi); }
+
+/* A stateless 64-bit mix (splitmix64's finaliser): the n-th object of a
+ * workload can get its size and tag from mix64(seed + n) without a stored
+ * record. */
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
 /* Fatal errors: write(2) and _exit, never the allocator. */
@@ -358,7 +384,7 @@ static struct {
     long maps_peak;     /* /proc/self/maps lines at the workload's peak */
     long rss_at_peak;   /* KiB, at the same moment */
     long data_at_peak;  /* KiB */
-    char extra[512];    /* workload-specific key=value pairs */
+    char extra[2048];   /* workload-specific key=value pairs */
 } res;
 
 /* Called by each workload where its heap is at its largest. */
@@ -963,7 +989,8 @@ static void w_churn(double scale)
 }
 
 /* ======================================================================== */
-/* Sampler for the peak-then-free workloads: VmRSS and VmData every 10 ms.   */
+/* Sampler for the peak-then-free and swing workloads: VmRSS and VmData     */
+/* every 10 ms, and the live bytes where the workload keeps them current.    */
 /* ======================================================================== */
 
 #define SAMPLE_CAP 65536
@@ -972,6 +999,7 @@ typedef struct {
     float t;
     int32_t rss_kib, data_kib;          /* the whole process */
     int32_t harness_rss, harness_data;  /* gm-bench's own bookkeeping, KiB */
+    int32_t live_kib;                   /* smp_live at the time, KiB */
 } sample_t;
 
 static struct {
@@ -991,6 +1019,7 @@ static struct {
  * not match. */
 static atomic_size_t harness_touched, harness_mapped;
 static atomic_uint harness_seq; /* odd while a change is in progress */
+static atomic_size_t smp_live;  /* requested live bytes, if the workload counts them */
 
 static void harness_begin(void) { atomic_fetch_add(&harness_seq, 1); }
 static void harness_end(size_t touched, size_t mapped)
@@ -1011,7 +1040,8 @@ static void *sampler(void *arg)
         size_t touched = atomic_load(&harness_touched), mapped = atomic_load(&harness_mapped);
         if (i < SAMPLE_CAP && !(seq & 1) && seq == atomic_load(&harness_seq)) {
             smp.s[i] = (sample_t){(float)(now() - smp.t0), (int32_t)rss, (int32_t)data,
-                                  (int32_t)(touched / 1024), (int32_t)(mapped / 1024)};
+                                  (int32_t)(touched / 1024), (int32_t)(mapped / 1024),
+                                  (int32_t)(atomic_load(&smp_live) / 1024)};
             atomic_store(&smp.n, i + 1);
         }
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -1029,7 +1059,8 @@ static void sampler_start(void)
 }
 
 /* Stop sampling and write lines of "t_since_free_s rss_mib vmdata_mib
- * heap_rss_mib heap_vmdata_mib": heap = process - base - bookkeeping. */
+ * heap_rss_mib heap_vmdata_mib live_mib": heap = process - base -
+ * bookkeeping; t is counted from t_free (a time from now()). */
 static void sampler_finish(const char *path, double t_free)
 {
     atomic_store(&smp.stop, 1);
@@ -1043,31 +1074,49 @@ static void sampler_finish(const char *path, double t_free)
     size_t n = atomic_load(&smp.n);
     for (size_t i = 0; i < n; i++) {
         const sample_t *s = &smp.s[i];
-        int len = snprintf(line, sizeof line, "%.3f %.2f %.2f %.2f %.2f\n", s->t - (t_free - smp.t0),
+        int len = snprintf(line, sizeof line, "%.3f %.2f %.2f %.2f %.2f %.2f\n", s->t - (t_free - smp.t0),
                            s->rss_kib / 1024.0, s->data_kib / 1024.0,
                            (s->rss_kib - smp.base_rss - s->harness_rss) / 1024.0,
-                           (s->data_kib - smp.base_data - s->harness_data) / 1024.0);
+                           (s->data_kib - smp.base_data - s->harness_data) / 1024.0, s->live_kib / 1024.0);
         if (write(fd, line, (size_t)len) != len)
             fatal(1, "short write to the series file", 0);
     }
     close(fd);
 }
 
-/* The idle phase shared by both peak-then-free workloads: sleep without
- * touching the allocator, read RSS and VmData 1 s and 2 s after the free. */
+/* Append " key=value" to res.extra. */
+static void extra(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void extra(const char *fmt, ...)
+{
+    size_t used = strlen(res.extra);
+    if (used + 2 >= sizeof res.extra)
+        return;
+    res.extra[used++] = ' ';
+    res.extra[used] = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res.extra + used, sizeof res.extra - used, fmt, ap);
+    va_end(ap);
+}
+
+/* The idle phase shared by the peak-then-free workloads: sleep without
+ * touching the allocator; read RSS, VmData and the mapping count 0.5, 1, 2
+ * and (when the phase is that long) 3 s after the free.  The harness's own
+ * bytes at the time go with each reading (harness_kib: touched). */
 static void idle_phase(double t_free, double idle_s, size_t live, long rss_peak, long data_peak)
 {
-    long rss1, data1, rss2, data2;
-    sleep_until(t_free + 1.0);
-    read_mem(&rss1, &data1);
-    sleep_until(t_free + 2.0);
-    read_mem(&rss2, &data2);
+    static const double at[] = {0.5, 1.0, 2.0, 3.0};
+    static const char *const name[] = {"500ms", "1s", "2s", "3s"};
+    extra("live_after=%zu rss_peak_kib=%ld data_peak_kib=%ld base_rss_kib=%ld base_data_kib=%ld", live,
+          rss_peak, data_peak, smp.base_rss, smp.base_data);
+    for (int i = 0; i < 4 && at[i] <= idle_s + 1e-9; i++) {
+        long rss, data;
+        sleep_until(t_free + at[i]);
+        read_mem(&rss, &data);
+        long maps = count_maps();
+        extra("rss_%s_kib=%ld data_%s_kib=%ld maps_%s=%ld", name[i], rss, name[i], data, name[i], maps);
+    }
     sleep_until(t_free + idle_s);
-    size_t used = strlen(res.extra);
-    snprintf(res.extra + used, sizeof res.extra - used,
-             " live_after=%zu rss_peak_kib=%ld data_peak_kib=%ld rss_1s_kib=%ld data_1s_kib=%ld"
-             " rss_2s_kib=%ld data_2s_kib=%ld base_rss_kib=%ld base_data_kib=%ld",
-             live, rss_peak, data_peak, rss1, data1, rss2, data2, smp.base_rss, smp.base_data);
 }
 
 static double idle_seconds(double scale) { return scale < 0.9 ? 2.2 : 3.0; }
@@ -1137,14 +1186,20 @@ static void w_peakfree(double scale, const char *series, double *work_time)
 }
 
 /* ======================================================================== */
-/* Workload 9 - fragfree: 90% of small objects die at random.                */
-/* Allocate ~512 MiB (times SCALE) of 16-256 byte objects, free 90% of them  */
-/* at random, stay idle.  Objects die in random groups of consecutively      */
-/* allocated ones: if each died alone, 10% survivors would leave a live      */
-/* object on nearly every page and nobody could return anything.  Pages that */
-/* still hold a live object cannot go back (the "floor", computed here from  */
-/* the live objects' addresses); the report shows how much of the memory     */
-/* above that floor each allocator returns.                                  */
+/* Workloads 9 and 10 - fragfree and randfree: 90% of small objects die.     */
+/* Allocate many 16-256 byte objects (fragfree ~512 MiB, randfree ~2 GiB,    */
+/* times SCALE), free 90% of them at random, stay idle (randfree: 3 s, with  */
+/* RSS, VmData and the mapping count read 0.5, 1, 2 and 3 s after the free). */
+/* Objects die in random groups of consecutively allocated ones (a list, a   */
+/* tree, a parsed document: 1 to 1024 objects, each group survives with      */
+/* chance 1/10): if each died alone, 10% survivors would leave a live object */
+/* on nearly every page and nobody could return anything.  Pages that still  */
+/* hold a live object cannot go back (the "floor", computed from the live    */
+/* objects' addresses after the idle phase); the report shows how much of    */
+/* the memory above that floor each allocator returns, and (randfree)        */
+/* whether VmData, the commit, follows RSS down.  The harness keeps only a   */
+/* pointer per object: the n-th object's size and tag come from a hash of n, */
+/* and the groups' fates from a generator that is replayed when needed.      */
 /* ======================================================================== */
 
 static void sort_u64(uint64_t *a, size_t n) /* heapsort: no allocator, no recursion */
@@ -1177,16 +1232,36 @@ static void sort_u64(uint64_t *a, size_t n) /* heapsort: no allocator, no recurs
     }
 }
 
-static void w_fragfree(double scale, const char *series, double *work_time)
+/* The fates of objects 0, 1, 2, ... in order: groups of 1-1024, each kept
+ * with chance 1/10.  The same seed gives the same fates on every replay. */
+typedef struct {
+    rng_t r;
+    size_t left;
+    int keep;
+} fates_t;
+
+static inline int fate_next(fates_t *f)
+{
+    if (f->left == 0) {
+        f->left = rlog(&f->r, 1, 1024);
+        f->keep = runi(&f->r, 10) == 0;
+    }
+    f->left--;
+    return f->keep;
+}
+
+static inline uint64_t fr_hash(uint64_t seed, size_t i) { return mix64(seed + (uint64_t)i * PAT_K); }
+static inline size_t fr_size(uint64_t h) { return log_uniform(h, 16, 256); }
+static inline uint64_t fr_tag(uint64_t h) { return mix64(h ^ 0x5851F42D4C957F2Dull); }
+
+static void frag_workload(size_t target, uint64_t seed, double idle_s, const char *series, double *work_time)
 {
     sampler_start();
     double t_start = now();
-    size_t target = (size_t)(512.0 * (double)MiB * scale);
-    size_t cap = 65536, count = 0, total = 0;
+    size_t cap = (size_t)1 << 20, count = 0, total = 0;
     harness_begin();
-    obj_t *o = os_alloc(cap * sizeof *o); /* harness memory: not the allocator's */
+    void **o = os_alloc(cap * sizeof *o); /* harness memory: not the allocator's */
     harness_end(0, cap * sizeof *o);
-    rng_t r = rseed(9);
     while (total < target) {
         if (count == cap) {
             harness_begin();
@@ -1194,43 +1269,51 @@ static void w_fragfree(double scale, const char *series, double *work_time)
             cap *= 2;
             harness_end(atomic_load(&harness_touched), cap * sizeof *o);
         }
-        if ((count & 1023) == 0)
-            atomic_store(&harness_touched, (count + 1024) * sizeof *o);
-        obj_new(&o[count], &r, rlog(&r, 16, 256));
-        total += o[count++].n;
+        if ((count & 4095) == 0)
+            atomic_store(&harness_touched, (count + 4096) * sizeof *o);
+        uint64_t h = fr_hash(seed, count);
+        size_t n = fr_size(h);
+        o[count] = xmalloc(n);
+        fill(o[count], n, fr_tag(h));
+        total += n;
+        count++;
     }
     res.live_peak = total;
     note_peak();
     long rss_peak, data_peak;
     read_mem(&rss_peak, &data_peak);
     size_t harness_peak = (count * sizeof *o + 4095) & ~(size_t)4095; /* touched */
-    /* Objects die in groups allocated together (a list, a tree, a parsed
-     * document), of 1 to 1024 objects; each group survives with chance 1/10. */
+    fates_t f = {rseed(seed ^ 0x6A09E667F3BCC908ull), 0, 0};
     size_t kept = 0, live = 0;
-    for (size_t i = 0; i < count;) {
-        size_t g = rlog(&r, 1, 1024);
-        int survive = runi(&r, 10) == 0;
-        for (size_t end = i + g < count ? i + g : count; i < end; i++) {
-            if (survive) {
-                o[kept++] = o[i];
-                live += o[i].n;
-            } else {
-                res.checksum += obj_free(&o[i]);
-            }
+    for (size_t i = 0; i < count; i++) {
+        uint64_t h = fr_hash(seed, i);
+        if (fate_next(&f)) {
+            o[kept++] = o[i];
+            live += fr_size(h);
+        } else {
+            res.checksum += check(o[i], fr_size(h), fr_tag(h));
+            free(o[i]);
         }
     }
     double t_free = now();
     *work_time = t_free - t_start;
-    /* The floor: distinct 4 KiB pages holding a byte of a live object.
-     * Computed during the idle phase: it uses only mmap'd memory. */
-    size_t maxpages = kept * 2 + 1;
     harness_begin();
     size_t harness = os_trim(o, cap * sizeof *o, kept * sizeof *o);
+    harness_end(harness, harness);
+    extra("harness_peak_kib=%zu harness_kib=%zu objects=%zu kept=%zu", harness_peak / 1024, harness / 1024,
+          count, kept);
+    atomic_store(&smp_live, live);
+    idle_phase(t_free, idle_s, live, rss_peak, data_peak);
+    sampler_finish(series, t_free);
+
+    /* The floor: distinct 4 KiB pages holding a byte of a live object. */
+    size_t maxpages = kept * 2 + 1, np = 0, k = 0;
     uint64_t *pages = os_alloc(maxpages * 8);
-    harness_end(harness + maxpages * 8, harness + maxpages * 8);
-    size_t np = 0;
-    for (size_t i = 0; i < kept; i++) {
-        uintptr_t a = (uintptr_t)o[i].p, b = a + o[i].n - 1;
+    f = (fates_t){rseed(seed ^ 0x6A09E667F3BCC908ull), 0, 0};
+    for (size_t i = 0; i < count; i++) {
+        if (!fate_next(&f))
+            continue;
+        uintptr_t a = (uintptr_t)o[k++], b = a + fr_size(fr_hash(seed, i)) - 1;
         pages[np++] = a >> 12;
         if ((b >> 12) != (a >> 12))
             pages[np++] = b >> 12;
@@ -1239,16 +1322,686 @@ static void w_fragfree(double scale, const char *series, double *work_time)
     size_t distinct = 0;
     for (size_t i = 0; i < np; i++)
         distinct += i == 0 || pages[i] != pages[i - 1];
-    harness_begin();
     munmap(pages, maxpages * 8);
-    harness_end(harness, harness);
-    snprintf(res.extra, sizeof res.extra, "floor_kib=%zu harness_peak_kib=%zu harness_kib=%zu",
-             distinct * 4, harness_peak / 1024, harness / 1024);
-    idle_phase(t_free, idle_seconds(scale), live, rss_peak, data_peak);
-    sampler_finish(series, t_free);
-    for (size_t i = 0; i < kept; i++)
-        res.checksum += obj_free(&o[i]);
+    extra("floor_kib=%zu", distinct * 4);
+
+    f = (fates_t){rseed(seed ^ 0x6A09E667F3BCC908ull), 0, 0};
+    k = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!fate_next(&f))
+            continue;
+        uint64_t h = fr_hash(seed, i);
+        res.checksum += check(o[k], fr_size(h), fr_tag(h));
+        free(o[k++]);
+    }
     munmap(o, harness);
+}
+
+static void w_fragfree(double scale, const char *series, double *work_time)
+{
+    frag_workload((size_t)(512.0 * (double)MiB * scale), 9, idle_seconds(scale), series, work_time);
+}
+
+static void w_randfree(double scale, const char *series, double *work_time)
+{
+    frag_workload((size_t)(2.0 * (double)GiB * scale), 11, 3.05, series, work_time);
+}
+
+/* ======================================================================== */
+/* Workloads 11 and 12 - larson, larson_mixed: a server whose connections    */
+/* move from thread to thread (after Larson and Krishnan's benchmark).       */
+/* Each of T chains owns an array of 1000 slots of objects of uniformly      */
+/* random size, 16 B-1 KiB (larson_mixed: 16 B-8 KiB).  A thread replaces    */
+/* random slots (check and free the old object, allocate a new one), then    */
+/* starts a new thread that inherits the array and ends; the new thread      */
+/* joins the old one first.  So nearly every free is of an object another,   */
+/* usually finished, thread allocated.  Run with 4 chains, then with 8 (on   */
+/* 2 cores), the same number of replacements each; the time is the sum and   */
+/* each part is reported.                                                    */
+/* ======================================================================== */
+
+#define LS_SLOTS 1000
+
+typedef struct {
+    obj_t *slots;
+    rng_t r;
+    size_t gen, gens, ops, maxsz; /* generations done and to do; replacements per generation */
+    size_t live, live_peak;
+    uint64_t sum;
+    pthread_t prev; /* the thread of the latest generation */
+    int has_prev;
+} ls_chain_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int running; /* chains not finished */
+} ls = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void *ls_thread(void *arg)
+{
+    ls_chain_t *c = arg;
+    if (c->has_prev)
+        join(c->prev); /* it has started us and is ending */
+    c->prev = pthread_self();
+    c->has_prev = 1;
+    if (!c->slots)
+        c->slots = xcalloc(LS_SLOTS, sizeof *c->slots);
+    for (size_t i = 0; i < c->ops; i++) {
+        obj_t *s = &c->slots[runi(&c->r, LS_SLOTS)];
+        if (s->p) {
+            c->live -= s->n;
+            c->sum += obj_free(s);
+        }
+        obj_new(s, &c->r, 16 + runi(&c->r, c->maxsz - 15));
+        c->live += s->n;
+        if (c->live > c->live_peak)
+            c->live_peak = c->live;
+    }
+    if (++c->gen < c->gens) {
+        pthread_t t;
+        spawn(&t, ls_thread, c); /* from here on, c is the new thread's */
+    } else {
+        pthread_mutex_lock(&ls.lock);
+        ls.running--;
+        pthread_cond_signal(&ls.cv);
+        pthread_mutex_unlock(&ls.lock);
+    }
+    return NULL;
+}
+
+static double ls_phase(int chains, size_t total_ops, size_t gens, size_t maxsz, uint64_t seed)
+{
+    ls_chain_t *c = xcalloc((size_t)chains, sizeof *c);
+    double t0 = now();
+    ls.running = chains;
+    for (int i = 0; i < chains; i++) {
+        c[i] = (ls_chain_t){.r = rseed(seed + (uint64_t)i), .gens = gens,
+                            .ops = total_ops / ((size_t)chains * gens) + 1, .maxsz = maxsz};
+        pthread_t t;
+        spawn(&t, ls_thread, &c[i]); /* joined by the chain's next generation, or below */
+    }
+    pthread_mutex_lock(&ls.lock);
+    while (ls.running > 0)
+        pthread_cond_wait(&ls.cv, &ls.lock);
+    pthread_mutex_unlock(&ls.lock);
+    for (int i = 0; i < chains; i++)
+        join(c[i].prev);
+    double t = now() - t0;
+    if (chains == 4)
+        note_peak();
+    size_t peak = 0;
+    for (int i = 0; i < chains; i++) {
+        for (size_t j = 0; j < LS_SLOTS; j++)
+            if (c[i].slots[j].p)
+                res.checksum += obj_free(&c[i].slots[j]);
+        free(c[i].slots);
+        res.checksum += c[i].sum;
+        peak += c[i].live_peak + LS_SLOTS * sizeof(obj_t);
+    }
+    if (peak > res.live_peak)
+        res.live_peak = peak;
+    free(c);
+    return t;
+}
+
+static void larson(double scale, size_t maxsz, uint64_t seed)
+{
+    size_t ops = (size_t)(15e6 * scale) + 1000, gens = (size_t)(100 * scale) + 4;
+    double t4 = ls_phase(4, ops, gens, maxsz, seed);
+    double t8 = ls_phase(8, ops, gens, maxsz, seed + 100);
+    extra("part_4threads_s=%.4f part_8threads_s=%.4f", t4, t8);
+}
+
+static void w_larson(double scale) { larson(scale, 1024, 1100); }
+static void w_larson_mixed(double scale) { larson(scale, 8192, 1200); }
+
+/* ======================================================================== */
+/* Workload 13 - rptest: a thread pool passing work around (after           */
+/* rpmalloc's rptest).  4 threads each keep a working set of 512 blocks      */
+/* replaced at random, and every round also allocate 16 blocks that they     */
+/* send, as one batch, to the mailbox of another thread chosen at random,    */
+/* which frees them when it next looks.  Sizes 16 B-16 KiB log-uniform, one  */
+/* in 16 of 16-128 KiB.  A sender whose target's mailbox holds 8 batches     */
+/* empties its own mailbox and yields until there is room.                   */
+/* ======================================================================== */
+
+#define RP_THREADS 4
+#define RP_WS 512
+#define RP_KEEP 48 /* working-set replacements per round */
+#define RP_PASS 16 /* blocks sent per round */
+#define RP_MAILMAX 8
+
+typedef struct rp_batch {
+    struct rp_batch *next;
+    obj_t o[RP_PASS];
+} rp_batch_t;
+
+static struct {
+    pthread_mutex_t lock[RP_THREADS];
+    rp_batch_t *mail[RP_THREADS];
+    atomic_int pending[RP_THREADS];
+    atomic_int finished;
+    size_t rounds;
+    uint64_t sum[RP_THREADS];
+    size_t live_peak[RP_THREADS];
+} rp;
+
+static size_t rp_size(rng_t *r) { return runi(r, 16) == 0 ? rlog(r, 16 * KiB + 1, 128 * KiB) : rlog(r, 16, 16 * KiB); }
+
+static uint64_t rp_drain(int id)
+{
+    if (atomic_load(&rp.pending[id]) == 0)
+        return 0;
+    pthread_mutex_lock(&rp.lock[id]);
+    rp_batch_t *b = rp.mail[id];
+    rp.mail[id] = NULL;
+    atomic_store(&rp.pending[id], 0);
+    pthread_mutex_unlock(&rp.lock[id]);
+    uint64_t sum = 0;
+    while (b) {
+        rp_batch_t *next = b->next;
+        for (int i = 0; i < RP_PASS; i++)
+            sum += obj_free(&b->o[i]);
+        free(b);
+        b = next;
+    }
+    return sum;
+}
+
+static void *rp_thread(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    rng_t r = rseed(700 + (uint64_t)id);
+    obj_t *ws = xcalloc(RP_WS, sizeof *ws);
+    uint64_t sum = 0;
+    size_t live = 0, peak = 0;
+    for (size_t round = 0; round < rp.rounds; round++) {
+        for (int k = 0; k < RP_KEEP; k++) {
+            obj_t *s = &ws[runi(&r, RP_WS)];
+            if (s->p) {
+                live -= s->n;
+                sum += obj_free(s);
+            }
+            obj_new(s, &r, rp_size(&r));
+            live += s->n;
+        }
+        if (live > peak)
+            peak = live;
+        rp_batch_t *b = xmalloc(sizeof *b);
+        for (int k = 0; k < RP_PASS; k++)
+            obj_new(&b->o[k], &r, rp_size(&r));
+        int to = (id + 1 + (int)runi(&r, RP_THREADS - 1)) % RP_THREADS;
+        while (atomic_load(&rp.pending[to]) >= RP_MAILMAX) {
+            sum += rp_drain(id);
+            sched_yield();
+        }
+        pthread_mutex_lock(&rp.lock[to]);
+        b->next = rp.mail[to];
+        rp.mail[to] = b;
+        atomic_fetch_add(&rp.pending[to], 1);
+        pthread_mutex_unlock(&rp.lock[to]);
+        sum += rp_drain(id);
+        if (id == 0 && round == rp.rounds / 2)
+            note_peak();
+    }
+    /* Nobody sends after counting itself finished; until all have, keep
+     * emptying the mailbox so that no sender waits forever. */
+    atomic_fetch_add(&rp.finished, 1);
+    while (atomic_load(&rp.finished) < RP_THREADS) {
+        sum += rp_drain(id);
+        sched_yield();
+    }
+    sum += rp_drain(id);
+    for (int i = 0; i < RP_WS; i++)
+        if (ws[i].p)
+            sum += obj_free(&ws[i]);
+    free(ws);
+    rp.sum[id] = sum;
+    rp.live_peak[id] = peak;
+    return NULL;
+}
+
+static void w_rptest(double scale)
+{
+    rp.rounds = (size_t)(75000 * scale) + 1;
+    for (int i = 0; i < RP_THREADS; i++)
+        pthread_mutex_init(&rp.lock[i], NULL);
+    pthread_t t[RP_THREADS];
+    for (int i = 0; i < RP_THREADS; i++)
+        spawn(&t[i], rp_thread, (void *)(intptr_t)i);
+    for (int i = 0; i < RP_THREADS; i++)
+        join(t[i]);
+    for (int i = 0; i < RP_THREADS; i++) {
+        res.checksum += rp.sum[i];
+        res.live_peak += rp.live_peak[i] + (size_t)(RP_MAILMAX + 1) * RP_PASS * 8 * KiB; /* estimate */
+    }
+}
+
+/* ======================================================================== */
+/* Workload 14 - threadtest: many threads, each on its own (after glibc's    */
+/* bench-malloc-thread).  Each thread replaces random slots of a 1024-slot   */
+/* working set, sizes 4 B-32 KiB log-uniform (as likely 4-8 B as 16-32 KiB); */
+/* nothing crosses threads.  Run with 1, 4 and 16 threads, the same number   */
+/* of replacements in total each time; the time is the sum of the three,     */
+/* each part is reported.                                                    */
+/* ======================================================================== */
+
+#define TT_WS 1024
+#define TT_MAXT 16
+
+static struct {
+    pthread_barrier_t start;
+    size_t ops; /* per thread */
+    int nthreads;
+    uint64_t sum[TT_MAXT];
+} tt;
+
+static void *tt_thread(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    rng_t r = rseed(800 + 64 * (uint64_t)tt.nthreads + (uint64_t)id);
+    obj_t *ws = xcalloc(TT_WS, sizeof *ws);
+    uint64_t sum = 0;
+    pthread_barrier_wait(&tt.start);
+    for (size_t i = 0; i < tt.ops; i++) {
+        obj_t *s = &ws[runi(&r, TT_WS)];
+        if (s->p)
+            sum += obj_free(s);
+        obj_new(s, &r, rlog(&r, 4, 32 * KiB));
+        if (id == 0 && i == tt.ops / 2 && tt.nthreads == TT_MAXT)
+            note_peak();
+    }
+    for (int i = 0; i < TT_WS; i++)
+        if (ws[i].p)
+            sum += obj_free(&ws[i]);
+    free(ws);
+    tt.sum[id] = sum;
+    return NULL;
+}
+
+static double tt_run(int n, size_t total_ops)
+{
+    pthread_t t[TT_MAXT];
+    tt.nthreads = n;
+    tt.ops = total_ops / (size_t)n;
+    pthread_barrier_init(&tt.start, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++)
+        spawn(&t[i], tt_thread, (void *)(intptr_t)i);
+    pthread_barrier_wait(&tt.start);
+    double t0 = now();
+    for (int i = 0; i < n; i++)
+        join(t[i]);
+    double dt = now() - t0;
+    pthread_barrier_destroy(&tt.start);
+    for (int i = 0; i < n; i++)
+        res.checksum += tt.sum[i];
+    return dt;
+}
+
+static void w_threadtest(double scale)
+{
+    size_t ops = (size_t)(16e6 * scale) + 16;
+    double t1 = tt_run(1, ops), t4 = tt_run(4, ops), t16 = tt_run(16, ops);
+    res.live_peak = TT_MAXT * TT_WS * (32 * KiB / 9); /* 16 working sets of mean size 3.6 KiB */
+    extra("part_1thread_s=%.4f part_4threads_s=%.4f part_16threads_s=%.4f", t1, t4, t16);
+}
+
+/* ======================================================================== */
+/* Workload 15 - swing: a live set that swings, every free remote.           */
+/* 2 producer threads allocate blocks of 16 B-64 KiB (log-uniform) in        */
+/* batches of 64 and queue them; 2 consumer threads take the oldest batches  */
+/* off the queue and free them whenever the live bytes exceed the target.    */
+/* The target alternates between 500 MiB and 50 MiB (times SCALE) every 5 s  */
+/* (4 s below scale 0.9), 3 cycles (1 below scale 0.9), high first; the work */
+/* never stops, so the allocator must give memory back while it is busy.     */
+/* RSS, VmData and the live bytes are read 1 s and 3 s into each low phase.  */
+/* Throughput: time per million malloc+free.  The checksum covers the first  */
+/* 40 000 x SCALE blocks of each producer, the amount every run makes.       */
+/* ======================================================================== */
+
+#define SW_PRODUCERS 2
+#define SW_CONSUMERS 2
+#define SW_BATCH 64
+#define SW_LOWS 3
+
+typedef struct sw_batch {
+    struct sw_batch *next;
+    int producer;
+    size_t seq0, bytes;
+    obj_t o[SW_BATCH];
+} sw_batch_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t room, excess;
+    sw_batch_t *head, *tail; /* FIFO: consumers take the oldest */
+    size_t target, slack;    /* under lock */
+    int stop, drain;         /* under lock */
+    atomic_size_t live, ops;
+    size_t check_n; /* checksum over each producer's blocks 0 .. check_n - 1 */
+    uint64_t sum[SW_CONSUMERS];
+    size_t made[SW_PRODUCERS];
+} sw = {.lock = PTHREAD_MUTEX_INITIALIZER, .room = PTHREAD_COND_INITIALIZER, .excess = PTHREAD_COND_INITIALIZER};
+
+static void *sw_producer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    rng_t r = rseed(1300 + (uint64_t)id);
+    size_t seq = 0;
+    for (;;) {
+        pthread_mutex_lock(&sw.lock);
+        while (!sw.stop && atomic_load(&sw.live) > sw.target + sw.slack)
+            pthread_cond_wait(&sw.room, &sw.lock);
+        int stop = sw.stop;
+        pthread_mutex_unlock(&sw.lock);
+        if (stop)
+            break;
+        sw_batch_t *b = xmalloc(sizeof *b);
+        b->producer = id;
+        b->seq0 = seq;
+        b->bytes = sizeof *b;
+        for (int i = 0; i < SW_BATCH; i++) {
+            obj_new(&b->o[i], &r, rlog(&r, 16, 64 * KiB));
+            b->bytes += b->o[i].n;
+        }
+        seq += SW_BATCH;
+        atomic_fetch_add(&sw.live, b->bytes);
+        atomic_store(&smp_live, atomic_load(&sw.live));
+        atomic_fetch_add(&sw.ops, SW_BATCH + 1);
+        b->next = NULL;
+        pthread_mutex_lock(&sw.lock);
+        if (sw.tail)
+            sw.tail->next = b;
+        else
+            sw.head = b;
+        sw.tail = b;
+        pthread_cond_signal(&sw.excess);
+        pthread_mutex_unlock(&sw.lock);
+    }
+    sw.made[id] = seq;
+    return NULL;
+}
+
+static void *sw_consumer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    uint64_t sum = 0;
+    for (;;) {
+        pthread_mutex_lock(&sw.lock);
+        while (!(sw.head && (sw.drain || atomic_load(&sw.live) > sw.target)) && !(sw.drain && !sw.head))
+            pthread_cond_wait(&sw.excess, &sw.lock);
+        sw_batch_t *b = sw.head;
+        if (b) {
+            sw.head = b->next;
+            if (!sw.head)
+                sw.tail = NULL;
+        }
+        pthread_mutex_unlock(&sw.lock);
+        if (!b)
+            break; /* draining, and nothing is left */
+        for (int i = 0; i < SW_BATCH; i++) {
+            uint64_t c = obj_free(&b->o[i]);
+            if (b->seq0 + (size_t)i < sw.check_n)
+                sum += c + (uint64_t)b->producer;
+        }
+        size_t bytes = b->bytes;
+        free(b);
+        atomic_fetch_sub(&sw.live, bytes);
+        atomic_store(&smp_live, atomic_load(&sw.live));
+        atomic_fetch_add(&sw.ops, SW_BATCH + 1);
+        pthread_mutex_lock(&sw.lock);
+        pthread_cond_broadcast(&sw.room);
+        pthread_mutex_unlock(&sw.lock);
+    }
+    sw.sum[id] = sum;
+    return NULL;
+}
+
+static void sw_set(size_t target)
+{
+    pthread_mutex_lock(&sw.lock);
+    sw.target = target;
+    sw.slack = target / 64 > MiB ? target / 64 : MiB;
+    pthread_cond_broadcast(&sw.room);
+    pthread_cond_broadcast(&sw.excess);
+    pthread_mutex_unlock(&sw.lock);
+}
+
+static void w_swing(double scale, const char *series, double *work_time)
+{
+    const size_t high = (size_t)(500.0 * (double)MiB * scale), low = (size_t)(50.0 * (double)MiB * scale);
+    const double phase = scale < 0.9 ? 4.0 : 5.0;
+    const int cycles = scale < 0.9 ? 1 : SW_LOWS;
+    sw.check_n = (size_t)(40000 * scale) + SW_BATCH;
+    long rss1[SW_LOWS], data1[SW_LOWS], rss3[SW_LOWS], data3[SW_LOWS], rss_high = 0, data_high = 0;
+    size_t live1[SW_LOWS], live3[SW_LOWS];
+    sampler_start();
+    sw_set(high);
+    pthread_t p[SW_PRODUCERS], c[SW_CONSUMERS];
+    double t0 = now();
+    for (int i = 0; i < SW_CONSUMERS; i++)
+        spawn(&c[i], sw_consumer, (void *)(intptr_t)i);
+    for (int i = 0; i < SW_PRODUCERS; i++)
+        spawn(&p[i], sw_producer, (void *)(intptr_t)i);
+    for (int k = 0; k < cycles; k++) {
+        sw_set(high);
+        sleep_until(t0 + (2 * k + 1) * phase);
+        long rss, data;
+        read_mem(&rss, &data);
+        if (rss > rss_high) {
+            rss_high = rss;
+            data_high = data;
+        }
+        if (k == 0) {
+            note_peak();
+            res.live_peak = atomic_load(&sw.live);
+        }
+        sw_set(low);
+        double t_low = now();
+        sleep_until(t_low + 1.0);
+        read_mem(&rss1[k], &data1[k]);
+        live1[k] = atomic_load(&sw.live);
+        sleep_until(t_low + 3.0);
+        read_mem(&rss3[k], &data3[k]);
+        live3[k] = atomic_load(&sw.live);
+        sleep_until(t0 + (2 * k + 2) * phase);
+    }
+    pthread_mutex_lock(&sw.lock);
+    sw.stop = 1;
+    pthread_cond_broadcast(&sw.room);
+    pthread_mutex_unlock(&sw.lock);
+    double t_stop = now();
+    size_t ops = atomic_load(&sw.ops);
+    for (int i = 0; i < SW_PRODUCERS; i++)
+        join(p[i]);
+    pthread_mutex_lock(&sw.lock);
+    sw.drain = 1;
+    pthread_cond_broadcast(&sw.excess);
+    pthread_mutex_unlock(&sw.lock);
+    for (int i = 0; i < SW_CONSUMERS; i++)
+        join(c[i]);
+    sampler_finish(series, t0);
+    for (int i = 0; i < SW_CONSUMERS; i++)
+        res.checksum += sw.sum[i];
+    for (int i = 0; i < SW_PRODUCERS; i++)
+        if (sw.made[i] < sw.check_n) /* too slow to make the checked blocks: a wrong checksum */
+            res.checksum ^= 0xBADull << (8 * i);
+    /* Time per million malloc+free, so that lower is better as elsewhere. */
+    *work_time = (t_stop - t0) / ((double)ops / 1e6);
+    char l1[256] = "", l3[256] = "";
+    size_t u1 = 0, u3 = 0;
+    for (int k = 0; k < cycles; k++) {
+        u1 += (size_t)snprintf(l1 + u1, sizeof l1 - u1, "%s%ld:%ld:%zu", k ? "," : "", rss1[k], data1[k], live1[k]);
+        u3 += (size_t)snprintf(l3 + u3, sizeof l3 - u3, "%s%ld:%ld:%zu", k ? "," : "", rss3[k], data3[k], live3[k]);
+    }
+    extra("ops=%zu seconds=%.3f mops_per_s=%.4f high_kib=%zu low_kib=%zu phase_s=%g rss_high_kib=%ld data_high_kib=%ld"
+          " low_1s=%s low_3s=%s", ops, t_stop - t0, (double)ops / 1e6 / (t_stop - t0), high / 1024, low / 1024, phase,
+          rss_high, data_high, l1, l3);
+}
+
+/* ======================================================================== */
+/* Workload 16 - threads1k: 1000 threads alive at once.                      */
+/* Each thread allocates 64 objects of 16-512 B, then waits on a barrier;    */
+/* with all of them waiting, the main thread reads RSS and VmData; then they */
+/* free their objects and end.  3 rounds (2 below scale 0.9).  Reported:     */
+/* the largest RSS and VmData at the barrier minus the same process's before */
+/* any thread started (its main thread has allocated the same 64 objects):   */
+/* the memory 1000 threads cost.                                             */
+/* ======================================================================== */
+
+#define TK_THREADS 1000
+#define TK_OBJECTS 64
+
+static struct {
+    pthread_barrier_t held, go;
+    uint64_t sum[TK_THREADS];
+} tk;
+
+static void tk_objects(obj_t *o, uint64_t seed)
+{
+    rng_t r = rseed(seed);
+    for (int i = 0; i < TK_OBJECTS; i++)
+        obj_new(&o[i], &r, rlog(&r, 16, 512));
+}
+
+static void *tk_thread(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    obj_t o[TK_OBJECTS];
+    tk_objects(o, 900 + (uint64_t)id);
+    pthread_barrier_wait(&tk.held);
+    pthread_barrier_wait(&tk.go);
+    uint64_t sum = 0;
+    for (int i = 0; i < TK_OBJECTS; i++)
+        sum += obj_free(&o[i]);
+    tk.sum[id] = sum;
+    return NULL;
+}
+
+static void w_threads1k(double scale)
+{
+    int rounds = scale < 0.9 ? 2 : 3;
+    obj_t mine[TK_OBJECTS];
+    tk_objects(mine, 899);
+    long rss0, data0, maps0 = count_maps();
+    read_mem(&rss0, &data0);
+    pthread_t *t = xcalloc(TK_THREADS, sizeof *t);
+    long rss_d = 0, data_d = 0, maps = 0, rss_first = 0;
+    for (int k = 0; k < rounds; k++) {
+        pthread_barrier_init(&tk.held, NULL, TK_THREADS + 1);
+        pthread_barrier_init(&tk.go, NULL, TK_THREADS + 1);
+        for (int i = 0; i < TK_THREADS; i++)
+            spawn(&t[i], tk_thread, (void *)(intptr_t)i);
+        pthread_barrier_wait(&tk.held);
+        long rss, data;
+        read_mem(&rss, &data);
+        long m = count_maps();
+        if (k == 0) {
+            rss_first = rss - rss0;
+            note_peak();
+        }
+        if (rss - rss0 > rss_d)
+            rss_d = rss - rss0;
+        if (data - data0 > data_d)
+            data_d = data - data0;
+        if (m > maps)
+            maps = m;
+        pthread_barrier_wait(&tk.go);
+        for (int i = 0; i < TK_THREADS; i++)
+            join(t[i]);
+        pthread_barrier_destroy(&tk.held);
+        pthread_barrier_destroy(&tk.go);
+        for (int i = 0; i < TK_THREADS; i++)
+            res.checksum += tk.sum[i];
+    }
+    free(t);
+    for (int i = 0; i < TK_OBJECTS; i++)
+        res.checksum += obj_free(&mine[i]);
+    res.live_peak = (TK_THREADS + 1) * TK_OBJECTS * 128;
+    extra("threads=%d rounds=%d base_rss_kib=%ld base_data_kib=%ld base_maps=%ld rss_delta_kib=%ld"
+          " rss_delta_first_kib=%ld data_delta_kib=%ld maps_held=%ld",
+          TK_THREADS, rounds, rss0, data0, maps0, rss_d, rss_first, data_d, maps);
+}
+
+/* ======================================================================== */
+/* Workload 17 - churn3: 3 threads churning a 200 MiB (times SCALE) live     */
+/* heap of 16 B-256 KiB objects (log-uniform), the RLIMIT_DATA bisection's   */
+/* multi-threaded case.  Each thread fills an array of slots, then replaces  */
+/* random slots; after each of 8 rounds the arrays move on to the next       */
+/* thread, so from the second round on most frees are of objects another     */
+/* thread allocated.  The live bytes are counted exactly (one shared atomic  */
+/* counter), so the bisection's "live" is the true peak.                     */
+/* ======================================================================== */
+
+#define C3_THREADS 3
+#define C3_ROUNDS 8
+
+static struct {
+    obj_t *arr[C3_THREADS];
+    size_t slots, ops; /* per array; replacements per thread and round */
+    pthread_barrier_t bar;
+    atomic_size_t live, peak;
+    uint64_t sum[C3_THREADS];
+} c3;
+
+static void c3_add(size_t n)
+{
+    size_t v = atomic_fetch_add(&c3.live, n) + n, p = atomic_load(&c3.peak);
+    while (v > p && !atomic_compare_exchange_weak(&c3.peak, &p, v))
+        ;
+}
+
+static void *c3_thread(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    rng_t r = rseed(1400 + (uint64_t)id);
+    uint64_t sum = 0;
+    obj_t *a = c3.arr[id];
+    for (size_t i = 0; i < c3.slots; i++) {
+        obj_new(&a[i], &r, rlog(&r, 16, 256 * KiB));
+        c3_add(a[i].n);
+    }
+    pthread_barrier_wait(&c3.bar);
+    for (int round = 0; round < C3_ROUNDS; round++) {
+        a = c3.arr[(id + round) % C3_THREADS];
+        for (size_t i = 0; i < c3.ops; i++) {
+            obj_t *s = &a[runi(&r, c3.slots)];
+            atomic_fetch_sub(&c3.live, s->n);
+            sum += obj_free(s);
+            obj_new(s, &r, rlog(&r, 16, 256 * KiB));
+            c3_add(s->n);
+        }
+        pthread_barrier_wait(&c3.bar);
+        if (id == 0 && round == C3_ROUNDS / 2)
+            note_peak();
+    }
+    c3.sum[id] = sum;
+    return NULL;
+}
+
+static void w_churn3(double scale)
+{
+    /* The mean of log-uniform 16 B-256 KiB is (256 Ki - 16) / ln(16 Ki) = 27 012 B. */
+    c3.slots = (size_t)(200.0 * (double)MiB * scale / C3_THREADS / 27012.0) + 16;
+    c3.ops = (size_t)(12000 * scale) + 16;
+    for (int i = 0; i < C3_THREADS; i++)
+        c3.arr[i] = xcalloc(c3.slots, sizeof(obj_t));
+    c3_add(C3_THREADS * c3.slots * sizeof(obj_t));
+    pthread_barrier_init(&c3.bar, NULL, C3_THREADS);
+    pthread_t t[C3_THREADS];
+    for (int i = 0; i < C3_THREADS; i++)
+        spawn(&t[i], c3_thread, (void *)(intptr_t)i);
+    for (int i = 0; i < C3_THREADS; i++)
+        join(t[i]);
+    pthread_barrier_destroy(&c3.bar);
+    for (int i = 0; i < C3_THREADS; i++) {
+        for (size_t j = 0; j < c3.slots; j++)
+            res.checksum += obj_free(&c3.arr[i][j]);
+        free(c3.arr[i]);
+        res.checksum += c3.sum[i];
+    }
+    res.live_peak = atomic_load(&c3.peak);
 }
 
 /* ======================================================================== */
@@ -1307,8 +2060,10 @@ static int spawn_cmd(char **argv)
 /* Driver.                                                                   */
 /* ======================================================================== */
 
-static const char *const names[] = {"small", "xthread", "prodcons", "server", "random",
-                                    "large", "churn", "peakfree", "fragfree", "noop"};
+static const char *const names[] = {"small",     "xthread",      "prodcons", "server",    "random",
+                                    "large",     "churn",        "peakfree", "fragfree",  "randfree",
+                                    "larson",    "larson_mixed", "rptest",   "threadtest", "swing",
+                                    "threads1k", "churn3",       "noop"};
 
 int main(int argc, char **argv)
 {
@@ -1361,6 +2116,22 @@ int main(int argc, char **argv)
         w_peakfree(scale, series, &t);
     else if (!strcmp(w, "fragfree"))
         w_fragfree(scale, series, &t);
+    else if (!strcmp(w, "randfree"))
+        w_randfree(scale, series, &t);
+    else if (!strcmp(w, "larson"))
+        w_larson(scale);
+    else if (!strcmp(w, "larson_mixed"))
+        w_larson_mixed(scale);
+    else if (!strcmp(w, "rptest"))
+        w_rptest(scale);
+    else if (!strcmp(w, "threadtest"))
+        w_threadtest(scale);
+    else if (!strcmp(w, "swing"))
+        w_swing(scale, series, &t);
+    else if (!strcmp(w, "threads1k"))
+        w_threads1k(scale);
+    else if (!strcmp(w, "churn3"))
+        w_churn3(scale);
     else if (!strcmp(w, "noop"))
         w_noop();
     else {

@@ -42,6 +42,14 @@
  * Trimming gives the heap back the central spans whose objects are all
  * free, and every thread's spare spans: the scavenger's trim hook.
  *
+ * Address order. Spans come back in any order and are pushed on the
+ * list's `returned` side; before a take or a trim looks at the front, they
+ * are merge-sorted into `head`, which is kept in address order. So threads
+ * refill from the lowest spans, and, when the live set shrinks, the spans
+ * high in the heap (above the heap's high_water, the scavenger's goal) are
+ * never adopted again: their last objects are freed where they are, and
+ * the empty spans go back to the heap for the scavenger to return.
+ *
  * Locks: one per class (GM_RANK_CENTRAL + class), and the BUSY rwlock
  * (GM_RANK_BUSY, before any central lock), base.h's order.
  */
@@ -55,8 +63,9 @@
  * objects, per class. Padded so classes do not share cache lines. */
 struct gm_central {
     pthread_mutex_t lock;
-    struct gm_span *head;
-    _Atomic uint64_t nspans; /* read without the lock: a hint */
+    struct gm_span *head;     /* taken from the front; in address order */
+    struct gm_span *returned; /* came back since the last sort, any order */
+    _Atomic uint64_t nspans; /* both lists; read without the lock: a hint */
 } __attribute__((aligned(GM_CACHE_LINE)));
 
 static struct gm_central gm_central[GM_NUM_CLASSES] = {[0 ... GM_NUM_CLASSES - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
@@ -91,23 +100,84 @@ void gm_busy_leave(void)
     gm_rank_release(GM_RANK_BUSY);
 }
 
+/* Address order. Spans are reused lowest first, as the page allocator
+ * hands out pages (first fit): when a live set shrinks, its objects gather
+ * in the low spans, the high ones empty and go back to the heap, and the
+ * top of the heap becomes whole free chunks that the scavenger can
+ * decommit. Taken in the order they came back, the spans of a peak would
+ * each keep a few objects for as long as the program runs. Spans that come
+ * back (a free into an exhausted span, a thread's exit) wait on `returned`
+ * and are merged in, sorted, when the front runs out and at every trim. */
+static struct gm_span *gm_span_merge(struct gm_span *a, struct gm_span *b)
+{
+    struct gm_span *head = NULL, **tail = &head;
+    while (a && b) {
+        struct gm_span **low = a->base < b->base ? &a : &b;
+        *tail = *low;
+        tail = &(*low)->next;
+        *low = (*low)->next;
+    }
+    *tail = a ? a : b;
+    return head;
+}
+
+/* Merge sort of a list linked through next, by base address. */
+static struct gm_span *gm_span_sort(struct gm_span *l)
+{
+    if (!l || !l->next) return l;
+    struct gm_span *slow = l, *fast = l->next;
+    while (fast && fast->next) {
+        slow = slow->next;
+        fast = fast->next->next;
+    }
+    struct gm_span *second = slow->next;
+    slow->next = NULL;
+    return gm_span_merge(gm_span_sort(l), gm_span_sort(second));
+}
+
+/* Merge the returned spans into the front list. Central lock held. */
+static void gm_central_sort(struct gm_central *c)
+{
+    if (!c->returned) return;
+    c->head = gm_span_merge(c->head, gm_span_sort(c->returned));
+    c->returned = NULL;
+    struct gm_span *prev = NULL;
+    for (struct gm_span *s = c->head; s; prev = s, s = s->next) s->prev = prev;
+}
+
+/* The front span of c, merging the returned ones in if it has run out.
+ * Central lock held. */
+static struct gm_span *gm_central_first(struct gm_central *c)
+{
+    if (!c->head) gm_central_sort(c);
+    return c->head;
+}
+
 void gm_central_push(struct gm_span *s)
 {
     struct gm_central *c = &gm_central[s->sizeclass];
     gm_central_lock(c);
-    gm_list_push(&c->head, s);
+    gm_list_push(&c->returned, s);
     gm_central_count(c, 1);
     gm_central_unlock(c);
 }
 
 /* Adopt a span with free objects from the central list of cls. */
-struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls)
+struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls, bool any)
 {
     struct gm_central *c = &gm_central[cls];
     if (!atomic_load_explicit(&c->nspans, memory_order_relaxed)) return NULL;
     gm_central_lock(c);
     struct gm_span *s;
-    while ((s = c->head)) {
+    while ((s = gm_central_first(c))) {
+        if (!any && gm_heap_above_goal(s)) { /* lowest first: the rest are above too */
+            if (c->returned) {
+                gm_central_sort(c);
+                if (!gm_heap_above_goal(c->head)) continue;
+            }
+            s = NULL;
+            break;
+        }
         gm_list_remove(&c->head, s);
         gm_central_count(c, -1);
         if (gm_span_collect(s) || s->used < s->nelems) break;
@@ -181,8 +251,14 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
     uint32_t n = gm_batch_size(cls);
     if (++tc->refills % GM_TICK_REFILLS == 0) gm_scav_tick();
     gm_central_lock(c);
-    while ((s = c->head) != NULL) {
+    while ((s = gm_central_first(c)) != NULL) {
         if (s->free || gm_span_collect(s)) {
+            if (s->used == 0 && gm_heap_above_goal(s)) { /* see gm_heap.high_water */
+                gm_list_remove(&c->head, s);
+                gm_central_count(c, -1);
+                gm_heap_free_span(s);
+                continue;
+            }
             gm_batch_take(st, s, n);
             gm_central_unlock(c);
             return gm_small_alloc(tc, cls);
@@ -337,6 +413,7 @@ size_t gm_central_trim(void)
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_central *ce = &gm_central[c];
         gm_central_lock(ce);
+        gm_central_sort(ce);
         struct gm_span *s = ce->head, *next;
         for (; s; s = next) {
             next = s->next;

@@ -57,7 +57,7 @@
 #include <errno.h>
 #include <string.h>
 
-struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct gm_heap gm_heap = {.lock = PTHREAD_MUTEX_INITIALIZER, .high_water = UINTPTR_MAX};
 static const struct gm_heap_hooks *_Atomic gm_heap_hooks; /* gm_heap_set_hooks */
 
 
@@ -87,6 +87,23 @@ size_t gm_heap_ungrown_pages(void)
 
 /* Stamp the frees that follow with the time (the scavenger's decay). */
 void gm_heap_stamp(void) { gm_heap.pages.now = gm_now_ms(); }
+
+/* heap_inuse grew by bytes: keep its peak. */
+static void gm_heap_inuse_grew(uint64_t bytes)
+{
+    uint64_t v = atomic_fetch_add_explicit(&gm_heap.heap_inuse, bytes, memory_order_relaxed) + bytes;
+    uint64_t peak = atomic_load_explicit(&gm_heap.inuse_peak, memory_order_relaxed);
+    while (v > peak && !atomic_compare_exchange_weak_explicit(&gm_heap.inuse_peak, &peak, v, memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+    }
+}
+
+uint64_t gm_heap_take_inuse_peak(void)
+{
+    uint64_t now = gm_stat_load(&gm_heap.heap_inuse);
+    uint64_t peak = atomic_exchange_explicit(&gm_heap.inuse_peak, now, memory_order_relaxed);
+    return peak > now ? peak : now;
+}
 
 uint64_t gm_heap_retained(void)
 {
@@ -221,7 +238,7 @@ static void gm_span_init(struct gm_span *s, uintptr_t base, size_t npages, unsig
         gm_sys_used((void *)base, bytes);
         gm_stat_add(&gm_heap.heap_released, -(int64_t)scav);
     }
-    gm_stat_add(&gm_heap.heap_inuse, (int64_t)bytes);
+    gm_heap_inuse_grew(bytes);
     gm_span_publish(s, base, npages);
     atomic_store_explicit(&s->state, cls ? GM_SPAN_SMALL : GM_SPAN_LARGE, memory_order_release);
 }
@@ -322,7 +339,7 @@ bool gm_heap_grow_span(struct gm_span *s, size_t npages)
             gm_stat_add(&gm_heap.heap_released, -(int64_t)scav);
         }
         if (scav != bytes) s->needzero = 1;
-        gm_stat_add(&gm_heap.heap_inuse, (int64_t)bytes);
+        gm_heap_inuse_grew(bytes);
         gm_span_publish(s, end, extra);
         s->npages = (uint32_t)npages;
         ok = true;

@@ -72,6 +72,15 @@ struct gm_heap {
     gm_stat heap_inuse;         /* in spans in use */
     gm_stat heap_released;      /* free and scavenged (incl. page caches) */
     gm_stat heap_decommitted;   /* decommitted (Reserved again), address kept */
+    /* The most heap_inuse has been since the scavenger last took it
+     * (gm_heap_take_inuse_peak): what its release goal follows. */
+    _Atomic uint64_t inuse_peak;
+    /* Where the heap's release goal ends (the scavenger's, through
+     * gm_heap_set_goal): spans at or above it whose objects are all free
+     * go back to the heap rather than being reused in place, so that a
+     * live set that shrank gathers below it. UINTPTR_MAX while the heap
+     * holds no more than its goal. */
+    _Atomic uintptr_t high_water;
     _Atomic uint64_t released_total;    /* bytes ever released with madvise */
     _Atomic uint64_t decommitted_total; /* bytes ever decommitted */
     _Atomic uint64_t recommitted_total; /* decommitted bytes committed again */
@@ -188,6 +197,19 @@ size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms) GM_HIDDEN
 bool gm_heap_caches_hold(void) GM_HIDDEN; /* any span cache not empty? */
 /* Retained heap memory (heap_sys - heap_released): what scavenging lowers. */
 uint64_t gm_heap_retained(void) GM_HIDDEN;
+/* The most heap_inuse has been since the last call, which starts the next
+ * such period at heap_inuse's present value. */
+uint64_t gm_heap_take_inuse_peak(void) GM_HIDDEN;
+/* Set high_water for a heap that should hold goal bytes: the address
+ * below which its committed pages add up to goal (decommitted holes do not
+ * count), or UINTPTR_MAX if it commits no more than that (or little
+ * more). heap_release.c. */
+void gm_heap_set_goal(uint64_t goal) GM_HIDDEN;
+/* Is s above the heap's goal (see high_water)? */
+static inline bool gm_heap_above_goal(const struct gm_span *s)
+{
+    return s->base >= atomic_load_explicit(&gm_heap.high_water, memory_order_relaxed);
+}
 
 /* Calls fn once for every span that is not dead, found at its base page in
  * the arenas' span tables (the statistics' walk, gm_check's). A span being

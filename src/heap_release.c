@@ -12,7 +12,9 @@
  *                         widen a hole and cost no mapping;
  *   gm_heap_decommit_runs under memory pressure only, free runs inside
  *                         chunks that still hold live pages;
- *   gm_heap_drain_caches  the threads' span caches back to the heap.
+ *   gm_heap_drain_caches  the threads' span caches back to the heap;
+ *   gm_heap_set_goal      the high_water mark above which spans whose
+ *                         objects are all free go back to the heap.
  * Each takes the heap lock only to pick pages (marking them in use, so no
  * allocation takes them meanwhile) and to put them back (released, or
  * listed as decommitted), never across the system call; scavenge.c holds
@@ -25,9 +27,12 @@
  * range is a hole in the heap's read-write mapping, so up to two more lines
  * in /proc/self/maps. The scavenger's paced work opens no hole past
  * GM_DECOMMIT_RANGES (then chunks are only released), but may always widen
- * an existing one; memory pressure (an allocation that fails otherwise) may
- * go up to GM_DECOMMIT_RANGES_MAX, trading a few more mappings for not
- * failing.
+ * an existing one. Memory pressure (an allocation that fails otherwise)
+ * has a budget that grows with the heap (gm_decommit_budget):
+ * GM_DECOMMIT_RANGES_PRESSURE plus one hole per MiB of heap, at most
+ * GM_DECOMMIT_RANGES_MAX, trading more mappings (still far below
+ * vm.max_map_count's 65530) for not failing where the free memory is
+ * scattered between live pages.
  */
 #include "heap.h"
 
@@ -35,7 +40,8 @@
 
 /* The decommitted ranges (see the top; heap lock). */
 #define GM_DECOMMIT_RANGES 16
-#define GM_DECOMMIT_RANGES_MAX 64
+#define GM_DECOMMIT_RANGES_PRESSURE 64
+#define GM_DECOMMIT_RANGES_MAX 1024
 /* One over the policy's maximum: gm_heap_decommit decides with the lock
  * held and records after its system call, and meanwhile growth may have
  * filled the list or recommitted the range its run was beside. Only one
@@ -46,6 +52,16 @@ static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX + 1];
 static size_t gm_ndecommitted, gm_decommitted_pages;
 
 size_t gm_heap_decommitted_pages(void) { return gm_decommitted_pages; }
+
+/* How many decommitted ranges the heap may have (see the top); under
+ * pressure the heap's size, committed or decommitted, sets it. */
+static size_t gm_decommit_budget(bool pressure)
+{
+    if (!pressure) return GM_DECOMMIT_RANGES;
+    size_t mib = (size_t)((gm_stat_load(&gm_heap.heap_sys) + gm_stat_load(&gm_heap.heap_decommitted)) >> 20);
+    size_t n = GM_DECOMMIT_RANGES_PRESSURE + mib;
+    return n < GM_DECOMMIT_RANGES_MAX ? n : GM_DECOMMIT_RANGES_MAX;
+}
 bool gm_heap_has_decommitted(void) { return gm_ndecommitted != 0; }
 
 /* Record the decommitted range [base, base + bytes); false if the list
@@ -80,8 +96,42 @@ static bool gm_decommitted_add(uintptr_t base, size_t bytes)
     return true;
 }
 
+/* The high_water mark for a heap whose goal is goal bytes (heap.h): the
+ * address below which the heap's committed pages add up to goal, rounded
+ * up to a chunk, walking the grown ranges and skipping the decommitted
+ * ones inside them (they hold nothing, and the live set may sit above
+ * them). UINTPTR_MAX while the heap commits no more than a chunk over its
+ * goal. Heap lock held. */
+static uintptr_t gm_goal_mark(uint64_t goal)
+{
+    const struct gm_addr_ranges *r = &gm_heap.pages.in_use;
+    if (r->total_bytes - ((uint64_t)gm_decommitted_pages << GM_PAGE_SHIFT) <= goal + GM_CHUNK_BYTES) return UINTPTR_MAX;
+    uint64_t below = 0;
+    size_t d = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        for (uintptr_t p = r->ranges[i].base, lim = r->ranges[i].limit; p < lim;) {
+            while (d < gm_ndecommitted && gm_decommitted[d].limit <= p) d++;
+            bool hole = d < gm_ndecommitted && gm_decommitted[d].base < lim;
+            uintptr_t end = !hole ? lim : gm_decommitted[d].base > p ? gm_decommitted[d].base : p;
+            if (below + (end - p) >= goal) return gm_align_up(p + (goal - below), GM_CHUNK_BYTES);
+            below += end - p;
+            if (!hole) break;
+            p = gm_decommitted[d].limit < lim ? gm_decommitted[d].limit : lim;
+        }
+    }
+    return UINTPTR_MAX;
+}
+
+void gm_heap_set_goal(uint64_t goal)
+{
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    uintptr_t mark = gm_goal_mark(goal);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    atomic_store_explicit(&gm_heap.high_water, mark, memory_order_relaxed);
+}
+
 /* Take free pages to decommit, in a chunk old for older_than: while the
- * list has room for one more range (under pressure or not), the highest
+ * budget has room for one more range (gm_decommit_budget), the highest
  * wholly free chunk; else (or if there is none) the free run right above
  * or below a decommitted range, which only widens a hole, costing no mapping (so a heap that
  * empties after pressure has filled the list still gives its commit
@@ -91,7 +141,7 @@ static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *np
 {
     struct gm_pagealloc *pa = &gm_heap.pages;
     *npages = GM_CHUNK_PAGES;
-    if (gm_ndecommitted < (pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES)) {
+    if (gm_ndecommitted < gm_decommit_budget(pressure)) {
         uintptr_t base = gm_pagealloc_take_free_chunk(pa, older_than, scav);
         if (base) return base;
     }
@@ -295,14 +345,15 @@ size_t gm_heap_drain_caches(bool all, uint32_t now, uint32_t decay_ms)
 
 /* Under memory pressure only (scavenge.c's reclaim): decommit free runs of at
  * least min_pages inside chunks that still hold live pages, lowest first,
- * as long as the decommitted-range list has room (which bounds the extra
- * mappings this costs). Heap lock held across the system calls: this is
+ * as long as the pressure budget of ranges has room (which bounds the
+ * extra mappings this costs). Heap lock held across the system calls: this is
  * the path where allocation has failed anyway. Returns bytes decommitted. */
 size_t gm_heap_decommit_runs(size_t min_pages)
 {
     size_t done = 0;
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
-    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_ndecommitted < GM_DECOMMIT_RANGES_MAX;) {
+    size_t budget = gm_decommit_budget(true);
+    for (size_t n = GM_CHUNK_PAGES / 2; n >= min_pages && gm_ndecommitted < budget;) {
         size_t scav_bytes;
         uintptr_t base = gm_pagealloc_alloc(&gm_heap.pages, n, &scav_bytes);
         if (!base) {

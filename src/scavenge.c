@@ -18,6 +18,21 @@
  *     right beside a decommitted range, which widen a hole at no mapping's
  *     cost (heap_release.c); heap growth commits them again before new
  *     address space.
+ *   - A live heap that shrinks while the program keeps working (threads
+ *     freeing what others allocated, a cache that empties) leaves frees in
+ *     nearly every chunk, so the age rule alone would hold the peak's
+ *     memory for as long as the work goes on. So the scavenger also keeps
+ *     a release goal: the most the heap had in use over the last decay
+ *     period, plus an eighth, plus 4 MiB (gm_scav_goal; Go paces its
+ *     scavenger to a goal from the GC's heap goal, which an explicit-free
+ *     heap does not have). Free memory beyond the goal goes back at the
+ *     next pass whatever its age, highest addresses first. The goal also
+ *     gives the heap an address, high_water (gm_heap_set_goal), below
+ *     which goal bytes lie: spans above it whose objects are all freed go
+ *     back to the heap instead of being reused, and the central lists hand
+ *     out spans lowest first and none above it (tcache.c, central.c), so
+ *     the live set gathers low and the high chunks empty out to be
+ *     returned whole.
  *   - Large spans parked in threads' span caches go back to the heap once
  *     the cache has not been used for decay_ms.
  *   - When the heap grows while its retained memory (heap_sys minus
@@ -234,12 +249,51 @@ static bool gm_decommits(void)
            atomic_load_explicit(&gm_heap.limit, memory_order_relaxed);
 }
 
-/* One pass: everything old enough (or everything, if all). gm_scav_lock
- * held. Returns bytes given back. */
+/* The release goal (Go's scavenger goal, with the recent peak of heap_inuse
+ * in the place of the GC's heap goal): the heap keeps at most what it had
+ * in use at its peak over the last decay period, plus an eighth, plus
+ * GM_SCAV_SLACK; free memory beyond that goes back at the next pass,
+ * whatever its age. The age rule alone lets a live heap that shrinks while
+ * the program goes on working hold its peak's pages for as long as any
+ * free lands in their chunks; the goal follows the drop within a decay
+ * period, and never takes what the program used in the last one. The
+ * peak is kept per quarter of the decay period (a pass's period), in a
+ * ring; gm_scav_lock. */
+#define GM_GOAL_SLOTS 4
+static struct {
+    uint64_t peak[GM_GOAL_SLOTS];
+    unsigned slot;
+    uint32_t slot_ms; /* when the current slot began */
+} gm_goal;
+
+static uint64_t gm_scav_goal(uint32_t now)
+{
+    uint32_t span = gm_opt.decay_ms / GM_GOAL_SLOTS + 1;
+    uint32_t elapsed = now - gm_goal.slot_ms;
+    if (elapsed >= span) {
+        uint32_t k = elapsed / span;
+        for (uint32_t i = 0; i < k && i < GM_GOAL_SLOTS; i++) {
+            gm_goal.slot = (gm_goal.slot + 1) % GM_GOAL_SLOTS;
+            gm_goal.peak[gm_goal.slot] = 0;
+        }
+        gm_goal.slot_ms = now;
+    }
+    uint64_t peak = gm_heap_take_inuse_peak();
+    if (peak > gm_goal.peak[gm_goal.slot]) gm_goal.peak[gm_goal.slot] = peak;
+    uint64_t recent = 0;
+    for (unsigned i = 0; i < GM_GOAL_SLOTS; i++)
+        if (gm_goal.peak[i] > recent) recent = gm_goal.peak[i];
+    return recent + recent / 8 + GM_SCAV_SLACK;
+}
+
+/* One pass: everything old enough (or everything, if all), then what is
+ * over the goal. gm_scav_lock held. Returns bytes given back. */
 static size_t gm_scav_pass_max(bool all, size_t max)
 {
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
+    uint64_t goal = gm_scav_goal(now);
+    gm_heap_set_goal(goal);
     /* Spans whose last objects were freed while no thread owned them sit
      * empty in the central lists: first give them back to the heap (as
      * dirty pages, counted when released below). */
@@ -250,6 +304,19 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     uint32_t older = all ? gm_now_ms() : now - gm_opt.decay_ms;
     if (gm_decommits() && bytes < max) bytes += gm_heap_decommit(max - bytes, older, false);
     if (bytes < max) bytes += gm_heap_scavenge(max - bytes, older);
+    if (all) return bytes;
+    /* Over the goal: any age, highest first. */
+    older = gm_now_ms();
+    uint64_t held = gm_decommits() ? gm_stat_load(&gm_heap.heap_sys) : gm_heap_retained();
+    if (gm_decommits() && held > goal && bytes < max) {
+        uint64_t over = held - goal;
+        bytes += gm_heap_decommit(over < max - bytes ? over : max - bytes, older, false);
+    }
+    held = gm_heap_retained();
+    if (held > goal && bytes < max) {
+        uint64_t over = held - goal;
+        bytes += gm_heap_scavenge(over < max - bytes ? over : max - bytes, older);
+    }
     return bytes;
 }
 

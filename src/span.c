@@ -61,19 +61,23 @@ static void gm_span_take_list(struct gm_span *s, void *list)
     s->free = list;
 }
 
-/* Carving is lazy: a span's objects are put on its free list a page's worth
- * at a time (at least one object), in address order, each marked free, when
- * the list runs dry. Pages never carved are never touched, so a span bigger
- * than its thread needs costs address space and commit but no RSS. limit
- * is the end of the carved part: an address past it was never handed out.
- * The caller owns s (or holds the central lock while nobody does) and
- * s->free is empty. */
-#define GM_CARVE_BYTES 8192
+/* Carving is lazy: a span's objects are put on its free list a heap page's
+ * worth at a time (at least one object), in address order, each marked
+ * free, when the list runs dry; the first carve of a span stops at the end
+ * of its first OS page. Pages never carved are never touched, so a span
+ * bigger than its thread needs costs address space and commit but no RSS
+ * (a thread that uses a class a little touches 4 KiB of it, not 8: with
+ * a thousand threads, each using a few dozen classes, that is half their
+ * heap). limit is the end of the carved part: an address past it was never
+ * handed out. The caller owns s (or holds the central lock while nobody
+ * does) and s->free is empty. */
+#define GM_CARVE_BYTES GM_PAGE_SIZE
 void gm_span_carve(struct gm_span *s)
 {
     uintptr_t start = atomic_load_explicit(&s->limit, memory_order_relaxed);
     uint32_t size = s->elemsize, done = (uint32_t)((start - s->base) / size);
-    uint32_t n = GM_CARVE_BYTES / size ? GM_CARVE_BYTES / size : 1;
+    uint32_t bytes = done ? GM_CARVE_BYTES : GM_OS_PAGE;
+    uint32_t n = bytes / size ? bytes / size : 1;
     if (n > s->nelems - done) n = s->nelems - done;
     if (n == 0) return;
     gm_vg_undefined((void *)start, (size_t)n * size);

@@ -19,6 +19,14 @@
  * refill (one per class), so that a span given back and needed again soon
  * costs no heap lock both ways.
  *
+ * A live heap that shrinks. When the scavenger's goal sets a high_water
+ * mark (scavenge.c), a refill uses no span above it: such a span leaves
+ * the thread (gm_span_move_out: to the heap if empty, else to central,
+ * which adopts none above the mark), and a spare above it is freed, not
+ * reused. A partial span that other threads' frees emptied goes back too
+ * when others wait behind it. So the objects still live gather in low
+ * spans and the high chunks empty out, to be returned whole.
+ *
  * A thread that exits (its key destructor: gm_tcache_release) turns NOTIFY
  * into ORPHAN (waiting out a BUSY freer, so no freer still holds its
  * tcache), hands partial spans to central, gives empty spans and spares
@@ -156,25 +164,38 @@ static void gm_spares_release(struct gm_tcache *tc)
     }
 }
 
-/* The span has no object in use: give its pages back (or keep it as the
- * class's spare) unless it must stay. */
-static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
+/* Can s, owned and with no object in use, leave its thread now? Not while
+ * a freer may be about to tell us about it, or has, or while a remote free
+ * waits to be collected. */
+static bool gm_span_quiet(const struct gm_span *s)
 {
-    unsigned cls = s->sizeclass;
-    if (s->used != 0 || tc->current[cls] == s) return;
-    /* A freer may be about to tell us about s, or has: keep it until then. */
-    if ((atomic_load_explicit(&s->thread_free, memory_order_acquire) & GM_TF_MASK) == GM_TF_BUSY) return;
-    if (atomic_load_explicit(&s->notify_pending, memory_order_acquire)) return;
-    if (atomic_load_explicit(&s->thread_free, memory_order_acquire) & ~(uintptr_t)GM_TF_MASK) return;
-    if (s->in_full) gm_list_remove(&tc->full[cls], s);
-    else gm_partial_remove(tc, s);
+    uintptr_t tf = atomic_load_explicit(&s->thread_free, memory_order_acquire);
+    return (tf & GM_TF_MASK) != GM_TF_BUSY && !(tf & ~(uintptr_t)GM_TF_MASK) &&
+           !atomic_load_explicit(&s->notify_pending, memory_order_acquire);
+}
+
+/* s, owned, quiet, empty and in no list: keep it as the class's spare, or
+ * give its pages back. */
+static void gm_span_drop(struct gm_tcache *tc, struct gm_span *s)
+{
     s->in_full = 0;
-    if (!atomic_load_explicit(&tc->spare[cls], memory_order_relaxed)) {
+    if (!gm_heap_above_goal(s) && !atomic_load_explicit(&tc->spare[s->sizeclass], memory_order_relaxed)) {
         gm_spare_put(tc, s);
         return;
     }
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
     gm_heap_free_span(s);
+}
+
+/* The span has no object in use: give its pages back (or keep it as the
+ * class's spare) unless it must stay. */
+static void gm_span_release_if_empty(struct gm_tcache *tc, struct gm_span *s)
+{
+    unsigned cls = s->sizeclass;
+    if (s->used != 0 || tc->current[cls] == s || !gm_span_quiet(s)) return;
+    if (s->in_full) gm_list_remove(&tc->full[cls], s);
+    else gm_partial_remove(tc, s);
+    gm_span_drop(tc, s);
 }
 
 /* Put an exhausted owned span on the full list, armed so the first remote
@@ -235,6 +256,19 @@ static bool gm_span_refresh(struct gm_tcache *tc, struct gm_span *s)
     return false;
 }
 
+static void gm_span_disown(struct gm_tcache *tc, struct gm_span *s);
+
+/* s, in no list, lies above the heap's goal (gm_heap.high_water): its
+ * pages are better free, and refills better served from below. So it
+ * leaves the thread: to the heap if empty, else to the central list, where
+ * it waits for its last objects to be freed (central.c adopts no span
+ * above the goal, and trims empty ones). */
+static void gm_span_move_out(struct gm_tcache *tc, struct gm_span *s)
+{
+    if (s->used == 0 && gm_span_quiet(s)) gm_span_drop(tc, s);
+    else gm_span_disown(tc, s);
+}
+
 static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
 {
     if (gm_class_shared(cls)) return gm_batch_refill(tc, cls);
@@ -245,18 +279,40 @@ static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
     struct gm_span *s = tc->current[cls];
     if (atomic_load_explicit(&tc->notify, memory_order_relaxed)) gm_drain_notify(tc);
     if (s != &gm_empty_span) {
-        if (gm_span_collect(s)) return gm_small_alloc(tc, cls);
+        bool has = gm_span_collect(s);
+        if (has && !gm_heap_above_goal(s)) return gm_small_alloc(tc, cls);
         tc->current[cls] = &gm_empty_span;
-        if (gm_span_refresh(tc, s)) goto found;
+        if (has) gm_span_move_out(tc, s);
+        else if (gm_span_refresh(tc, s)) goto found;
     }
     while ((s = tc->partial[cls]) != NULL) {
         gm_partial_remove(tc, s);
-        if (gm_span_collect(s) || gm_span_refresh(tc, s)) goto found;
+        if (!gm_span_collect(s) && !gm_span_refresh(tc, s)) continue;
+        if (gm_heap_above_goal(s)) {
+            gm_span_move_out(tc, s);
+            continue;
+        }
+        /* Other threads freed all its objects: if more spans wait behind
+         * it, it goes (a live set that shrank on other threads' frees
+         * would otherwise keep every span it ever had). */
+        if (s->used == 0 && tc->partial[cls] && gm_span_quiet(s)) {
+            gm_span_drop(tc, s);
+            continue;
+        }
+        goto found;
     }
     gm_scav_tick();
-    s = gm_central_take(tc, cls);
-    if (!s && (s = gm_spare_take(tc, cls)) != NULL) gm_span_collect(s);
+    s = gm_central_take(tc, cls, false);
+    if (!s && (s = gm_spare_take(tc, cls)) != NULL) {
+        gm_span_collect(s);
+        if (gm_heap_above_goal(s)) {
+            gm_spare_free(s);
+            s = NULL;
+        }
+    }
     if (!s) s = gm_span_new(tc, cls);
+    /* The heap cannot grow: spans above the goal are better than nothing. */
+    if (!s) s = gm_central_take(tc, cls, true);
     if (!s) {
         errno = ENOMEM;
         return NULL;
@@ -477,15 +533,6 @@ void gm_tcache_release(struct gm_tcache *tc)
 /* ------------------------------------------------------------------------ */
 /* Trim, reclaim, statistics, fork                                          */
 /* ------------------------------------------------------------------------ */
-
-/* Can s, whose objects are all free, go back to the heap now? (No freer is
- * about to tell us about it and no remote free waits to be collected.) */
-static bool gm_span_quiet(struct gm_span *s)
-{
-    uintptr_t tf = atomic_load_explicit(&s->thread_free, memory_order_acquire);
-    return (tf & GM_TF_MASK) != GM_TF_BUSY && !(tf & ~(uintptr_t)GM_TF_MASK) &&
-           !atomic_load_explicit(&s->notify_pending, memory_order_acquire);
-}
 
 void gm_tcache_reclaim(struct gm_tcache *tc)
 {

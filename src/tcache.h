@@ -93,8 +93,9 @@ extern bool gm_small_forked_mt GM_HIDDEN;
 
 /* Put a span no thread owns, with free objects, in its class's list. */
 void gm_central_push(struct gm_span *s) GM_HIDDEN;
-/* Adopt a span with free objects from the list of cls for tc, or NULL. */
-struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
+/* Adopt a span with free objects from the list of cls for tc, or NULL;
+ * none above the heap's goal (gm_heap_above_goal) unless any. */
+struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls, bool any) GM_HIDDEN;
 /* Empty central spans, and threads' spare spans, back to the heap (the
  * scavenger's trim hook); the bytes. */
 size_t gm_central_trim(void) GM_HIDDEN;

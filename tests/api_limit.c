@@ -85,6 +85,7 @@ static bool wl_alloc(struct workload *w, size_t size)
                 w->round, w->phase, size, e, mib((long long)w->t->live), mib(test_vm_data() - w->base->data),
                 mib(test_vm_rss() - w->base->rss), mib((long long)st.committed), mib((long long)st.heap_idle),
                 mib((long long)st.heap_released));
+        gm_stats_print(stderr); /* where the memory was */
         CHECK(!"an allocation failed");
         return false;
     }
