@@ -13,12 +13,23 @@
  * so a span per class per thread would hold far more than the thread uses:
  * with many threads, most of the heap. Their spans are owned by nobody and
  * all live in the central list (an exhausted one is an ORPHAN until a free
- * brings it back); every free is a remote free. A thread takes up to
+ * brings it back); their objects are always freed as remote objects. A
+ * thread takes up to
  * GM_BATCH_BYTES of objects at a time, under the class's lock, into its
  * batch for the class: a span-shaped list that tc->current points at, so
  * the fast path does not know the difference. Batched objects carry their
  * own marker (with GM_BATCH_MARK), so freeing one is a double free without
  * a search; they go back to their spans when the thread exits or reclaims.
+ * In a process without the scavenger's helper thread (one thread of the
+ * program's: scavenge.c), a free of a shared object goes into the freeing
+ * thread's batch while the batch holds fewer than a refill's worth
+ * (gm_batch_keep), so a program that frees and allocates blocks of one
+ * size in turn (PostgreSQL's 8 KiB memory-context blocks, issue 13) takes
+ * no lock and no CAS for them; the batch never holds more than a refill
+ * takes. Kept objects pin their spans, so every scavenging pass, which
+ * such a process runs itself, on its own thread, first flushes that
+ * thread's batches (gm_central_trim); a helper thread could not flush
+ * them, which is why a process with one keeps nothing.
  *
  * The remote free (any thread but the span's owner, and every free of a
  * shared class) pushes the object onto thread_free with one CAS. The low
@@ -194,21 +205,47 @@ struct gm_span *gm_central_take(struct gm_tcache *tc, unsigned cls, bool any)
 #define GM_BATCH_BYTES 16384
 #define GM_BATCH_MAX 8
 
-/* Move up to n objects from s->free to the batch st, marked batched.
- * Central lock held. */
+/* Objects a refill of class cls takes, and the most a batch holds. */
+static uint32_t gm_batch_size(unsigned cls)
+{
+    uint32_t n = GM_BATCH_BYTES / gm_class_size[cls];
+    return n < 1 ? 1 : n > GM_BATCH_MAX ? GM_BATCH_MAX : n;
+}
+
+/* Move up to n objects from s->free to the empty batch st, marked batched.
+ * The batch holds st->nelems - st->used objects: the fast path's pops
+ * count in used, gm_batch_keep's pushes take them back. Central lock held. */
 static void gm_batch_take(struct gm_span *st, struct gm_span *s, uint32_t n)
 {
     gm_vg_quiet_begin();
     uintptr_t *o = s->free, *last = NULL;
+    uint32_t k = 0;
     st->free = o;
-    for (; o && n; n--, s->used++) {
+    for (; o && k < n; k++, s->used++) {
         o[1] = gm_free_key ^ (uintptr_t)o ^ GM_BATCH_MARK;
         last = o;
         o = (uintptr_t *)o[0];
     }
     last[0] = 0;
     s->free = o;
+    st->nelems = k;
+    st->used = 0;
     gm_vg_quiet_end();
+}
+
+bool gm_batch_keep(struct gm_tcache *tc, unsigned cls, void *p)
+{
+    struct gm_span *st = &tc->batch[cls];
+    if (atomic_load_explicit(&gm_bg_state, memory_order_relaxed) == GM_BG_RUNNING) return false;
+    if (st->nelems - st->used >= gm_batch_size(cls)) return false;
+    uintptr_t *o = p;
+    o[1] = gm_free_key ^ (uintptr_t)o ^ GM_BATCH_MARK;
+    o[0] = (uintptr_t)st->free;
+    gm_vg_free(p);
+    st->free = p;
+    if (st->used) st->used--;
+    else st->nelems++;
+    return true;
 }
 
 /* The list batches of cls come from: a shared class's central list, or an
@@ -234,12 +271,11 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
 {
     struct gm_central *c = &gm_central[cls];
     struct gm_span *st = tc->current[cls], *s, **list;
-    uint32_t n = GM_BATCH_BYTES / gm_class_size[cls];
-    n = n < 1 ? 1 : n > GM_BATCH_MAX ? GM_BATCH_MAX : n;
+    uint32_t n = gm_batch_size(cls);
     /* A young thread's batches of an owned class double from one object:
      * what a batch holds is touched (marked batched), used or not. */
     if (!gm_class_shared(cls) && n > 1u << (tc->young[cls] - 1)) n = 1u << (tc->young[cls] - 1);
-    gm_scav_tick();
+    if (++tc->refills % GM_TICK_REFILLS == 0) gm_scav_tick();
     /* The tick may start the scavenger's thread, and pthread_create
      * allocates (its thread's TLS vector, 288 bytes here): if that refilled
      * this class, a batch taken now would overwrite what it left. */
@@ -270,6 +306,8 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
     }
     gm_central_unlock(c);
     /* Growth may reclaim, which takes central locks: none held here. */
+    gm_scav_tick();
+    if (tc->current[cls] != st || st->free) return gm_small_alloc(tc, cls); /* as above */
     s = gm_span_new(tc, cls);
     if (!s) {
         errno = ENOMEM;
@@ -365,6 +403,7 @@ void gm_batch_flush(struct gm_tcache *tc)
         struct gm_span *st = &tc->batch[i];
         void **o = st->free;
         st->free = NULL;
+        st->nelems = st->used = 0;
         while (o) {
             gm_vg_quiet_begin();
             void **next = o[0];
@@ -423,6 +462,7 @@ static size_t gm_central_trim_list(struct gm_central *ce, struct gm_span **list)
 
 size_t gm_central_trim(void)
 {
+    if (gm_tc) gm_batch_flush(gm_tc); /* what gm_batch_keep kept (no helper) */
     size_t released = gm_spares_trim();
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_central *ce = &gm_central[c];

@@ -308,12 +308,6 @@ static struct gm_span *gm_current_span(struct gm_tcache *tc, unsigned c)
     return tc->current[c] == &tc->batch[c] ? &gm_empty_span : tc->current[c];
 }
 
-/* gm_scav_tick reads heap-wide counters that other threads write; a refill
- * from the thread's own spans changes nothing there, so one refill in
- * GM_TICK_REFILLS is often enough (spans coming from or going back to the
- * heap tick on their own). */
-#define GM_TICK_REFILLS 16
-
 static void *gm_small_refill(struct gm_tcache *tc, unsigned cls)
 {
     if (gm_class_shared(cls)) return gm_batch_refill(tc, cls);
@@ -429,6 +423,7 @@ void gm_small_free_slow(struct gm_tcache *tc, struct gm_span *s, void *p)
         if (GM_UNLIKELY(gm_vg_word(&((uintptr_t *)p)[1]) == (gm_free_key ^ (uintptr_t)p ^ GM_BATCH_MARK)))
             gm_span_check_free(s, p, GM_OP_FREE);
         if (tc) gm_count_inc(&tc->counts.frees[s->sizeclass]);
+        if (tc && gm_class_shared(s->sizeclass) && !s->checked && gm_batch_keep(tc, s->sizeclass, p)) return;
         gm_free_remote(s, p);
     } else if (p == NULL) {
         gm_span_emptied(tc, s);

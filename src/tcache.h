@@ -12,7 +12,9 @@
  * owner). Spans no thread owns, with free objects, sit in central lists;
  * a thread that exits hands its spans there (or orphans full ones: the
  * first remote free brings them back). Objects above 4 KiB come from spans
- * all threads share, a batch at a time (central.c).
+ * all threads share, a batch at a time, and in a process without the
+ * scavenger's helper a thread's frees of them go back into its batch
+ * (central.c).
  */
 #ifndef GM_TCACHE_H
 #define GM_TCACHE_H
@@ -41,8 +43,8 @@ struct gm_tcache {
     uint8_t young[GM_NUM_CLASSES];           /* nursery batches taken */
     /* A class's current "span" while it is served in batches (a shared
      * class always, an owned one while the thread is young in it): objects
-     * taken from central spans (only free, elemsize and used are
-     * meaningful). */
+     * taken from central spans (only free, elemsize, nelems and used are
+     * meaningful: the batch holds nelems - used objects, central.c). */
     struct gm_span batch[GM_NUM_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* refill slow paths, for gm_scav_tick */
@@ -107,6 +109,12 @@ extern bool gm_small_forked_mt GM_HIDDEN;
 /* Central lists and batches (central.c)                                    */
 /* ------------------------------------------------------------------------ */
 
+/* gm_scav_tick reads heap-wide counters that other threads write; a refill
+ * from the thread's own spans or its batch changes nothing there, so one
+ * refill in GM_TICK_REFILLS is often enough (spans coming from or going
+ * back to the heap tick on their own). */
+#define GM_TICK_REFILLS 16
+
 /* Put a span no thread owns, with free objects, in its class's list. */
 void gm_central_push(struct gm_span *s) GM_HIDDEN;
 /* Adopt a span with free objects from the list of cls for tc, or NULL;
@@ -121,6 +129,9 @@ bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list, or a spare
 void *gm_batch_refill(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
 /* Give tc's batched objects back to their spans. Owner only. */
 void gm_batch_flush(struct gm_tcache *tc) GM_HIDDEN;
+/* A free of p, a live object of shared class cls, by tc's thread: kept in
+ * its batch for the next malloc if the batch has room (true), else not. */
+bool gm_batch_keep(struct gm_tcache *tc, unsigned cls, void *p) GM_HIDDEN;
 /* The remote free of p (marked free here) into s: one CAS, and what the
  * span's flags ask (tell its owner, or put it in central). */
 void gm_free_remote(struct gm_span *s, void *p) GM_HIDDEN;
