@@ -42,6 +42,13 @@
  * Trimming gives the heap back the central spans whose objects are all
  * free, and every thread's spare spans: the scavenger's trim hook.
  *
+ * Nurseries. An owned class has a second list, its nursery: spans no
+ * thread owns, from which young threads take their first objects of the
+ * class in batches, as from a shared class (tcache.c's gm_young_refill).
+ * A nursery span is never adopted by a thread (gm_central_take reads only
+ * the other list), so a batched object can never be freed onto an owner's
+ * local list; its frees are remote frees, and trimming returns it empty.
+ *
  * Address order. Spans come back in any order and are pushed on the
  * list's `returned` side; before a take or a trim looks at the front, they
  * are merge-sorted into `head`, which is kept in address order. So threads

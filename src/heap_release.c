@@ -105,7 +105,6 @@ static bool gm_decommitted_add(uintptr_t base, size_t bytes)
 static uintptr_t gm_goal_mark(uint64_t goal)
 {
     const struct gm_addr_ranges *r = &gm_heap.pages.in_use;
-    if (goal > UINT64_MAX - GM_CHUNK_BYTES) return UINTPTR_MAX; /* no goal */
     if (r->total_bytes - ((uint64_t)gm_decommitted_pages << GM_PAGE_SHIFT) <= goal + GM_CHUNK_BYTES) return UINTPTR_MAX;
     uint64_t below = 0;
     size_t d = 0;

@@ -27,6 +27,11 @@
  * when others wait behind it. So the objects still live gather in low
  * spans and the high chunks empty out, to be returned whole.
  *
+ * A young thread (fewer than GM_YOUNG_BATCHES refills of a class) takes
+ * the class's objects in small batches from central.c's nursery rather
+ * than a span of its own, so a thousand threads that each keep a few
+ * objects of many classes do not hold a span per class each.
+ *
  * A thread that exits (its key destructor: gm_tcache_release) turns NOTIFY
  * into ORPHAN (waiting out a BUSY freer, so no freer still holds its
  * tcache), hands partial spans to central, gives empty spans and spares
