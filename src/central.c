@@ -20,16 +20,24 @@
  * the fast path does not know the difference. Batched objects carry their
  * own marker (with GM_BATCH_MARK), so freeing one is a double free without
  * a search; they go back to their spans when the thread exits or reclaims.
- * In a process without the scavenger's helper thread (one thread of the
- * program's: scavenge.c), a free of a shared object goes into the freeing
- * thread's batch while the batch holds fewer than a refill's worth
- * (gm_batch_keep), so a program that frees and allocates blocks of one
- * size in turn (PostgreSQL's 8 KiB memory-context blocks, issue 13) takes
- * no lock and no CAS for them; the batch never holds more than a refill
- * takes. Kept objects pin their spans, so every scavenging pass, which
- * such a process runs itself, on its own thread, first flushes that
- * thread's batches (gm_central_trim); a helper thread could not flush
- * them, which is why a process with one keeps nothing.
+ * Stashes. A thread's free of a shared object, whichever thread
+ * allocated it, goes onto the thread's stash for the class while the
+ * stash holds fewer than two refills' worth (gm_batch_keep), and a refill
+ * takes the whole stash before it looks at the central list. So a program
+ * that frees and allocates blocks of one size in turn (PostgreSQL's 8 KiB
+ * memory-context blocks) or a server whose threads free what other threads
+ * allocated (larson, issue 13) mostly takes no lock: without the stash,
+ * the free of the only object of a one-object span would put the span back
+ * in the list under the class's lock and the next malloc take it out again
+ * (tcmalloc's thread caches take any thread's frees for the same reason).
+ * Kept objects pin their spans, and the stash's owner may never call the
+ * allocator again, so the stash is the one piece of a thread's cache that
+ * another thread may empty: the owner pushes onto it with a CAS, a refill
+ * and a trim take it whole with an exchange (no ABA: only the owner ever
+ * pushes). Every trim (each scavenging pass, on the helper thread or on
+ * the program's) takes every thread's stash and frees its objects back to
+ * their spans (gm_stash_trim), and gm_stash_held tells the scavenger not to
+ * park while a stash holds something. Stashed objects carry the batch mark.
  *
  * The remote free (any thread but the span's owner, and every free of a
  * shared class) pushes the object onto thread_free with one CAS. The low
@@ -240,18 +248,44 @@ static void gm_batch_take(struct gm_span *st, struct gm_span *s, uint32_t n)
     gm_vg_quiet_end();
 }
 
+/* Set when a stash gets its first object, cleared by gm_stash_trim: some
+ * stash may hold objects (a hint for the scavenger's parking). */
+static _Atomic bool gm_stash_held;
+
 bool gm_batch_keep(struct gm_tcache *tc, unsigned cls, void *p)
 {
-    struct gm_span *st = &tc->batch[cls];
-    if (atomic_load_explicit(&gm_bg_state, memory_order_relaxed) == GM_BG_RUNNING) return false;
-    if (st->nelems - st->used >= gm_batch_size(cls)) return false;
+    unsigned i = cls - GM_FIRST_SHARED_CLASS;
+    if (tc->stash_n[i] >= 2 * gm_batch_size(cls)) return false;
     uintptr_t *o = p;
     o[1] = gm_free_key ^ (uintptr_t)o ^ GM_BATCH_MARK;
-    o[0] = (uintptr_t)st->free;
+    void *head = atomic_load_explicit(&tc->stash[i], memory_order_relaxed);
+    do o[0] = (uintptr_t)head;
+    while (!atomic_compare_exchange_weak_explicit(&tc->stash[i], &head, p, memory_order_release, memory_order_relaxed));
     gm_vg_free(p);
-    st->free = p;
-    if (st->used) st->used--;
-    else st->nelems++;
+    tc->stash_n[i]++;
+    if (!head && !atomic_load_explicit(&gm_stash_held, memory_order_relaxed)) atomic_store(&gm_stash_held, true);
+    return true;
+}
+
+/* The stash of shared class cls, whole (NULL if empty). */
+static void **gm_stash_take(struct gm_tcache *tc, unsigned cls)
+{
+    return atomic_exchange_explicit(&tc->stash[cls - GM_FIRST_SHARED_CLASS], NULL, memory_order_acquire);
+}
+
+/* The empty batch st of shared class cls takes tc's stash, if any. */
+static bool gm_batch_from_stash(struct gm_tcache *tc, struct gm_span *st, unsigned cls)
+{
+    void **o = gm_stash_take(tc, cls);
+    tc->stash_n[cls - GM_FIRST_SHARED_CLASS] = 0;
+    if (!o) return false;
+    uint32_t k = 0;
+    gm_vg_quiet_begin();
+    for (void **q = o; q; q = q[0]) k++;
+    gm_vg_quiet_end();
+    st->free = o;
+    st->nelems = k;
+    st->used = 0;
     return true;
 }
 
@@ -287,6 +321,7 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
      * allocates (its thread's TLS vector, 288 bytes here): if that refilled
      * this class, a batch taken now would overwrite what it left. */
     if (tc->current[cls] != st || st->free) return gm_small_alloc(tc, cls);
+    if (gm_class_shared(cls) && gm_batch_from_stash(tc, st, cls)) return gm_small_alloc(tc, cls);
     gm_central_lock(c);
     while ((s = *(list = gm_batch_source(c, cls))) != NULL) {
         if (s->free || gm_span_collect(s)) {
@@ -330,6 +365,24 @@ void *gm_batch_refill(struct gm_tcache *tc, unsigned cls)
     return gm_small_alloc(tc, cls);
 }
 
+/* Tell owner that s has remote frees: push s onto its notify stack. Only
+ * if s is not there already. A span still on the stack can be armed again:
+ * its owner files it full (gm_span_to_full) between the push and its next
+ * drain, and the next remote freer finds NOTIFY set again. A second push
+ * would link s to itself through the stack (an owner draining for ever).
+ * Skipping it loses nothing: the freer saw the arming, so the owner's
+ * clearing of notify_pending for the earlier push has not happened before
+ * that arming (it would be visible here), so the owner's drain of s comes
+ * after it and finds s full. BUSY held. */
+static void gm_notify_push(struct gm_tcache *owner, struct gm_span *s)
+{
+    atomic_store_explicit(&s->notify_pending, 1, memory_order_relaxed);
+    struct gm_span *head = atomic_load_explicit(&owner->notify, memory_order_relaxed);
+    do atomic_store_explicit(&s->notify_next, head, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&owner->notify, &head, s, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 /* Remote free, p marked and in quiet mode: push p onto s->thread_free
  * (whose value was old) and do what the flags ask. */
 static __attribute__((noinline)) void gm_free_remote_flagged(struct gm_span *s, void *p, uintptr_t old)
@@ -356,12 +409,8 @@ static __attribute__((noinline)) void gm_free_remote_flagged(struct gm_span *s, 
                 gm_central_push(s);
             } else if (flags == GM_TF_NOTIFY) {
                 /* While BUSY the owner cannot leave, so its tcache is ours to use. */
-                struct gm_tcache *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-                atomic_store_explicit(&s->notify_pending, 1, memory_order_relaxed);
-                struct gm_span *head = atomic_load_explicit(&owner->notify, memory_order_relaxed);
-                do atomic_store_explicit(&s->notify_next, head, memory_order_relaxed);
-                while (!atomic_compare_exchange_weak_explicit(&owner->notify, &head, s, memory_order_release,
-                                                              memory_order_relaxed));
+                if (!atomic_load_explicit(&s->notify_pending, memory_order_acquire))
+                    gm_notify_push(atomic_load_explicit(&s->owner, memory_order_relaxed), s);
                 uintptr_t cur = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
                 while (!atomic_compare_exchange_weak_explicit(&s->thread_free, &cur, cur & ~(uintptr_t)GM_TF_MASK,
                                                               memory_order_release, memory_order_relaxed)) {
@@ -402,8 +451,21 @@ void gm_free_remote(struct gm_span *s, void *p)
     gm_thread_free_push(s, p);
 }
 
-/* Give the batched objects back to their spans (not frees: the program
- * never had them). Owner only. */
+/* Free the objects of list o (batched or stashed: marked, linked through
+ * their first word) back to their spans. */
+static void gm_batch_return(void **o)
+{
+    while (o) {
+        gm_vg_quiet_begin();
+        void **next = o[0];
+        gm_vg_quiet_end();
+        gm_thread_free_push(gm_span_lookup((uintptr_t)o), o);
+        o = next;
+    }
+}
+
+/* Give the batched and stashed objects back to their spans (not frees: the
+ * program never had them, or had freed them). Owner only. */
 void gm_batch_flush(struct gm_tcache *tc)
 {
     for (unsigned i = 1; i < GM_NUM_CLASSES; i++) {
@@ -411,14 +473,37 @@ void gm_batch_flush(struct gm_tcache *tc)
         void **o = st->free;
         st->free = NULL;
         st->nelems = st->used = 0;
-        while (o) {
-            gm_vg_quiet_begin();
-            void **next = o[0];
-            gm_vg_quiet_end();
-            gm_thread_free_push(gm_span_lookup((uintptr_t)o), o);
-            o = next;
-        }
+        gm_batch_return(o);
+        if (!gm_class_shared(i)) continue;
+        gm_batch_return(gm_stash_take(tc, i));
+        tc->stash_n[i - GM_FIRST_SHARED_CLASS] = 0;
     }
+}
+
+/* Takes tc's stashes onto the list *arg. Registry lock held. */
+static void gm_stash_take_all(struct gm_tcache *tc, void *arg)
+{
+    void ***list = arg;
+    for (unsigned c = GM_FIRST_SHARED_CLASS; c < GM_NUM_CLASSES; c++) {
+        void **o = gm_stash_take(tc, c);
+        if (!o) continue;
+        void **last = o;
+        gm_vg_quiet_begin();
+        while (last[0]) last = last[0];
+        last[0] = *list;
+        gm_vg_quiet_end();
+        *list = o;
+    }
+}
+
+/* Every thread's stashed objects back to their spans (see the top). */
+static void gm_stash_trim(void)
+{
+    if (!atomic_load_explicit(&gm_stash_held, memory_order_relaxed)) return;
+    atomic_store(&gm_stash_held, false);
+    void **list = NULL;
+    gm_small_for_each_tcache(gm_stash_take_all, &list);
+    gm_batch_return(list);
 }
 
 /* Takes tc's spares onto the list *arg (linked through next), to be freed
@@ -469,7 +554,8 @@ static size_t gm_central_trim_list(struct gm_central *ce, struct gm_span **list)
 
 size_t gm_central_trim(void)
 {
-    if (gm_tc) gm_batch_flush(gm_tc); /* what gm_batch_keep kept (no helper) */
+    if (gm_tc) gm_batch_flush(gm_tc);
+    gm_stash_trim();
     size_t released = gm_spares_trim();
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++) {
         struct gm_central *ce = &gm_central[c];
@@ -484,6 +570,7 @@ size_t gm_central_trim(void)
 bool gm_central_holds(void)
 {
     if (atomic_load_explicit(&gm_spares_held, memory_order_relaxed) > 0) return true;
+    if (atomic_load_explicit(&gm_stash_held, memory_order_relaxed)) return true;
     for (unsigned c = 1; c < GM_NUM_CLASSES; c++)
         if (atomic_load_explicit(&gm_central[c].nspans, memory_order_relaxed)) return true;
     return false;

@@ -497,6 +497,8 @@ struct gm_tcache *gm_tcache_init(void)
     }
     memset(tc->spans_made, 0, sizeof tc->spans_made);
     memset(tc->young, 0, sizeof tc->young);
+    memset(tc->stash_n, 0, sizeof tc->stash_n);
+    for (unsigned i = 0; i < GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS; i++) atomic_store(&tc->stash[i], NULL);
     gm_tc = tc;
     gm_tc_fast = gm_tc_malloc = gm_opt.check ? NULL : tc;
     gm_tcache_prof_sync(tc);
@@ -645,16 +647,18 @@ static uint32_t gm_list_len(struct gm_span *s, uintptr_t head)
     return n;
 }
 
-/* Batched objects are off their spans' lists, but not the program's. */
+/* Batched and stashed objects are off their spans' lists, but not the
+ * program's. */
 static void gm_count_batched(struct gm_tcache *tc, void *arg)
 {
     uint64_t *live = arg;
+    gm_vg_quiet_begin();
     for (unsigned i = 1; i < GM_NUM_CLASSES; i++) {
-        const struct gm_span *st = &tc->batch[i];
-        gm_vg_quiet_begin();
-        for (void **o = st->free; o; o = o[0]) live[st->sizeclass]--;
-        gm_vg_quiet_end();
+        for (void **o = tc->batch[i].free; o; o = o[0]) live[i]--;
+        if (!gm_class_shared(i)) continue;
+        for (void **o = atomic_load(&tc->stash[i - GM_FIRST_SHARED_CLASS]); o; o = o[0]) live[i]--;
     }
+    gm_vg_quiet_end();
 }
 
 /* A small span's objects in use, for gm_small_count_live. */

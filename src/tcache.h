@@ -12,9 +12,8 @@
  * owner). Spans no thread owns, with free objects, sit in central lists;
  * a thread that exits hands its spans there (or orphans full ones: the
  * first remote free brings them back). Objects above 4 KiB come from spans
- * all threads share, a batch at a time, and in a process without the
- * scavenger's helper a thread's frees of them go back into its batch
- * (central.c).
+ * all threads share, a batch at a time, and a thread's frees of them wait
+ * in its stash for its next batch (central.c).
  */
 #ifndef GM_TCACHE_H
 #define GM_TCACHE_H
@@ -46,6 +45,11 @@ struct gm_tcache {
      * taken from central spans (only free, elemsize, nelems and used are
      * meaningful: the batch holds nelems - used objects, central.c). */
     struct gm_span batch[GM_NUM_CLASSES];
+    /* A shared class's stash: objects this thread freed, for its next
+     * refill; the owner pushes (CAS), any thread may take it whole
+     * (exchange). stash_n: what the owner pushed since it last took it. */
+    void *_Atomic stash[GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS];
+    uint8_t stash_n[GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* refill slow paths, for gm_scav_tick */
     bool dead;
@@ -127,10 +131,10 @@ bool gm_central_holds(void) GM_HIDDEN; /* any span in a central list, or a spare
 /* The batch of class cls ran dry (a shared class, or an owned one the
  * thread is young in): refill it and allocate from it. */
 void *gm_batch_refill(struct gm_tcache *tc, unsigned cls) GM_HIDDEN;
-/* Give tc's batched objects back to their spans. Owner only. */
+/* Give tc's batched and stashed objects back to their spans. Owner only. */
 void gm_batch_flush(struct gm_tcache *tc) GM_HIDDEN;
 /* A free of p, a live object of shared class cls, by tc's thread: kept in
- * its batch for the next malloc if the batch has room (true), else not. */
+ * its stash for the next refill if the stash has room (true), else not. */
 bool gm_batch_keep(struct gm_tcache *tc, unsigned cls, void *p) GM_HIDDEN;
 /* The remote free of p (marked free here) into s: one CAS, and what the
  * span's flags ask (tell its owner, or put it in central). */
