@@ -226,8 +226,10 @@ static void gm_free_body(void *p, struct gm_span *s)
     }
 }
 
-/* Everything but a sampling thread's usual small allocation. */
-static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
+/* The inline fast paths' exception (api.h): no tcache yet, checked mode,
+ * large sizes, a sampling thread whose sampler has yet to see a change of
+ * gm_prof_epoch. */
+void *gm_malloc_slow(size_t size)
 {
     struct gm_tcache *tc = gm_tc;
     bool due = false;
@@ -243,24 +245,14 @@ static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
     return gm_errno_result(p, saved);
 }
 
-/* The inline fast path's exception. A sampling thread (gm_tc_malloc NULL,
- * gm_tc_fast not: checked mode has neither) comes here for every malloc:
- * its usual case is the fast path again behind Go's countdown, written to
- * need no stack frame; the rest is gm_malloc_slower's, a tail call. */
-void *gm_malloc_slow(size_t size)
+/* The countdown (already charged with size) reached zero: the block is
+ * sampled, and the next distance drawn. */
+void *gm_malloc_sampled(struct gm_tcache *tc, size_t size)
 {
-    struct gm_tcache *tc = gm_tc_fast;
-    if (GM_LIKELY(tc != NULL && tc->prof_rate != 0 && size <= GM_MAX_SMALL)) {
-        int64_t left = tc->prof_left - (int64_t)size;
-        unsigned cls = gm_size_class(size);
-        struct gm_span *s = tc->current[cls];
-        void **p = (void **)s->free;
-        if (GM_LIKELY(left > 0 && p != NULL)) {
-            tc->prof_left = left;
-            return gm_span_pop(tc, s, p, cls);
-        }
-    }
-    return gm_malloc_slower(size);
+    int saved = errno;
+    void *p = gm_small_alloc(tc, gm_size_class(size));
+    gm_prof_sample(tc, p, size);
+    return gm_errno_result(p, saved);
 }
 
 void gm_free_slow(void *p, struct gm_span *s)
