@@ -100,7 +100,10 @@ void gm_options_load(void)
     gm_options_reader = true;
     gm_options_parse(&gm_opt, true);
     if (gm_opt.check) gm_tc_fast = gm_tc_malloc = NULL; /* this thread may have a cache already */
-    if (gm_opt.profile && gm_prof_start(gm_opt.profile_rate) == 0 && gm_tc) gm_tcache_prof_sync(gm_tc);
+    if (gm_opt.profile && gm_prof_start(gm_opt.profile_rate) == 0) {
+        if (gm_opt.profile_period) gm_prof_period_start(gm_opt.profile, gm_opt.profile_period);
+        if (gm_tc) gm_tcache_prof_sync(gm_tc);
+    }
     if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_settings();
     atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
@@ -170,6 +173,7 @@ __attribute__((noinline)) void gm_prof_sample(struct gm_tcache *tc, void *p, siz
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
     gm_prof_record(p, size, s);
     gm_tcache_prof_mark(tc, s);
+    gm_prof_period_tick(); /* no lock is held here */
 }
 
 int gm_profile_start(size_t rate)
