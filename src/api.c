@@ -33,12 +33,14 @@
  * never handed out, of an interior pointer or of a freed object print one
  * line naming the pointer (span.c's gm_bad_pointer) and abort.
  *
- * The heap profile (profile.c): while a thread samples, its mallocs skip
- * the inline fast path (gm_tc_malloc is NULL) and come to gm_malloc_slow,
- * whose first lines are the fast path again plus Go's countdown: one
- * subtraction and a branch. The allocation that reaches zero, and every
- * calloc, aligned and large allocation that does, is recorded
- * (gm_prof_note). Frees need nothing here but for large blocks: a large
+ * The heap profile (profile.c): while a thread samples, gm_tc_malloc is
+ * NULL, so its mallocs leave the usual inline fast path at its first test
+ * and take the second one behind it (api.h's gm_malloc_fast): Go's
+ * countdown, one subtraction and a branch, then the same fast path; the
+ * usual path never runs that code, so it costs a thread that does not
+ * sample nothing. The small allocation that reaches zero goes to
+ * gm_malloc_sampled, and every calloc, aligned and large allocation that
+ * does is recorded too (gm_prof_note, gm_malloc_slow). Frees need nothing here but for large blocks: a large
  * span's prof_samples says whether its block was sampled; small blocks are
  * tcache.c's.
  *

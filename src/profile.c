@@ -17,15 +17,18 @@
  * (tcache.h); api.c subtracts each allocation's requested size and calls
  * gm_prof_record for the one that reaches zero. With profiling off no
  * count is kept at all: the thread's malloc fast path is the usual one,
- * and with it on the thread's mallocs go through api.c's gm_malloc_slow,
- * which does the subtraction (tcache.c switches a thread over at its next
- * slow path after gm_prof_epoch changes). Rate 1 samples everything.
+ * and with it on the thread's mallocs take a second inline fast path,
+ * which does the subtraction (api.h; tcache.c switches a thread over at
+ * its next slow path after gm_prof_epoch changes). Rate 1 samples
+ * everything.
  *
  * Stacks. A sampled allocation's stack is walked with the unwinder
  * (_Unwind_Backtrace, which reads .eh_frame and so needs no frame
- * pointers), and the frames inside gomalloc itself (between the
- * program's call and here) are dropped, so that a stack starts at the
- * caller of malloc: the range of gomalloc's own code is found once with
+ * pointers), at some 1,500 instructions a frame, unless the stack cache
+ * (x86-64, below) finds it walked before; the frames inside gomalloc
+ * itself (between the program's call and here) are dropped, so that a
+ * stack starts at the caller of malloc: the range of gomalloc's own code
+ * is found once with
  * dl_iterate_phdr. (Linked statically, gomalloc's code is the program's and
  * cannot be told apart: its frames stay on top.) The unwinder is primed
  * when profiling starts, outside any lock, and a thread that is already
@@ -55,8 +58,8 @@
  * default rate the set holds a few entries per MiB of heap).
  *
  * Locks: gm_prof_lock (GM_RANK_PROFILE, the outermost after the trace's)
- * guards the buckets' table and the set; under it only the persistent
- * allocator's lock is taken. The stack walk runs before it is taken.
+ * guards the buckets' table, the set and the stack cache; under it only
+ * the persistent allocator's lock is taken. The unwinder runs without it.
  *
  * fork: the child's profile is its own. Its handler zeroes every bucket's
  * counts and turns the parent's sampled blocks into inherited ones (their
