@@ -66,9 +66,21 @@ ALLOCATORS = [
 # figures from one run.
 if os.environ.get("GM_BASELINE"):
     ALLOCATORS.append(("gomalloc-base", os.path.abspath(os.environ["GM_BASELINE"]), None))
+# ALLOCATORS=...,gomalloc-prof: gomalloc with its heap profile on at the
+# default rate (GOMALLOC_PROFILE=/dev/null: sampled, stacks and buckets
+# kept, the profile written at exit and thrown away), for the cost of
+# profiling (issue 15); the report gives its times over gomalloc's.  Its
+# library is a copy of gomalloc's (build() makes it) so that the runs of
+# the two can be told apart by library; LIB_ENV is what a library's
+# processes get in their environment besides LD_PRELOAD.
+GM_PROF_LIB = os.path.join(OUT, "libgomalloc-prof.so")
+LIB_ENV = {}
+if "gomalloc-prof" in os.environ.get("ALLOCATORS", "").split(","):
+    ALLOCATORS.append(("gomalloc-prof", GM_PROF_LIB, None))
+    LIB_ENV[GM_PROF_LIB] = {"GOMALLOC_PROFILE": "/dev/null"}
 PEERS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"glibc": "#1f77b4", "jemalloc": "#ff7f0e", "mimalloc": "#2ca02c",
-          "tcmalloc": "#9467bd", "gomalloc": "#d62728", "gomalloc-base": "#8c564b"}
+          "tcmalloc": "#9467bd", "gomalloc": "#d62728", "gomalloc-base": "#8c564b", "gomalloc-prof": "#e377c2"}
 
 T_START = time.monotonic()
 
@@ -83,6 +95,7 @@ def alloc_env(lib, base=None):
     env.pop("LD_PRELOAD", None)
     if lib:
         env["LD_PRELOAD"] = lib
+        env.update(LIB_ENV.get(lib, {}))
     return env
 
 
@@ -131,6 +144,9 @@ def build():
     cmd = [cc] + flags + ["-o", GM_BENCH, os.path.join(BENCH, "workloads.c"), "-lm", "-ldl"]
     log(" ".join(cmd))
     subprocess.check_call(cmd)
+    gm_lib = dict((n, lib) for n, lib, _ in ALLOCATORS)["gomalloc"]
+    if GM_PROF_LIB in LIB_ENV and os.path.exists(gm_lib):
+        shutil.copyfile(gm_lib, GM_PROF_LIB)
 
 
 def probe_allocators():
@@ -453,6 +469,7 @@ def run_one(argv, lib, extra_env=None, stdin_path=None, rlimit_data=None, timeou
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env["GM_BENCH_PRELOAD"] = lib or ""
+    env.update(LIB_ENV.get(lib, {}))
     env.update(extra_env or {})
     watch = PreloadWatch(worker, lib) if worker else None
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

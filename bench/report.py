@@ -373,6 +373,26 @@ def goals_section(ctx, a):
 # The report.
 # --------------------------------------------------------------------------
 
+def profile_cost_section(ctx, L):
+    """ALLOCATORS=...,gomalloc-prof: the heap profile's cost (issue 15), as
+    the median time with it on over the median time with it off."""
+    if "gomalloc-prof" not in ctx.names or "gomalloc" not in ctx.names:
+        return
+    L.append("## The heap profile's cost\n")
+    L.append("gomalloc-prof is gomalloc with `GOMALLOC_PROFILE=/dev/null` (sampling at the default rate, 512 KiB); "
+             "on/off = its median time ÷ gomalloc's.\n")
+    L.append("| workload | on/off |")
+    L.append("|---|---|")
+    syn = []
+    for w in ctx.workloads:
+        r = ctx.ratio_to(w.name, "gomalloc-prof", "gomalloc")
+        if r is not None and not w.real:
+            syn.append(r)
+        L.append(f"| {w.name} | {fmt(r, 3)} |")
+    L.append(f"| geomean (synthetic) | {fmt(geomean(syn), 3)} |")
+    L.append("")
+
+
 def write_report(ctx, duration):
     names, peers, results, med_of, tratio = ctx.names, ctx.peers, ctx.results, ctx.med_of, ctx.tratio
     workloads = ctx.workloads
@@ -463,6 +483,8 @@ def write_report(ctx, duration):
                  f"{fmt(pf and pf['data_ratio_1s'])} | {fmt(ff and pct(ff['returned']), 0, '%')} | "
                  f"{rl_ok}/{len(rl)} | {fmt(maps, 0)} |")
     L.append("")
+
+    profile_cost_section(ctx, L)
 
     # Per workload.
     L.append("## Workloads\n")

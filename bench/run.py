@@ -45,7 +45,9 @@ SLOW_RUNS=n (runs of postgres, git, swing and randfree; QUICK: at most 2),
 SCALE=x, ONLY=w1,w2 (workloads; a real program's name, e.g. postgres or git,
 selects all of its workloads), ALLOCATORS=a,b, RLIMIT=0 (skip bisection),
 REAL=0 (no real programs), CC (compiler for gm-bench), GM_BASELINE=lib
-(another gomalloc build, run beside the others as gomalloc-base).
+(another gomalloc build, run beside the others as gomalloc-base);
+ALLOCATORS=gomalloc,gomalloc-prof runs gomalloc with its heap profile on
+too (GOMALLOC_PROFILE=/dev/null, issue 15) and reports the time ratio.
 """
 
 import datetime

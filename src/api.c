@@ -33,12 +33,14 @@
  * never handed out, of an interior pointer or of a freed object print one
  * line naming the pointer (span.c's gm_bad_pointer) and abort.
  *
- * The heap profile (profile.c): while a thread samples, its mallocs skip
- * the inline fast path (gm_tc_malloc is NULL) and come to gm_malloc_slow,
- * whose first lines are the fast path again plus Go's countdown: one
- * subtraction and a branch. The allocation that reaches zero, and every
- * calloc, aligned and large allocation that does, is recorded
- * (gm_prof_note). Frees need nothing here but for large blocks: a large
+ * The heap profile (profile.c): while a thread samples, gm_tc_malloc is
+ * NULL, so its mallocs leave the usual inline fast path at its first test
+ * and take the second one behind it (api.h's gm_malloc_fast): Go's
+ * countdown, one subtraction and a branch, then the same fast path; the
+ * usual path never runs that code, so it costs a thread that does not
+ * sample nothing. The small allocation that reaches zero goes to
+ * gm_malloc_sampled, and every calloc, aligned and large allocation that
+ * does is recorded too (gm_prof_note, gm_malloc_slow). Frees need nothing here but for large blocks: a large
  * span's prof_samples says whether its block was sampled; small blocks are
  * tcache.c's.
  *
@@ -100,7 +102,10 @@ void gm_options_load(void)
     gm_options_reader = true;
     gm_options_parse(&gm_opt, true);
     if (gm_opt.check) gm_tc_fast = gm_tc_malloc = NULL; /* this thread may have a cache already */
-    if (gm_opt.profile && gm_prof_start(gm_opt.profile_rate) == 0 && gm_tc) gm_tcache_prof_sync(gm_tc);
+    if (gm_opt.profile && gm_prof_start(gm_opt.profile_rate) == 0) {
+        if (gm_opt.profile_period) gm_prof_period_start(gm_opt.profile, gm_opt.profile_period);
+        if (gm_tc) gm_tcache_prof_sync(gm_tc);
+    }
     if (gm_opt.memory_limit) gm_set_memory_limit(gm_opt.memory_limit, gm_opt.memory_limit_hard);
     if (gm_heap_ready()) gm_scav_settings();
     atomic_store_explicit(&gm_options_state, GM_OPTIONS_READ, memory_order_release);
@@ -170,6 +175,7 @@ __attribute__((noinline)) void gm_prof_sample(struct gm_tcache *tc, void *p, siz
     struct gm_span *s = gm_span_lookup((uintptr_t)p);
     gm_prof_record(p, size, s);
     gm_tcache_prof_mark(tc, s);
+    gm_prof_period_tick(); /* no lock is held here */
 }
 
 int gm_profile_start(size_t rate)
@@ -226,8 +232,10 @@ static void gm_free_body(void *p, struct gm_span *s)
     }
 }
 
-/* Everything but a sampling thread's usual small allocation. */
-static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
+/* The inline fast paths' exception (api.h): no tcache yet, checked mode,
+ * large sizes, a sampling thread whose sampler has yet to see a change of
+ * gm_prof_epoch. */
+void *gm_malloc_slow(size_t size)
 {
     struct gm_tcache *tc = gm_tc;
     bool due = false;
@@ -243,24 +251,14 @@ static __attribute__((noinline)) void *gm_malloc_slower(size_t size)
     return gm_errno_result(p, saved);
 }
 
-/* The inline fast path's exception. A sampling thread (gm_tc_malloc NULL,
- * gm_tc_fast not: checked mode has neither) comes here for every malloc:
- * its usual case is the fast path again behind Go's countdown, written to
- * need no stack frame; the rest is gm_malloc_slower's, a tail call. */
-void *gm_malloc_slow(size_t size)
+/* The countdown (already charged with size) reached zero: the block is
+ * sampled, and the next distance drawn. */
+void *gm_malloc_sampled(struct gm_tcache *tc, size_t size)
 {
-    struct gm_tcache *tc = gm_tc_fast;
-    if (GM_LIKELY(tc != NULL && tc->prof_rate != 0 && size <= GM_MAX_SMALL)) {
-        int64_t left = tc->prof_left - (int64_t)size;
-        unsigned cls = gm_size_class(size);
-        struct gm_span *s = tc->current[cls];
-        void **p = (void **)s->free;
-        if (GM_LIKELY(left > 0 && p != NULL)) {
-            tc->prof_left = left;
-            return gm_span_pop(tc, s, p, cls);
-        }
-    }
-    return gm_malloc_slower(size);
+    int saved = errno;
+    void *p = gm_small_alloc(tc, gm_size_class(size));
+    gm_prof_sample(tc, p, size);
+    return gm_errno_result(p, saved);
 }
 
 void gm_free_slow(void *p, struct gm_span *s)

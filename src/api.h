@@ -87,10 +87,28 @@ void *gm_api_valloc(size_t size) GM_HIDDEN;
 void *gm_api_pvalloc(size_t size) GM_HIDDEN;
 size_t gm_api_usable_size(const void *p) GM_HIDDEN;
 
+/* A sampling thread's small allocation whose countdown reached zero. */
+void *gm_malloc_sampled(struct gm_tcache *tc, size_t size) GM_HIDDEN;
+
+/* malloc's fast paths. The usual one, then, on the branch it leaves (which
+ * the usual case never takes, so it costs that case nothing), a sampling
+ * thread's: Go's countdown, one subtraction and a branch, in front of the
+ * same fast path. gm_tc_malloc NULL with gm_tc_fast set means exactly that
+ * the thread samples (gm_tcache_prof_sync sets both, prof_rate with them;
+ * checked mode and a thread without a cache have neither). Everything
+ * else is gm_malloc_slow's. */
 static inline __attribute__((always_inline)) void *gm_malloc_fast(size_t size)
 {
     struct gm_tcache *tc = gm_tc_malloc;
-    if (GM_LIKELY(tc != NULL && size <= GM_MAX_SMALL)) return gm_small_alloc(tc, gm_size_class(size));
+    if (GM_LIKELY(tc != NULL)) {
+        if (GM_LIKELY(size <= GM_MAX_SMALL)) return gm_small_alloc(tc, gm_size_class(size));
+        return gm_malloc_slow(size);
+    }
+    tc = gm_tc_fast;
+    if (tc != NULL && size <= GM_MAX_SMALL) {
+        if (GM_UNLIKELY((tc->prof_left -= (int64_t)size) <= 0)) return gm_malloc_sampled(tc, size);
+        return gm_small_alloc(tc, gm_size_class(size));
+    }
     return gm_malloc_slow(size);
 }
 

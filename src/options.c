@@ -95,6 +95,9 @@ const struct gm_option gm_option_table[] = {
     {"GOMALLOC_PROFILE_SIGNAL", GM_OPT_ENUM, "off", 0, 0, gm_words_signal, GM_FIELD(profile_signal), 0,
      "with `GOMALLOC_PROFILE`, a signal on which the profile is written too (`usr1`, `usr2`, "
      "`prof`); no handler is installed unless set"},
+    {"GOMALLOC_PROFILE_PERIOD", GM_OPT_SECONDS, "off", 1, 86400, NULL, GM_FIELD(profile_period), 0,
+     "with `GOMALLOC_PROFILE`, the profile is rewritten this often too, by the first sampled "
+     "allocation after each period (no thread is started for it)"},
 };
 const size_t gm_option_count = sizeof gm_option_table / sizeof gm_option_table[0];
 
@@ -246,6 +249,18 @@ static bool gm_set_size(const struct gm_option *o, const char *v, char *base)
     return true;
 }
 
+/* off, 0, or a number of seconds in range. */
+static bool gm_set_seconds(const struct gm_option *o, const char *v, char *base)
+{
+    uint64_t sec = 0;
+    const char *p = v;
+    if (!gm_word_is("off", v, strlen(v)) && (!gm_number(&p, &sec) || *p != 0 || (sec != 0 && !gm_in_range(o, sec))))
+        return false;
+    uint32_t s = (uint32_t)sec;
+    memcpy(base + o->offset, &s, sizeof s);
+    return true;
+}
+
 bool gm_option_set(const struct gm_option *o, const char *v, struct gm_options *opt)
 {
     char *base = (char *)opt;
@@ -272,6 +287,8 @@ bool gm_option_set(const struct gm_option *o, const char *v, struct gm_options *
     }
     case GM_OPT_SIZE:
         return gm_set_size(o, v, base);
+    case GM_OPT_SECONDS:
+        return gm_set_seconds(o, v, base);
     case GM_OPT_BYTES: {
         uint64_t bytes;
         const char *p = v;
@@ -328,6 +345,15 @@ static void gm_bput_words(struct gm_buf *b, const struct gm_opt_word *words)
     }
 }
 
+/* "MIN-MAX)". */
+static void gm_bput_range(struct gm_buf *b, const struct gm_option *o)
+{
+    gm_bputu(b, o->min, 0);
+    gm_bputc(b, '-');
+    gm_bputu(b, o->max, 0);
+    gm_bputc(b, ')');
+}
+
 void gm_option_forms(const struct gm_option *o, struct gm_buf *b)
 {
     switch (o->kind) {
@@ -339,12 +365,13 @@ void gm_option_forms(const struct gm_option *o, struct gm_buf *b)
         gm_bputs(b, "one of ");
         gm_bput_words(b, o->words);
         break;
+    case GM_OPT_SECONDS:
+        gm_bputs(b, "off, 0, or a number of seconds (");
+        gm_bput_range(b, o);
+        break;
     case GM_OPT_MS:
         gm_bputs(b, "a number of milliseconds (");
-        gm_bputu(b, o->min, 0);
-        gm_bputc(b, '-');
-        gm_bputu(b, o->max, 0);
-        gm_bputc(b, ')');
+        gm_bput_range(b, o);
         break;
     case GM_OPT_SIZE:
         gm_bputs(b, "none or a size of at least ");

@@ -45,6 +45,7 @@ struct gm_options {
     const char *profile;    /* GOMALLOC_PROFILE: the heap profile's file (profile.h) */
     uint64_t profile_rate;  /* GOMALLOC_PROFILE_RATE: bytes per sample on average */
     int profile_signal;     /* GOMALLOC_PROFILE_SIGNAL: 0, or the signal that writes it */
+    uint32_t profile_period; /* GOMALLOC_PROFILE_PERIOD: 0, or seconds between writes */
 };
 extern struct gm_options gm_opt GM_HIDDEN;
 
@@ -56,6 +57,7 @@ enum gm_opt_kind {
                     * :word for a mode if words is set */
     GM_OPT_STRING, /* any value; %p in a file name is the process id */
     GM_OPT_BYTES,  /* a number of bytes in [min, max], with K/M/G/T */
+    GM_OPT_SECONDS, /* off, 0, or a number of seconds in [min, max] */
 };
 
 struct gm_opt_word {
@@ -70,7 +72,7 @@ struct gm_option {
     const char *name;
     enum gm_opt_kind kind;
     const char *def;
-    uint64_t min, max;               /* GM_OPT_MS, GM_OPT_SIZE, GM_OPT_BYTES */
+    uint64_t min, max;               /* GM_OPT_MS, GM_OPT_SIZE, GM_OPT_BYTES, GM_OPT_SECONDS */
     const struct gm_opt_word *words; /* GM_OPT_ENUM: values; GM_OPT_SIZE: modes; NULL-terminated */
     size_t offset;                   /* of the field in struct gm_options */
     size_t mode_offset;              /* GM_OPT_SIZE with modes: the int the mode goes to */

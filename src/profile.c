@@ -17,15 +17,18 @@
  * (tcache.h); api.c subtracts each allocation's requested size and calls
  * gm_prof_record for the one that reaches zero. With profiling off no
  * count is kept at all: the thread's malloc fast path is the usual one,
- * and with it on the thread's mallocs go through api.c's gm_malloc_slow,
- * which does the subtraction (tcache.c switches a thread over at its next
- * slow path after gm_prof_epoch changes). Rate 1 samples everything.
+ * and with it on the thread's mallocs take a second inline fast path,
+ * which does the subtraction (api.h; tcache.c switches a thread over at
+ * its next slow path after gm_prof_epoch changes). Rate 1 samples
+ * everything.
  *
  * Stacks. A sampled allocation's stack is walked with the unwinder
  * (_Unwind_Backtrace, which reads .eh_frame and so needs no frame
- * pointers), and the frames inside gomalloc itself (between the
- * program's call and here) are dropped, so that a stack starts at the
- * caller of malloc: the range of gomalloc's own code is found once with
+ * pointers), at some 1,500 instructions a frame, unless the stack cache
+ * (x86-64, below) finds it walked before; the frames inside gomalloc
+ * itself (between the program's call and here) are dropped, so that a
+ * stack starts at the caller of malloc: the range of gomalloc's own code
+ * is found once with
  * dl_iterate_phdr. (Linked statically, gomalloc's code is the program's and
  * cannot be told apart: its frames stay on top.) The unwinder is primed
  * when profiling starts, outside any lock, and a thread that is already
@@ -55,8 +58,8 @@
  * default rate the set holds a few entries per MiB of heap).
  *
  * Locks: gm_prof_lock (GM_RANK_PROFILE, the outermost after the trace's)
- * guards the buckets' table and the set; under it only the persistent
- * allocator's lock is taken. The stack walk runs before it is taken.
+ * guards the buckets' table, the set and the stack cache; under it only
+ * the persistent allocator's lock is taken. The unwinder runs without it.
  *
  * fork: the child's profile is its own. Its handler zeroes every bucket's
  * counts and turns the parent's sampled blocks into inherited ones (their
@@ -155,17 +158,32 @@ static int gm_own_module(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 #if GM_HAVE_UNWIND
+/* What the unwinder saw: every frame from gm_prof_walk's own outwards, up
+ * to GM_WALK_FRAMES: the code address and what _Unwind_GetCFA gives there,
+ * the canonical frame address (CFA) of the frame it returns from, so that
+ * ip[k] was stored just below cfa[k] (x86-64); and the stack that is kept
+ * (gomalloc's frames dropped, GM_PROF_DEPTH). */
+#define GM_WALK_FRAMES 40
 struct gm_walk {
     uintptr_t *pc;
-    int n;
-    bool outside; /* past gomalloc's frames */
+    int n, nframes;
+    bool outside, ended; /* past gomalloc's frames; the whole stack seen */
+    uintptr_t ip[GM_WALK_FRAMES], cfa[GM_WALK_FRAMES];
 };
 
 static _Unwind_Reason_Code gm_walk_frame(struct _Unwind_Context *ctx, void *arg)
 {
     struct gm_walk *w = arg;
     uintptr_t pc = _Unwind_GetIP(ctx);
-    if (pc == 0) return _URC_END_OF_STACK;
+    if (pc == 0) { /* past the outermost frame */
+        w->ended = true;
+        return _URC_END_OF_STACK;
+    }
+    if (w->nframes < GM_WALK_FRAMES) {
+        w->ip[w->nframes] = pc;
+        w->cfa[w->nframes] = _Unwind_GetCFA(ctx);
+    }
+    w->nframes++;
     if (!w->outside) {
         if (pc >= gm_own_lo && pc < gm_own_hi) return _URC_NO_REASON;
         w->outside = true;
@@ -173,15 +191,129 @@ static _Unwind_Reason_Code gm_walk_frame(struct _Unwind_Context *ctx, void *arg)
     w->pc[w->n++] = pc;
     return w->n == GM_PROF_DEPTH ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
+#endif
+
+#if GM_HAVE_UNWIND && defined(__x86_64__)
+/* The stack cache. A thread that allocates from one place over and over
+ * has the same stack at each sample, frame for frame at the same
+ * addresses; the unwinder finds it again at some 1,500 instructions a
+ * frame (it looks up and interprets each function's call frame
+ * information). So a stack, once walked, is kept with the canonical frame
+ * address (CFA) of each frame, keyed by the thread, gm_prof_walk's own CFA
+ * and its return address, and a later sample with the same key checks it
+ * instead of walking: on x86-64 every ordinary frame's return address
+ * lies just below its CFA, so each kept return address is read again
+ * where it was (8 bytes below its callee's CFA) and compared. A frame whose CFA follows
+ * from its caller's stack pointer and its own code address (every frame
+ * but one that moves its stack by a varying amount, alloca) is then the
+ * same frame as before, and so by induction is the whole stack: a few
+ * loads and compares a frame. A stack whose frames did not all keep
+ * their return address there when it was walked (a signal frame) is not
+ * kept; a mismatch walks again and replaces the entry. The thread is in
+ * the key (a number of its own, never reused) so that the addresses read
+ * are on its own stack, which stays mapped while it lives. */
+#define GM_CACHE_SETS 64 /* a power of two */
+#define GM_CACHE_WAYS 4   /* stacks kept per set: calls from different places
+                           * can share a key (the same depth) */
+struct gm_walk_entry {
+    uint64_t tid;              /* 0: empty */
+    uintptr_t cfa0, ret;       /* the key: gm_prof_walk's CFA, return address */
+    uint32_t nframes, skip, n; /* frames kept; gomalloc's of them; stack length */
+    uintptr_t ip[GM_WALK_FRAMES], cfa[GM_WALK_FRAMES];
+};
+struct gm_walk_set {
+    struct gm_walk_entry way[GM_CACHE_WAYS];
+    unsigned next; /* the way to replace next */
+};
+static struct gm_walk_set *gm_walk_cache; /* under gm_prof_lock */
+static _Atomic uint64_t gm_walk_tids;
+static __thread uint64_t gm_walk_tid;
+
+static struct gm_walk_set *gm_walk_set_of(uint64_t tid, uintptr_t cfa0, uintptr_t ret)
+{
+    return &gm_walk_cache[gm_mix64(tid ^ gm_mix64(cfa0 ^ gm_mix64(ret))) & (GM_CACHE_SETS - 1)];
+}
+
+/* Is e's stack, kept for this key, still the thread's? */
+static bool gm_walk_same(const struct gm_walk_entry *e, uint64_t tid, uintptr_t cfa0, uintptr_t ret)
+{
+    if (e->tid != tid || e->cfa0 != cfa0 || e->ret != ret) return false;
+    for (uint32_t k = 2; k < e->nframes; k++)
+        if (*(const uintptr_t *)(e->cfa[k] - sizeof(uintptr_t)) != e->ip[k]) return false;
+    return true;
+}
+
+/* The kept stack of (tid, cfa0, ret) into pc if it is still the thread's
+ * (see above), its length; -1 if not. Lock held. */
+static int gm_walk_cached(uint64_t tid, uintptr_t cfa0, uintptr_t ret, uintptr_t *pc)
+{
+    struct gm_walk_set *set = gm_walk_set_of(tid, cfa0, ret);
+    for (int i = 0; i < GM_CACHE_WAYS; i++) {
+        const struct gm_walk_entry *e = &set->way[i];
+        if (!gm_walk_same(e, tid, cfa0, ret)) continue;
+        memcpy(pc, e->ip + e->skip, (size_t)e->n * sizeof *pc);
+        return (int)e->n;
+    }
+    return -1;
+}
+
+/* Keep what w saw, if every frame was seen and each return address was
+ * where the check will read it, in place of its set's oldest. Lock held. */
+static void gm_walk_keep(uint64_t tid, uintptr_t cfa0, uintptr_t ret, const struct gm_walk *w)
+{
+    if (!w->ended || w->nframes > GM_WALK_FRAMES || w->nframes < 2 || w->cfa[1] != cfa0 || w->ip[1] != ret) return;
+    for (int k = 1; k < w->nframes; k++)
+        if (*(const uintptr_t *)(w->cfa[k] - sizeof(uintptr_t)) != w->ip[k]) return;
+    struct gm_walk_set *set = gm_walk_set_of(tid, cfa0, ret);
+    struct gm_walk_entry *e = &set->way[set->next++ % GM_CACHE_WAYS];
+    e->tid = tid;
+    e->cfa0 = cfa0;
+    e->ret = ret;
+    e->nframes = (uint32_t)w->nframes;
+    e->n = (uint32_t)w->n;
+    e->skip = (uint32_t)(w->nframes - w->n);
+    memcpy(e->ip, w->ip, (size_t)w->nframes * sizeof *w->ip);
+    memcpy(e->cfa, w->cfa, (size_t)w->nframes * sizeof *w->cfa);
+}
+
+static void gm_walk_cache_make(void)
+{
+    if (!gm_walk_cache)
+        gm_walk_cache = gm_persistent_alloc(GM_CACHE_SETS * sizeof *gm_walk_cache, GM_CACHE_LINE, &gm_meta.other);
+}
+
+/* The caller's stack into pc (GM_PROF_DEPTH entries), innermost first:
+ * from the cache, or walked and kept. noinline, and with a frame pointer
+ * (__builtin_frame_address), so that its CFA is known here. */
+static __attribute__((noinline)) int gm_prof_walk(uintptr_t *pc)
+{
+    uintptr_t cfa0 = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(uintptr_t);
+    uintptr_t ret = (uintptr_t)__builtin_return_address(0);
+    if (!gm_walk_tid) gm_walk_tid = atomic_fetch_add_explicit(&gm_walk_tids, 1, memory_order_relaxed) + 1;
+    gm_lock(&gm_prof_lock, GM_RANK_PROFILE);
+    int n = gm_walk_cache ? gm_walk_cached(gm_walk_tid, cfa0, ret, pc) : -1;
+    gm_unlock(&gm_prof_lock, GM_RANK_PROFILE);
+    if (n >= 0) return n;
+    struct gm_walk w = {.pc = pc};
+    if (_Unwind_Backtrace(gm_walk_frame, &w) == _URC_END_OF_STACK) w.ended = true;
+    gm_lock(&gm_prof_lock, GM_RANK_PROFILE);
+    if (gm_walk_cache) gm_walk_keep(gm_walk_tid, cfa0, ret, &w);
+    gm_unlock(&gm_prof_lock, GM_RANK_PROFILE);
+    return w.n;
+}
+#elif GM_HAVE_UNWIND
+static void gm_walk_cache_make(void) {}
 
 /* The caller's stack into pc (GM_PROF_DEPTH entries), innermost first. */
 static int gm_prof_walk(uintptr_t *pc)
 {
-    struct gm_walk w = {pc, 0, false};
+    struct gm_walk w = {.pc = pc};
     _Unwind_Backtrace(gm_walk_frame, &w);
     return w.n;
 }
 #else
+static void gm_walk_cache_make(void) {}
+
 static int gm_prof_walk(uintptr_t *pc)
 {
     (void)pc;
@@ -345,6 +477,7 @@ static int gm_prof_prepare(void)
     if (!gm_prof_heads) gm_prof_heads = gm_persistent_alloc(GM_PROF_HEADS * sizeof *gm_prof_heads, GM_CACHE_LINE, &gm_meta.other);
     if (!gm_filter)
         gm_filter = gm_persistent_alloc(sizeof *gm_filter << GM_FILTER_BITS, GM_CACHE_LINE, &gm_meta.other);
+    gm_walk_cache_make(); /* optional: without it, every stack is walked */
     if (gm_prof_heads && gm_filter && !gm_set) {
         gm_set = gm_set_table(GM_SET_FIRST);
         if (gm_set) gm_set_cap = GM_SET_FIRST;

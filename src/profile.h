@@ -55,9 +55,16 @@ void gm_prof_freed(struct gm_span *s, const void *p) GM_HIDDEN;
  * locking (the exit handler, the signal handler), or to a stdio stream. 0,
  * or -1 with errno when a write fails. */
 int gm_prof_write_fd(int fd) GM_HIDDEN;
-/* GOMALLOC_PROFILE's file (%p: the process id), replaced by a new profile;
- * if it cannot be written, one line on stderr says so (once per process). */
+/* GOMALLOC_PROFILE's file (%p: the process id), replaced by a new profile
+ * (a regular file through a temporary one and rename, so that a reader
+ * never sees half a profile); if it cannot be written, one line on stderr
+ * says so (once per process). */
 void gm_prof_write_file(const char *path) GM_HIDDEN;
+/* GOMALLOC_PROFILE_PERIOD: the file written every seconds from now on,
+ * by the first caller of gm_prof_period_tick (the sample path) after each
+ * period has passed; it must hold no allocator lock. */
+void gm_prof_period_start(const char *path, uint32_t seconds) GM_HIDDEN;
+void gm_prof_period_tick(void) GM_HIDDEN;
 /* GOMALLOC_PROFILE_SIGNAL: a handler that writes the file on signo. */
 void gm_prof_signal_install(int signo, const char *path) GM_HIDDEN;
 

@@ -29,6 +29,7 @@
 #include "profile.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -192,22 +193,86 @@ static void gm_prof_complain(const char *path, int err)
         gm_complain_file(2, "GOMALLOC_PROFILE", "cannot write the heap profile", path, err);
 }
 
+/* name's temporary sibling, unique to this process and call (a signal may
+ * interrupt a periodic write): NAME.tmp.PID.N. False if it does not fit. */
+static bool gm_prof_tmp_name(const char *name, char *tmp, size_t cap)
+{
+    static _Atomic unsigned long calls;
+    struct gm_buf b = {tmp, 0, cap};
+    gm_bputs(&b, name);
+    gm_bputs(&b, ".tmp.");
+    gm_bputu(&b, (uint64_t)getpid(), 0);
+    gm_bputc(&b, '.');
+    gm_bputu(&b, atomic_fetch_add(&calls, 1), 0);
+    if (b.n >= cap) return false;
+    tmp[b.n] = 0;
+    return true;
+}
+
+/* The profile into name directly (a device, a pipe: what cannot be
+ * replaced; or a file whose directory refuses the temporary one). */
+static void gm_prof_write_in_place(const char *name)
+{
+    int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        gm_prof_complain(name, errno);
+        return;
+    }
+    if (gm_prof_write_fd(fd) != 0) gm_prof_complain(name, errno);
+    close(fd);
+}
+
+/* The profile into a temporary file renamed over name, so that a reader
+ * (a periodic write replaces the file while pprof may be reading it) sees
+ * the old profile or the new one, never half of one. False if the
+ * temporary file cannot be made. */
+static bool gm_prof_write_replace(const char *name)
+{
+    char tmp[GM_PATH_MAX];
+    if (!gm_prof_tmp_name(name, tmp, sizeof tmp)) return false;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    int r = gm_prof_write_fd(fd), err = errno;
+    close(fd);
+    if (r == 0 && rename(tmp, name) != 0) r = -1, err = errno;
+    if (r != 0) {
+        unlink(tmp);
+        gm_prof_complain(name, err);
+    }
+    return true;
+}
+
 void gm_prof_write_file(const char *path)
 {
     int saved = errno;
     char name[GM_PATH_MAX];
-    if (!gm_path_expand(path, name, sizeof name)) {
-        gm_prof_complain(path, ENAMETOOLONG);
-    } else {
-        int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            gm_prof_complain(name, errno);
-        } else {
-            if (gm_prof_write_fd(fd) != 0) gm_prof_complain(name, errno);
-            close(fd);
-        }
-    }
+    struct stat st;
+    if (!gm_path_expand(path, name, sizeof name)) gm_prof_complain(path, ENAMETOOLONG);
+    else if ((stat(name, &st) == 0 && !S_ISREG(st.st_mode)) || !gm_prof_write_replace(name))
+        gm_prof_write_in_place(name);
     errno = saved;
+}
+
+/* GOMALLOC_PROFILE_PERIOD: the next write's time (gm_now_ms), and the
+ * period; 0 when off. */
+static const char *gm_prof_period_path;
+static uint32_t gm_prof_period_ms;
+static _Atomic uint32_t gm_prof_period_next;
+
+void gm_prof_period_start(const char *path, uint32_t seconds)
+{
+    gm_prof_period_path = path;
+    gm_prof_period_ms = seconds * 1000u;
+    atomic_store_explicit(&gm_prof_period_next, gm_now_ms() + gm_prof_period_ms, memory_order_release);
+}
+
+void gm_prof_period_tick(void)
+{
+    uint32_t next = atomic_load_explicit(&gm_prof_period_next, memory_order_acquire), now;
+    if (!gm_prof_period_ms || (int32_t)((now = gm_now_ms()) - next) < 0) return;
+    /* One thread wins the period and writes; the others go on. */
+    if (!atomic_compare_exchange_strong(&gm_prof_period_next, &next, now + gm_prof_period_ms)) return;
+    gm_prof_write_file(gm_prof_period_path); /* keeps errno */
 }
 
 static const char *gm_prof_signal_path;

@@ -66,9 +66,10 @@ extern __thread struct gm_tcache *gm_tc GM_HIDDEN;
  * every malloc and free goes through the API's checked slow paths. */
 extern __thread struct gm_tcache *gm_tc_fast GM_HIDDEN;
 /* What malloc's inline fast path uses: gm_tc_fast, or NULL while the thread
- * samples for the heap profile, so that its mallocs count down in api.c's
- * gm_malloc_slow (free's fast path is untouched: a span with sampled blocks
- * sends its owner's frees to the slow path by its slow_free flag). */
+ * samples for the heap profile, so that its mallocs take api.h's second
+ * fast path, which counts down (free's fast path is untouched: a span with
+ * sampled blocks sends its owner's frees to the slow path by its slow_free
+ * flag). */
 extern __thread struct gm_tcache *gm_tc_malloc GM_HIDDEN;
 /* A span's slow_free flags (heap.h): in its owner's full list; holds
  * sampled blocks (prof_samples > 0 when the owner set it). */

@@ -16,6 +16,10 @@
 #   - fork: the child's profile (GOMALLOC_PROFILE with %p) has the child's
 #     site and not the parent's, the parent's has its own and not the
 #     child's;
+#   - GOMALLOC_PROFILE_PERIOD=1 rewrites the profile every second: a
+#     single-threaded program that runs for three periods and leaves with
+#     _exit has one (pprof reads it), no temporary file is left, no thread
+#     was added; a malformed period: one warning line, no periodic write;
 #   - GOMALLOC_PROFILE_SIGNAL=usr2 writes the profile on SIGUSR2 (a program
 #     that then leaves with _exit still has one); without it, SIGUSR2
 #     keeps its default action (no handler was installed);
@@ -149,6 +153,27 @@ check "GOMALLOC_PROFILE_SIGNAL=usr2: the signal wrote a profile (the program lef
 run GOMALLOC_PROFILE="$W/nosig.prof" -- "$PY" -c "$KILL" 2>/dev/null
 rc=$?
 is "without GOMALLOC_PROFILE_SIGNAL, SIGUSR2 keeps its default action: status" $rc $((128 + 12))
+
+# --- the period ---------------------------------------------------------------------
+# Three periods of 1 s, then _exit: only the periodic writes can have left a
+# profile, each one whole (renamed into place), with no temporary file left.
+out=$(run GOMALLOC_PROFILE="$W/per.%p.prof" GOMALLOC_PROFILE_PERIOD=1 -- "$PROG" period 3300 2>"$W/err")
+rc=$?
+is "GOMALLOC_PROFILE_PERIOD=1: the program's exit status" $rc 0
+is "GOMALLOC_PROFILE_PERIOD=1: lines on stderr" "$(wc -l <"$W/err")" 0
+is "GOMALLOC_PROFILE_PERIOD=1: no thread added (a single-threaded program)" "$out" "threads 1"
+per=$(ls "$W"/per.*.prof 2>/dev/null | head -1)
+check "GOMALLOC_PROFILE_PERIOD=1: the periodic write left a profile (the program left with _exit)" \
+    grep -q '^MAPPED_LIBRARIES:$' "${per:-/nonexistent}"
+check "GOMALLOC_PROFILE_PERIOD=1: no temporary file is left" test -z "$(ls "$W" | grep '\.tmp\.')"
+used=$(gp inuse_space "${per:-/nonexistent}" period_site)
+check "GOMALLOC_PROFILE_PERIOD=1: google-pprof reads it and finds period_site in use ($used bytes)" test "$used" -gt 0
+run GOMALLOC_PROFILE="$W/per2.prof" GOMALLOC_PROFILE_PERIOD=soon -- "$PROG" period 300 >/dev/null 2>"$W/err"
+rc=$?
+is "malformed period: the program's exit status" $rc 0
+is "malformed period: lines on stderr" "$(wc -l <"$W/err")" 1
+check "malformed period: the warning names the variable" grep -q 'GOMALLOC_PROFILE_PERIOD=soon: ' "$W/err"
+check "malformed period: no periodic write (the default is off)" test ! -e "$W/per2.prof"
 
 # --- bad input, profiling off -------------------------------------------------------
 run GOMALLOC_PROFILE=/nonexistent/dir/x.prof -- "$PROG" threads 2>"$W/err"

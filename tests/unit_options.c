@@ -46,7 +46,8 @@ static int64_t field(const struct gm_option *o, const struct gm_options *opt, in
     switch (o->kind) {
     case GM_OPT_BOOL: memcpy(&b, base, sizeof b); return b;
     case GM_OPT_ENUM: memcpy(&i, base, sizeof i); return i;
-    case GM_OPT_MS: memcpy(&ms, base, sizeof ms); return ms;
+    case GM_OPT_MS:
+    case GM_OPT_SECONDS: memcpy(&ms, base, sizeof ms); return ms;
     case GM_OPT_SIZE:
         if (mode) memcpy(mode, (const char *)opt + o->mode_offset, sizeof *mode);
         memcpy(&size, base, sizeof size);
@@ -103,6 +104,8 @@ static const struct good goods[] = {
     {"GOMALLOC_PROFILE_RATE", "4096", 4096, 0},    {"GOMALLOC_PROFILE_RATE", "1GiB", 1024 * MiB, 0},
     {"GOMALLOC_PROFILE_SIGNAL", "usr2", SIGUSR2, 0}, {"GOMALLOC_PROFILE_SIGNAL", "off", 0, 0},
     {"GOMALLOC_TRACE_MS", "1", 1, 0},              {"GOMALLOC_TRACE_MS", "3600000", 3600000, 0},
+    {"GOMALLOC_PROFILE_PERIOD", "off", 0, 0},      {"GOMALLOC_PROFILE_PERIOD", "0", 0, 0},
+    {"GOMALLOC_PROFILE_PERIOD", "1", 1, 0},        {"GOMALLOC_PROFILE_PERIOD", "86400", 86400, 0},
 };
 
 struct bad {
@@ -124,6 +127,8 @@ static const struct bad bads[] = {
     {"GOMALLOC_MEMORY_LIMIT", "-64M"},  {"GOMALLOC_MEMORY_LIMIT", "17179869184G"},
     {"GOMALLOC_MEMORY_LIMIT", "99999999999999999999"}, {"GOMALLOC_MEMORY_LIMIT", "64 M"},
     {"GOMALLOC_TRACE_MS", "0"},         {"GOMALLOC_TRACE_MS", "3600001"},
+    {"GOMALLOC_PROFILE_PERIOD", "86401"}, {"GOMALLOC_PROFILE_PERIOD", "5s"}, {"GOMALLOC_PROFILE_PERIOD", "-1"},
+    {"GOMALLOC_PROFILE_PERIOD", "on"},
 };
 
 static void test_parse(void)

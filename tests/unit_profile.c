@@ -13,7 +13,11 @@
  *      blocks): every free is counted (in use 0 at the end);
  *   4. stop: after gm_profile_stop nothing new is counted, frees of
  *      sampled blocks still are; churn at the default rate keeps the heap
- *      consistent (gm_check) and the in-use total near the truth.
+ *      consistent (gm_check) and the in-use total near the truth;
+ *   5. stacks: at rate 1, two sites called in turn, with frames of one
+ *      size at one depth (so that profile.c's stack cache sees one key for
+ *      both), each have exactly their own allocations under them: each
+ *      sample got its own stack, never the other's kept one.
  */
 #include "internal.h"
 #include "test.h"
@@ -206,11 +210,74 @@ static void test_stop_churn(void)
     gm_profile_stop();
 }
 
+/* ------------------------------------------------------------------------ */
+/* 5. stacks                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define TURNS 200
+#define SITE_SIZE 777
+static void *site_blocks[2 * TURNS];
+
+static __attribute__((noinline)) void site_a(int i) { site_blocks[2 * i] = gm_malloc(SITE_SIZE); }
+static __attribute__((noinline)) void site_b(int i) { site_blocks[2 * i + 1] = gm_malloc(SITE_SIZE); }
+
+/* Which site a return address is in: 0 (site_a), 1 (site_b), -1 neither;
+ * the nearest function start below it, a few bytes away (each is a call
+ * and a store). */
+static int site_of(uintptr_t pc)
+{
+    uintptr_t a = (uintptr_t)site_a, b = (uintptr_t)site_b;
+    uintptr_t da = pc > a ? pc - a : UINTPTR_MAX, db = pc > b ? pc - b : UINTPTR_MAX;
+    if (da < db && da < 64) return 0;
+    if (db < da && db < 64) return 1;
+    return -1;
+}
+
+/* The allocations of SITE_SIZE that the profile puts under each site (a
+ * stack holding a return address into it; gomalloc's own frames, which
+ * stay in this statically linked test, may make several buckets of one). */
+static void site_counts(unsigned long long count[2])
+{
+    count[0] = count[1] = 0;
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(gm_profile_write(f) == 0);
+    rewind(f);
+    char line[4096];
+    unsigned long long in_n, in_b, al_n, al_b;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%llu: %llu [%llu: %llu] @", &in_n, &in_b, &al_n, &al_b) != 4 || al_b != al_n * SITE_SIZE)
+            continue;
+        int site = -1;
+        for (char *p = strchr(line, '@'); p && (p = strstr(p, " 0x")); p += 3)
+            if (site < 0) site = site_of((uintptr_t)strtoull(p + 1, NULL, 16));
+        if (site >= 0) count[site] += al_n;
+    }
+    fclose(f);
+}
+
+static void test_stacks(void)
+{
+    CHECK(gm_profile_start(1) == 0);
+    for (int i = 0; i < TURNS; i++) {
+        site_a(i);
+        site_b(i);
+    }
+    unsigned long long count[2];
+    site_counts(count);
+    CHECK_EQ(count[0], TURNS);
+    CHECK_EQ(count[1], TURNS);
+    for (int i = 0; i < 2 * TURNS; i++) gm_free(site_blocks[i]);
+    gm_profile_stop();
+}
+
 int main(void)
 {
     test_draw();
     test_exact();
     test_xthreads();
     test_stop_churn();
+    test_stacks();
     return test_done("unit_profile");
 }

@@ -19,6 +19,11 @@
  *   gm_profile fork        parent_site (1024 x 1 KiB, kept), then a fork:
  *                          the child makes child_site (2048 x 1 KiB, kept)
  *                          and exits; the parent waits and exits.
+ *   gm_profile period MS   period_site: for MS milliseconds, every 10 ms,
+ *                          256 blocks of 4 KiB replace the previous 256
+ *                          (1 MiB live); then prints the threads the
+ *                          process has (/proc/self/status) and leaves with
+ *                          _exit, so that no exit handler writes a profile.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -162,11 +168,41 @@ static int forked(void)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* period                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static NOINLINE void period_site(void **live, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(live[i]);
+        live[i] = malloc(4096);
+    }
+}
+
+static int period(long ms)
+{
+    static void *live[256];
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (long t = 0; t < ms; t += 10) {
+        period_site(live, 256);
+        nanosleep(&tick, NULL);
+    }
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0) printf("threads %d\n", atoi(line + 8));
+    if (f) fclose(f);
+    fflush(stdout);
+    _exit(0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "sites") == 0) return sites(argv[2]);
     if (argc == 2 && strcmp(argv[1], "threads") == 0) return threads();
     if (argc == 2 && strcmp(argv[1], "fork") == 0) return forked();
-    fprintf(stderr, "usage: gm_profile sites MID | threads | fork\n");
+    if (argc == 3 && strcmp(argv[1], "period") == 0) return period(atol(argv[2]));
+    fprintf(stderr, "usage: gm_profile sites MID | threads | fork | period MS\n");
     return 2;
 }
