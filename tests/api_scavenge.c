@@ -237,9 +237,13 @@ static int case_trim(bool use_trim)
     long long before = test_vm_rss() - b.rss;
     size_t ret = use_trim ? (size_t)malloc_trim(0) : gm_scavenge();
     long long after = test_vm_rss() - b.rss, drop = before - after;
+    struct gm_stats st;
+    gm_stats_read(&st, sizeof st);
     printf("%s: live %.1f MiB, bound %.1f MiB; VmRSS %+.1f MiB before, %+.1f MiB after (%.1f MiB back); "
-           "returned %zu\n",
-           name, mib((long long)t.live), mib(live_bound(t.live)), mib(before), mib(after), mib(drop), ret);
+           "returned %zu; heap_inuse %+.1f MiB, heap_idle - heap_released %+.1f MiB\n",
+           name, mib((long long)t.live), mib(live_bound(t.live)), mib(before), mib(after), mib(drop), ret,
+           mib((long long)st.heap_inuse - (long long)b.st.heap_inuse),
+           mib((long long)(st.heap_idle - st.heap_released) - (long long)(b.st.heap_idle - b.st.heap_released)));
     CHECK(after <= live_bound(t.live));
     if (use_trim) {
         CHECK_EQ(ret, 1);
