@@ -91,7 +91,8 @@ size_t gm_heap_ungrown_pages(void)
 /* Stamp the frees that follow with the time (the scavenger's decay). */
 void gm_heap_stamp(void) { gm_heap.pages.now = gm_now_ms(); }
 
-/* heap_inuse grew by bytes: keep its peak. */
+/* heap_inuse grew by bytes: keep its peak, and lift the high_water mark
+ * once the heap holds more than the goal it was set for (heap.h). */
 static void gm_heap_inuse_grew(uint64_t bytes)
 {
     uint64_t v = atomic_fetch_add_explicit(&gm_heap.heap_inuse, bytes, memory_order_relaxed) + bytes;
@@ -99,6 +100,8 @@ static void gm_heap_inuse_grew(uint64_t bytes)
     while (v > peak && !atomic_compare_exchange_weak_explicit(&gm_heap.inuse_peak, &peak, v, memory_order_relaxed,
                                                               memory_order_relaxed)) {
     }
+    if (gm_heap_shrinking() && v > atomic_load_explicit(&gm_heap.goal, memory_order_relaxed))
+        atomic_store_explicit(&gm_heap.high_water, UINTPTR_MAX, memory_order_relaxed);
 }
 
 uint64_t gm_heap_take_inuse_peak(void)

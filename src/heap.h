@@ -86,8 +86,12 @@ struct gm_heap {
      * gm_heap_set_goal): spans at or above it whose objects are all free
      * go back to the heap rather than being reused in place, so that a
      * live set that shrank gathers below it. UINTPTR_MAX while the heap
-     * holds no more than its goal. */
+     * holds no more than its goal, and from the moment heap_inuse grows
+     * past goal (gm_heap_inuse_grew) until the next pass sets it again:
+     * a heap that grows is not shrinking, and a mark set before the growth
+     * would send every span the growth makes away from its thread. */
     _Atomic uintptr_t high_water;
+    _Atomic uint64_t goal; /* bytes, as last set with high_water */
     _Atomic uint64_t released_total;    /* bytes ever released with madvise */
     _Atomic uint64_t decommitted_total; /* bytes ever decommitted */
     _Atomic uint64_t recommitted_total; /* decommitted bytes committed again */

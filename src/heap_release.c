@@ -127,6 +127,7 @@ void gm_heap_set_goal(uint64_t goal)
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     uintptr_t mark = gm_goal_mark(goal);
     gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    atomic_store_explicit(&gm_heap.goal, goal, memory_order_relaxed);
     atomic_store_explicit(&gm_heap.high_water, mark, memory_order_relaxed);
 }
 
