@@ -35,20 +35,21 @@ extern const uint16_t gm_class_nelems[GM_NUM_CLASSES] GM_HIDDEN;   /* objects pe
 extern const uint32_t gm_class_divmagic[GM_NUM_CLASSES] GM_HIDDEN;
 /* Lookup tables: sizes 0..1024 by (size + 15) / 16, 1025..32768 by
  * (size - 1024 + 127) / 128. */
-extern const uint8_t gm_size_to_class16[1024 / 16 + 1] GM_HIDDEN;
-extern const uint8_t gm_size_to_class128[(GM_MAX_SMALL - 1024) / 128 + 1] GM_HIDDEN;
+#define GM_LOOKUP16_MAX 2048 /* sizes looked up by 16 bytes; above, by 128 */
+extern const uint8_t gm_size_to_class16[GM_LOOKUP16_MAX / 16 + 1] GM_HIDDEN;
+extern const uint8_t gm_size_to_class128[(GM_MAX_SMALL - GM_LOOKUP16_MAX) / 128 + 1] GM_HIDDEN;
 
 static inline unsigned gm_size_class(size_t size) /* size <= GM_MAX_SMALL */
 {
-    if (size <= 1024) return gm_size_to_class16[(size + 15) >> 4];
-    return gm_size_to_class128[(size - 1024 + 127) >> 7];
+    if (size <= GM_LOOKUP16_MAX) return gm_size_to_class16[(size + 15) >> 4];
+    return gm_size_to_class128[(size - GM_LOOKUP16_MAX + 127) >> 7];
 }
 
 /* Classes up to GM_OWNED_MAX bytes are served from spans a thread owns;
  * larger ones (few objects per span) from spans all threads share through
  * the central list (central.c). */
 #define GM_OWNED_MAX 4096
-#define GM_FIRST_SHARED_CLASS 43 /* the first class above GM_OWNED_MAX (unit_sizeclass checks) */
+#define GM_FIRST_SHARED_CLASS 44 /* the first class above GM_OWNED_MAX (unit_sizeclass checks) */
 #define GM_NUM_SHARED_CLASSES (GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS)
 static inline bool gm_class_shared(unsigned cls) { return cls >= GM_FIRST_SHARED_CLASS; }
 

@@ -498,7 +498,7 @@ struct gm_tcache *gm_tcache_init(void)
     memset(tc->spans_made, 0, sizeof tc->spans_made);
     memset(tc->young, 0, sizeof tc->young);
     memset(tc->stash_n, 0, sizeof tc->stash_n);
-    for (unsigned i = 0; i < GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS; i++) atomic_store(&tc->stash[i], NULL);
+    for (unsigned i = 0; i < GM_NUM_SHARED_CLASSES; i++) atomic_store(&tc->stash[i], NULL);
     gm_tc = tc;
     gm_tc_fast = gm_tc_malloc = gm_opt.check ? NULL : tc;
     gm_tcache_prof_sync(tc);

@@ -48,8 +48,8 @@ struct gm_tcache {
     /* A shared class's stash: objects this thread freed, for its next
      * refill; the owner pushes (CAS), any thread may take it whole
      * (exchange). stash_n: what the owner pushed since it last took it. */
-    void *_Atomic stash[GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS];
-    uint8_t stash_n[GM_NUM_CLASSES - GM_FIRST_SHARED_CLASS];
+    void *_Atomic stash[GM_NUM_SHARED_CLASSES];
+    uint8_t stash_n[GM_NUM_SHARED_CLASSES];
     struct gm_tcache *all_next, *all_prev;   /* registry (gm_tc_lock) */
     uint32_t refills;                        /* refill slow paths, for gm_scav_tick */
     bool dead;

@@ -16,6 +16,23 @@ their own spans' free lists, and with 8 KiB spans a live set replaced at
 random leaves each span a free object or two, so every few allocations went
 down the slow path. Spans are carved lazily (span.c), so the untouched part
 of a bigger span costs no RSS.
+
+And two classes of gomalloc's own, EXTRA, for a power of two plus a small
+header, among the commonest sizes C programs ask for (a buffer plus its
+length, an allocator wrapper's size prefix: sqlite adds 8 bytes to every
+block, PostgreSQL's chunks carry 16), which Go's table serves badly right
+above 1 and 4 KiB: 1040 bytes (Go: 1152, 11% lost on a 1032-byte block)
+and 4480 (Go's 4096 -> 4864 step is 768 bytes, its merge of equal spans:
+11-18% lost on sqlite's 4368-byte page-cache entries and on 4104-byte
+blocks). sqlite's in-memory database took 11% more RSS than on glibc for
+them (issue 13). 1040 fills four pages like the classes below it (31
+objects, 528 bytes of tail), 4480 five (9 objects, 640 bytes). The lookup
+by 16 bytes runs to 2 KiB so that 1040 can be told from 1152. They take
+the places of two of Go's three classes within 384 bytes, 6528 and 6784
+(beside 6912: Go's fits of 4, 5 and 6 pages), so that the number of
+classes, and with it the per-class arrays of the public struct gm_stats,
+whose released versions are frozen, stays the same; from 6145 to 6912
+bytes a block now loses at most 11%.
 """
 
 import sys
@@ -36,6 +53,11 @@ CLASSES = [
     (12288, 3), (13568, 5), (14336, 7), (16384, 2), (18432, 9), (19072, 7),
     (20480, 5), (21760, 8), (24576, 3), (27264, 10), (28672, 7), (32768, 4),
 ]
+
+# gomalloc's own classes (see the top), merged into Go's by size.
+EXTRA = [(1040, 4), (4480, 5)]
+DROPPED = [(6528, 4), (6784, 5)]  # Go's, given up for EXTRA (see the top)
+LOOKUP16_MAX = 2048  # sizes up to this are looked up by 16 bytes, then by 128
 
 
 def go_algorithm(start):
@@ -88,10 +110,17 @@ def gomalloc_spans(classes):
     return [(s, max(p, MIN_SMALL_SPAN_PAGES) if s <= MIN_SPAN_CLASS_LIMIT else p) for s, p in classes]
 
 
-def check(classes):
-    assert go_algorithm(16) == classes, "table differs from Go's algorithm"
+def all_classes():
+    """Go's classes but DROPPED, and gomalloc's own, by size."""
+    return sorted([c for c in CLASSES if c not in DROPPED] + EXTRA)
+
+
+def check(go_classes):
+    assert go_algorithm(16) == go_classes, "table differs from Go's algorithm"
+    assert len(go_classes) == 65
+    classes = gomalloc_spans(all_classes())
     assert len(classes) == 65
-    classes = gomalloc_spans(classes)
+    assert all(s % 128 == 0 for s, _ in classes if s > LOOKUP16_MAX)
     prev = 0
     for size, npages in classes:
         span = npages * PAGE
@@ -155,11 +184,15 @@ HEADER = """\
  * spans of the classes up to 1 KiB are 4 pages, not Go's 1, so that a thread
  * refills from a span far less often (see the script).
  *
- * Go's class 1 (8 bytes) and class 3 (24 bytes) are dropped, leaving 65 small
- * classes, all multiples of 16: C requires malloc results to be aligned for
- * max_align_t (16 bytes on x86-64), which 8 and 24 are not, and a 16-byte
+ * Go's class 1 (8 bytes) and class 3 (24 bytes) are dropped, leaving 65 of
+ * Go's classes, all multiples of 16: C requires malloc results to be aligned
+ * for max_align_t (16 bytes on x86-64), which 8 and 24 are not, and a 16-byte
  * minimum leaves every free object room for a free-list link plus a
- * freed-object marker. Requests of 0..16 bytes get the 16-byte class.
+ * freed-object marker. Requests of 0..16 bytes get the 16-byte class. Two
+ * classes are gomalloc's own, 1040 and 4480 bytes, for the sizes Go's table
+ * serves worst among the commonest, 1 or 4 KiB plus a small header; they
+ * replace Go's 6528 and 6784, two of three classes within 384 bytes, so
+ * that there are still 65 (see the script).
  *
  * Waste bounds:
  *   - tail waste: each span is the smallest whole number of pages whose
@@ -177,8 +210,8 @@ HEADER = """\
  * a span, (offset * divmagic) >> 32 == offset / size (checked by the
  * generator and by tests/unit_sizeclass.c).
  *
- * Lookups: gm_size_to_class16[(size + 15) >> 4] for sizes 0..1024 and
- * gm_size_to_class128[(size - 1024 + 127) >> 7] for 1025..32768 give the
+ * Lookups: gm_size_to_class16[(size + 15) >> 4] for sizes 0..2048 and
+ * gm_size_to_class128[(size - 2048 + 127) >> 7] for 2049..32768 give the
  * smallest class whose size is >= the request (gm_size_class in span.h).
  */
 #include "span.h"
@@ -187,15 +220,16 @@ HEADER = """\
 
 def main():
     check(CLASSES)
-    classes = gomalloc_spans(CLASSES)
+    merged = all_classes()
+    classes = gomalloc_spans(merged)
     sizes = [0] + [s for s, _ in classes]
     pages = [0] + [p for _, p in classes]
     nelems = [0] + [p * PAGE // s for s, p in classes]
     magic = [0] + [divmagic(s) for s, _ in classes]
     # Index i of class16 covers sizes 16*(i-1)+1 .. 16*i (index 0: size 0).
-    class16 = lookup(CLASSES, [max(16 * i, 1) for i in range(1024 // 16 + 1)])
-    # Index i of class128 covers sizes 1024+128*(i-1)+1 .. 1024+128*i.
-    class128 = lookup(CLASSES, [1024 + 128 * i for i in range((MAX_SMALL - 1024) // 128 + 1)])
+    class16 = lookup(merged, [max(16 * i, 1) for i in range(LOOKUP16_MAX // 16 + 1)])
+    # Index i of class128 covers sizes 2048+128*(i-1)+1 .. 2048+128*i.
+    class128 = lookup(merged, [LOOKUP16_MAX + 128 * i for i in range((MAX_SMALL - LOOKUP16_MAX) // 128 + 1)])
 
     out = [HEADER, comment_table(classes), ""]
     out.append("/* Objects per class, in bytes. */")
@@ -211,11 +245,11 @@ def main():
     out.append(c_array("uint32_t", "gm_class_divmagic", "GM_NUM_CLASSES",
                        ["0x%08x" % m for m in magic], 6, 10))
     out.append("")
-    out.append("/* Class of sizes 0..1024, by (size + 15) >> 4. */")
-    out.append(c_array("uint8_t", "gm_size_to_class16", "1024 / 16 + 1", class16, 16, 2))
+    out.append("/* Class of sizes 0..2048, by (size + 15) >> 4. */")
+    out.append(c_array("uint8_t", "gm_size_to_class16", "GM_LOOKUP16_MAX / 16 + 1", class16, 16, 2))
     out.append("")
-    out.append("/* Class of sizes 1025..32768, by (size - 1024 + 127) >> 7. */")
-    out.append(c_array("uint8_t", "gm_size_to_class128", "(GM_MAX_SMALL - 1024) / 128 + 1",
+    out.append("/* Class of sizes 2049..32768, by (size - 2048 + 127) >> 7. */")
+    out.append(c_array("uint8_t", "gm_size_to_class128", "(GM_MAX_SMALL - GM_LOOKUP16_MAX) / 128 + 1",
                        class128, 16, 2))
     sys.stdout.write("\n".join(out) + "\n")
 
