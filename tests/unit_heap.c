@@ -219,6 +219,38 @@ static int child_local(void)
     return test_failures;
 }
 
+/* The high_water mark (heap.h) says the live set shrank below the goal a
+ * scavenging pass set. A heap that then grows past that goal is not
+ * shrinking: the mark must go at once, not at the next pass, or every span
+ * of the growth would count as above the goal and be sent away from its
+ * thread (issue 13: what made api_scavenge fail under an emulator). */
+static int child_goal_lifted(void)
+{
+    struct gm_span *s[8];
+    for (int i = 0; i < 8; i++) s[i] = span(GM_CHUNK_PAGES / 2); /* 16 MiB */
+    for (int i = 0; i < 8; i++) CHECK(s[i] != NULL);
+    for (int i = 1; i < 8; i++) gm_heap_free_span(s[i]); /* 2 MiB in use, 16 committed */
+    gm_heap_set_goal(GM_CHUNK_BYTES);
+    CHECK(gm_heap_shrinking());
+    uintptr_t mark = atomic_load(&gm_heap.high_water);
+    CHECK(mark < UINTPTR_MAX);
+    /* Growth below the goal keeps the mark. */
+    struct gm_span *t = span(GM_CHUNK_PAGES / 4);
+    CHECK(t != NULL);
+    CHECK(gm_heap_shrinking());
+    CHECK_EQ(atomic_load(&gm_heap.high_water), mark);
+    /* Past it, the mark goes. */
+    struct gm_span *u = span(GM_CHUNK_PAGES);
+    CHECK(u != NULL);
+    CHECK(!gm_heap_shrinking());
+    if (u) CHECK(!gm_heap_above_goal(u));
+    gm_heap_free_span(s[0]);
+    if (t) gm_heap_free_span(t);
+    if (u) gm_heap_free_span(u);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 /* Grow and shrink in place. */
 static int child_inplace(void)
 {
@@ -423,6 +455,7 @@ int main(void)
     test_in_child("faults", child_faults);
     test_in_child("local", child_local);
     test_in_child("inplace", child_inplace);
+    test_in_child("goal_lifted", child_goal_lifted);
     test_in_child("decommit_full", child_decommit_full);
     test_in_child("pieces", child_pieces);
     if (!test_skip_emulated(TEST_GAP_RLIMIT, "rlimit_as (RLIMIT_AS)")) test_in_child("rlimit_as", child_rlimit_as);

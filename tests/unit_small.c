@@ -7,7 +7,15 @@
  * refill. The background scavenger parks when it sees nothing to return
  * (gm_central_holds is part of that test): a spare must count, and a
  * trim (every scavenger pass) must give it back to the heap.
+ *
+ * stash: a thread's frees of blocks above 4 KiB wait in its stash for its
+ * next refill (central.c). They pin their spans, and the thread may never
+ * call the allocator again: a trim on another thread must take the stash
+ * and free its blocks back to their spans, so the spans go back to the
+ * heap; while the blocks are stashed, gm_check counts them as free.
  */
+#include <pthread.h>
+
 #include "internal.h"
 #include "test.h"
 
@@ -48,8 +56,76 @@ static int child_spares(void)
     return test_failures;
 }
 
+enum { STASH_N = 4 }; /* two refills of 8 KiB blocks: what a stash holds */
+static struct {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int stage; /* 1: the thread has freed its blocks; 2: it may leave */
+} st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void stash_stage(int to)
+{
+    pthread_mutex_lock(&st.m);
+    st.stage = to;
+    pthread_cond_broadcast(&st.c);
+    pthread_mutex_unlock(&st.m);
+}
+
+static void stash_wait(int stage)
+{
+    pthread_mutex_lock(&st.m);
+    while (st.stage < stage) pthread_cond_wait(&st.c, &st.m);
+    pthread_mutex_unlock(&st.m);
+}
+
+static void *stash_thread(void *arg)
+{
+    void *p[STASH_N];
+    for (int i = 0; i < STASH_N; i++) p[i] = gm_malloc(8192);
+    for (int i = 0; i < STASH_N; i++) gm_free(p[i]);
+    *(struct gm_tcache **)arg = gm_tc;
+    stash_stage(1);
+    stash_wait(2); /* idle, with its stash full: as a parked worker would be */
+    return NULL;
+}
+
+static int child_stash(void)
+{
+    gm_opt.background = false;
+    unsigned cls = gm_size_class(8192), i = cls - GM_FIRST_SHARED_CLASS;
+    CHECK(gm_class_shared(cls));
+    gm_free(gm_malloc(16)); /* the heap and the scavenger set up */
+    gm_central_trim();
+    uint64_t before = gm_stat_load(&gm_heap.heap_inuse);
+    /* Any allocator call (stdio's, pthread_create's) may run a scavenging
+     * pass inline, and a pass takes every stash: hold the scavenger's lock
+     * (which inline passes only try, and a helper thread waits for) while
+     * the stash is looked at. gm_check takes it too: after. */
+    gm_scav_lock_all();
+    struct gm_tcache *tc = NULL;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, stash_thread, &tc), 0);
+    stash_wait(1);
+    size_t n = 0;
+    for (void **o = atomic_load(&tc->stash[i]); o; o = o[0]) n++;
+    CHECK_EQ(n, STASH_N);                                /* kept, not freed back */
+    CHECK(gm_stat_load(&gm_heap.heap_inuse) > before);    /* their spans in use */
+    CHECK(gm_central_holds());                           /* the scavenger will not park */
+    gm_scav_unlock_all();
+    CHECK_EQ(gm_check(), 0); /* stashed blocks count as free (a pass may have taken them by now: as good) */
+    gm_central_trim();       /* on this thread, not the owner */
+    CHECK(atomic_load(&tc->stash[i]) == NULL);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), before);  /* the spans went back */
+    CHECK(!gm_central_holds());
+    stash_stage(2);
+    pthread_join(t, NULL);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 int main(void)
 {
     test_in_child("spares", child_spares);
+    test_in_child("stash", child_stash);
     return test_done("unit_small");
 }
