@@ -274,43 +274,128 @@ ssize_t gm_sys_read_file(const char *path, char *buf, size_t cap)
 
 /* Threads that are not the program's: our helpers, and threads on their
  * way out (past the allocator's exit hook, or a zombie main thread, which
- * /proc/self/task lists until the process ends). Entries leave when a scan
- * no longer lists their thread, so a recycled thread id is never taken for
- * one of them for long. */
-#define GM_SYS_DISOWNED_MAX 64
+ * /proc/self/task lists until the process ends). Every thread that leaves
+ * is recorded, so the set is a hash set (open addressing, linear probing,
+ * 0 for an empty slot): a thousand threads that leave at once cost a
+ * thousand short inserts, not a thousand scans of a list. Entries leave
+ * when a scan no longer lists their thread (the set is pruned only when
+ * full), so a recycled thread id is never taken for one of them for long.
+ * Past GM_SYS_DISOWNED_MAX threads on their way out at the same moment, a
+ * thread that finds the set full after a prune goes unrecorded: a scan in
+ * the short time before the kernel drops it counts it as the program's. */
+#define GM_SYS_DISOWNED_SLOTS 2048u /* a power of two: 8 KiB */
+#define GM_SYS_DISOWNED_MAX (GM_SYS_DISOWNED_SLOTS / 4 * 3)
 static struct {
     pthread_mutex_t lock;
-    pid_t tid[GM_SYS_DISOWNED_MAX];
     unsigned n;
+    pid_t tid[GM_SYS_DISOWNED_SLOTS];
+    uint64_t seen[GM_SYS_DISOWNED_SLOTS / 64]; /* listed by the running scan */
 } gm_disowned = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static unsigned gm_disowned_home(pid_t tid)
+{
+    return ((uint32_t)tid * 0x9E3779B1u) >> 21 & (GM_SYS_DISOWNED_SLOTS - 1);
+}
+
+/* tid's slot, or the empty slot where it would go. Lock held. */
+static unsigned gm_disowned_slot(pid_t tid)
+{
+    unsigned i = gm_disowned_home(tid);
+    while (gm_disowned.tid[i] && gm_disowned.tid[i] != tid) i = (i + 1) & (GM_SYS_DISOWNED_SLOTS - 1);
+    return i;
+}
+
+static bool gm_disowned_seen(unsigned i) { return gm_disowned.seen[i / 64] >> (i % 64) & 1; }
+
+static void gm_disowned_set_seen(unsigned i, bool on)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    gm_disowned.seen[i / 64] = on ? gm_disowned.seen[i / 64] | bit : gm_disowned.seen[i / 64] & ~bit;
+}
+
+/* Empty slot i, moving back the entries after it whose probe run crossed it
+ * (deletion without tombstones), with their seen bits. Lock held. */
+static void gm_disowned_delete(unsigned i)
+{
+    const unsigned mask = GM_SYS_DISOWNED_SLOTS - 1;
+    for (unsigned j = (i + 1) & mask; gm_disowned.tid[j]; j = (j + 1) & mask) {
+        unsigned home = gm_disowned_home(gm_disowned.tid[j]);
+        /* The entry at j stays if its home lies in (i, j], cyclically. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays) continue;
+        gm_disowned.tid[i] = gm_disowned.tid[j];
+        gm_disowned_set_seen(i, gm_disowned_seen(j));
+        i = j;
+    }
+    gm_disowned.tid[i] = 0;
+    gm_disowned_set_seen(i, false);
+    gm_disowned.n--;
+}
+
+static long gm_sys_scan_tasks(void);
 
 void gm_sys_thread_disown(void)
 {
     pid_t self = (pid_t)syscall(SYS_gettid);
     for (int tries = 0; tries < 2; tries++) {
         gm_lock(&gm_disowned.lock, GM_RANK_THREADS);
-        unsigned i = 0;
-        while (i < gm_disowned.n && gm_disowned.tid[i] != self) i++;
-        bool done = i < GM_SYS_DISOWNED_MAX;
-        if (done && i == gm_disowned.n) gm_disowned.tid[gm_disowned.n++] = self;
+        unsigned i = gm_disowned_slot(self);
+        bool done = gm_disowned.tid[i] == self || gm_disowned.n < GM_SYS_DISOWNED_MAX;
+        if (done && !gm_disowned.tid[i]) {
+            gm_disowned.tid[i] = self;
+            gm_disowned.n++;
+        }
         gm_unlock(&gm_disowned.lock, GM_RANK_THREADS);
         if (done) return;
-        gm_sys_program_threads(); /* full: forget the threads that are gone */
+        gm_sys_scan_tasks(); /* full: forget the threads that are gone */
     }
 }
 
-/* Is tid disowned? Marks the entry as seen (bit 31 of seen[]). Lock held. */
-static bool gm_sys_disowned(pid_t tid, uint64_t *seen)
+/* Is tid disowned? Marks its entry as seen. Lock held. */
+static bool gm_sys_disowned(pid_t tid)
 {
-    for (unsigned i = 0; i < gm_disowned.n; i++)
-        if (gm_disowned.tid[i] == tid) {
-            *seen |= (uint64_t)1 << i;
-            return true;
-        }
-    return false;
+    unsigned i = gm_disowned_slot(tid);
+    if (!gm_disowned.tid[i]) return false;
+    gm_disowned_set_seen(i, true);
+    return true;
 }
 
+#ifdef GM_TESTING
+_Atomic long gm_sys_task_scans;
+
+unsigned gm_sys_disowned_count(void)
+{
+    gm_lock(&gm_disowned.lock, GM_RANK_THREADS);
+    unsigned n = gm_disowned.n;
+    gm_unlock(&gm_disowned.lock, GM_RANK_THREADS);
+    return n;
+}
+#endif
+
+/* Helpers started and not yet disowned (a scan would take them for the
+ * program's), and a count of the starts, for a scan to see whether one
+ * began while it read. */
+static _Atomic int gm_sys_unborn;
+static _Atomic unsigned gm_sys_births;
+
 long gm_sys_program_threads(void)
+{
+    long n = -1;
+    for (int tries = 0; tries < 1000; tries++) {
+        unsigned births = atomic_load(&gm_sys_births);
+        if (atomic_load(&gm_sys_unborn)) { /* a helper is a few instructions from disowning itself */
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        n = gm_sys_scan_tasks();
+        if (atomic_load(&gm_sys_births) == births && !atomic_load(&gm_sys_unborn)) break;
+    }
+    return n;
+}
+
+/* One read of /proc/self/task: threads listed and not disowned. */
+static long gm_sys_scan_tasks(void)
 {
     int saved = errno;
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -318,11 +403,13 @@ long gm_sys_program_threads(void)
         errno = saved;
         return -1;
     }
-    _Static_assert(GM_SYS_DISOWNED_MAX <= 64, "one bit of seen per entry");
+#ifdef GM_TESTING
+    atomic_fetch_add(&gm_sys_task_scans, 1);
+#endif
     char buf[2048];
     long n = 0;
-    uint64_t seen = 0;
     gm_lock(&gm_disowned.lock, GM_RANK_THREADS);
+    memset(gm_disowned.seen, 0, sizeof gm_disowned.seen);
     for (;;) {
         long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
         if (got <= 0) {
@@ -337,14 +424,14 @@ long gm_sys_program_threads(void)
             if (name[0] < '0' || name[0] > '9') continue;
             pid_t tid = 0;
             for (const char *p = name; *p >= '0' && *p <= '9'; p++) tid = tid * 10 + (*p - '0');
-            if (!gm_sys_disowned(tid, &seen)) n++;
+            if (!gm_sys_disowned(tid)) n++;
         }
     }
-    if (n >= 0) { /* forget threads that are gone */
-        unsigned k = 0;
-        for (unsigned i = 0; i < gm_disowned.n; i++)
-            if (seen >> i & 1) gm_disowned.tid[k++] = gm_disowned.tid[i];
-        gm_disowned.n = k;
+    if (n >= 0) { /* forget threads that are gone (a slot refilled by a move is looked at again) */
+        for (unsigned i = 0; i < GM_SYS_DISOWNED_SLOTS;) {
+            if (gm_disowned.tid[i] && !gm_disowned_seen(i)) gm_disowned_delete(i);
+            else i++;
+        }
     }
     gm_unlock(&gm_disowned.lock, GM_RANK_THREADS);
     close(fd);
@@ -355,8 +442,10 @@ long gm_sys_program_threads(void)
 void gm_sys_threads_fork_child(void)
 {
     pthread_mutex_init(&gm_disowned.lock, NULL);
-    gm_disowned.n = 0; /* the child has one thread, the program's */
+    if (gm_disowned.n) memset(gm_disowned.tid, 0, sizeof gm_disowned.tid); /* the child has one thread */
+    gm_disowned.n = 0;
     atomic_store(&gm_sys_helpers, 0);
+    atomic_store(&gm_sys_unborn, 0);
 }
 
 _Atomic int gm_sys_helpers;
@@ -369,7 +458,8 @@ union gm_sys_fn {
 
 static void *gm_sys_helper_main(void *arg)
 {
-    gm_sys_thread_disown(); /* before the spawner counts threads again */
+    gm_sys_thread_disown(); /* before any thread counts the program's again */
+    atomic_fetch_sub(&gm_sys_unborn, 1);
     return ((union gm_sys_fn *)arg)->fn(NULL);
 }
 
@@ -399,14 +489,20 @@ int gm_sys_spawn(pthread_t *t, void *(*fn)(void *), const char *name)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     /* glibc refuses a stack too small for the program's static TLS
      * (EINVAL): grow it until it fits, then take the default. */
+    /* Counted before it exists: a helper is never among the threads a
+     * leaving thread takes for the program's (gm_scav_thread_exit). */
+    atomic_fetch_add(&gm_sys_helpers, 1);
+    atomic_fetch_add(&gm_sys_births, 1);
+    atomic_fetch_add(&gm_sys_unborn, 1);
     int rc = EINVAL;
     for (size_t stack = GM_SYS_HELPER_STACK; rc == EINVAL && stack <= ((size_t)4 << 20); stack *= 4)
         rc = gm_sys_create(t, slot, stack);
     if (rc == EINVAL) rc = gm_sys_create(t, slot, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0) {
-        atomic_fetch_add(&gm_sys_helpers, 1);
-        pthread_setname_np(*t, name);
+    if (rc == 0) pthread_setname_np(*t, name);
+    else {
+        atomic_fetch_sub(&gm_sys_unborn, 1);
+        atomic_fetch_sub(&gm_sys_helpers, 1);
     }
     errno = saved;
     return rc;

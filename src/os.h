@@ -74,7 +74,9 @@ uint64_t gm_sys_as_limit(void) GM_HIDDEN;
 ssize_t gm_sys_read_file(const char *path, char *buf, size_t cap) GM_HIDDEN;
 /* Threads of the program: those /proc/self/task lists, less the ones
  * disowned (our helpers, which disown themselves as they start, and threads
- * past the allocator's exit hook, which call gm_sys_thread_disown). -1 if
+ * past the allocator's exit hook, which call gm_sys_thread_disown). A
+ * helper being started counts as disowned: the count waits for it to
+ * disown itself, and reads the list again if one started meanwhile. -1 if
  * /proc cannot tell. The fork child's handler forgets every entry. */
 void gm_sys_thread_disown(void) GM_HIDDEN;
 long gm_sys_program_threads(void) GM_HIDDEN;
@@ -85,6 +87,10 @@ void gm_sys_threads_fork_child(void) GM_HIDDEN;
 void gm_sys_zero(void *v, size_t n) GM_HIDDEN;
 #ifdef GM_TESTING
 extern bool gm_zero_force_pagemap GM_HIDDEN; /* probe as where there is swap */
+#endif
+#ifdef GM_TESTING
+extern _Atomic long gm_sys_task_scans GM_HIDDEN; /* gm_sys_program_threads' scans */
+unsigned gm_sys_disowned_count(void) GM_HIDDEN;  /* entries of the disowned set */
 #endif
 
 /* Helper threads (the background scavenger, the trace sampler): started

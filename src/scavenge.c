@@ -509,15 +509,25 @@ void gm_scav_on_last_thread(void (*fn)(void))
 
 void gm_scav_thread_exit(void)
 {
-    atomic_fetch_sub_explicit(&gm_threads_known, 1, memory_order_relaxed);
-    /* Disowned first: of two threads leaving at once, the second to count
-     * sees the first as gone, so at least one of them stops the helper;
-     * and always, as a helper started later must not count this thread
-     * (a zombie main thread stays listed until the process ends). */
+    /* Disowned first, always: a helper started later must not count this
+     * thread (a zombie main thread stays listed until the process ends),
+     * nor may the scan of a thread that leaves at the same moment. */
     gm_sys_thread_disown();
-    if (!atomic_load(&gm_sys_helpers)) return;
+    int known = atomic_fetch_sub(&gm_threads_known, 1) - 1;
+    int helpers = atomic_load(&gm_sys_helpers);
+    if (!helpers) return;
+    int keep = gm_bg_policy() == GM_BACKGROUND_THREAD ? 0 : 1; /* threads the helper stays for */
+    /* Threads with a cache that have not counted themselves out yet (less
+     * the helpers, in case one has a cache) are a lower bound on the
+     * program's: while it is above keep, the kernel's list need not be
+     * read, which is what makes a thousand threads that end together cost
+     * a thousand decrements instead of a million directory entries. Of
+     * threads leaving at once, the last to count itself out sees the
+     * count without the others, and they were disowned before they
+     * counted, so its scan (below) does not take them for the program's. */
+    if (known - helpers > keep) return;
     long left = gm_program_threads();
-    if (left <= (gm_bg_policy() == GM_BACKGROUND_THREAD ? 0 : 1)) gm_bg_stop();
+    if (left <= keep) gm_bg_stop();
     if (left <= 0) {
         unsigned n = atomic_load(&gm_nlast_thread_hooks);
         for (unsigned i = 0; i < n && i < sizeof gm_last_thread_hooks / sizeof gm_last_thread_hooks[0]; i++)

@@ -10,7 +10,8 @@
 #   - a single-threaded program stays single-threaded after allocating and
 #     freeing, and a multi-threaded one is single-threaded again as soon as
 #     it has joined its threads: the thread count, and unshare(CLONE_NEWUSER)
-#     (compared only where glibc's run may unshare at all);
+#     (compared only where glibc's run may unshare at all); also after
+#     1,000 threads that end together, while a helper runs;
 #   - no signal handler of the program runs on a thread it did not create.
 # GOMALLOC_BACKGROUND=thread accepts a helper in a single-threaded program:
 # the exit and signal checks hold there too.
@@ -119,6 +120,16 @@ for mode in threads threads_mt; do
         fail "$mode: gomalloc '$p', glibc '$g'"
     fi
 done
+run glibc threads_1k
+run gomalloc threads_1k
+g=$(grep '^threads ' "$W/glibc.threads_1k.out")
+p=$(grep '^threads ' "$W/gomalloc.threads_1k.out")
+h=$(grep '^helper_seen' "$W/gomalloc.threads_1k.out")
+if [ "$g" = "threads 1" ] && [ "$p" = "$g" ] && [ "$h" = "helper_seen 1" ]; then
+    pass "threads_1k: one thread once 1,000 that ended together are joined, as on glibc ($(ms gomalloc threads_1k) ms, glibc $(ms glibc threads_1k) ms)"
+else
+    fail "threads_1k: gomalloc '$p' ('$h'), glibc '$g'"
+fi
 for mode in unshare unshare_mt; do
     run glibc $mode
     run gomalloc $mode

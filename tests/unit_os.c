@@ -1,12 +1,15 @@
 /* unit_os.c — layer 1: each OS memory transition does what the kernel says
  * (VmData, VmRSS, mappings) and what the counters say, and fails cleanly;
- * and what src/arch.h gives the layers for the machine they run on. */
+ * what src/arch.h gives the layers for the machine they run on; and the
+ * count of the program's threads, less the disowned ones, through waves of
+ * threads larger than the disowned set's first design (64 entries). */
 #include "internal.h"
 #include "arch.h"
 #include "test.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -307,6 +310,59 @@ static void test_arch(void)
     CHECK(waited >= 29000000 && waited < 2000000000);
 }
 
+/* Waves of threads that disown themselves and wait: the count of the
+ * program's threads stays main's alone, a thread that does not disown
+ * itself counts, and entries of threads gone leave the set (the second
+ * wave fills it past its bound, so the prune and the deletions run). */
+enum { DISOWN_WAVE = 1100 };
+static pthread_barrier_t disown_ready, disown_go;
+
+static void *disowning_thread(void *arg)
+{
+    if (arg) gm_sys_thread_disown();
+    pthread_barrier_wait(&disown_ready);
+    pthread_barrier_wait(&disown_go);
+    return NULL;
+}
+
+static void test_disowned(void)
+{
+    static pthread_t t[DISOWN_WAVE + 1];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * KiB);
+    /* Main's thread, and under qemu-user the emulator's own thread too. */
+    long base = gm_sys_program_threads();
+    CHECK(base == 1 || (test_emulator() && base == 2));
+    for (int wave = 0; wave < 2; wave++) {
+        int n = DISOWN_WAVE + wave; /* the second wave has one thread that stays the program's */
+        pthread_barrier_init(&disown_ready, NULL, (unsigned)n + 1);
+        pthread_barrier_init(&disown_go, NULL, (unsigned)n + 1);
+        for (int i = 0; i < n; i++)
+            if (pthread_create(&t[i], &attr, disowning_thread, i < DISOWN_WAVE ? (void *)1 : NULL) != 0) {
+                fprintf(stderr, "unit_os: cannot start %d threads here, disowned set untested\n", n);
+                return; /* the barriers would never open: the process is torn down by the harness */
+            }
+        pthread_barrier_wait(&disown_ready);
+        CHECK_EQ(gm_sys_program_threads(), base + wave);
+        CHECK(gm_sys_disowned_count() >= DISOWN_WAVE);
+        pthread_barrier_wait(&disown_go);
+        for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&disown_ready);
+        pthread_barrier_destroy(&disown_go);
+    }
+    /* A joined thread may stay listed a moment: its entry leaves with it. */
+    long left = -1;
+    for (int i = 0; i < 500 && (left != base || gm_sys_disowned_count() != 0); i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+        left = gm_sys_program_threads();
+    }
+    CHECK_EQ(left, base);
+    CHECK_EQ(gm_sys_disowned_count(), 0);
+    pthread_attr_destroy(&attr);
+}
+
 int main(void)
 {
     test_arch();
@@ -316,5 +372,6 @@ int main(void)
     test_rlimit_data();
     test_mapping_count();
     test_zero();
+    test_disowned();
     return test_done("unit_os");
 }

@@ -13,17 +13,31 @@
  * call the allocator again: a trim on another thread must take the stash
  * and free its blocks back to their spans, so the spans go back to the
  * heap; while the blocks are stashed, gm_check counts them as free.
+ *
+ * exit_scans: a thread that leaves while a helper runs reads the kernel's
+ * list of threads only when the threads still known to the allocator do
+ * not show that the program keeps two: of 300 threads that end together,
+ * the last ones (not 300) read it, and at least one does.
  */
 #include <pthread.h>
 
 #include "internal.h"
 #include "test.h"
 
+/* No helper thread in this child: the options are read first (the test
+ * library has no constructor: the first allocation would read them, and
+ * put the default back), then the helper is switched off. */
+static void no_helper(void)
+{
+    gm_options_load();
+    gm_opt.background = GM_BACKGROUND_OFF;
+}
+
 static int child_spares(void)
 {
     enum { MAXN = 1024 };
     static void *objs[MAXN];
-    gm_opt.background = false; /* no scavenger thread trimming behind our back */
+    no_helper(); /* no scavenger thread trimming behind our back */
     CHECK(!gm_central_holds());
     /* 64-byte objects until the second span: the first is then full and
      * not the current one. */
@@ -91,7 +105,7 @@ static void *stash_thread(void *arg)
 
 static int child_stash(void)
 {
-    gm_opt.background = false;
+    no_helper();
     unsigned cls = gm_size_class(8192), i = cls - GM_FIRST_SHARED_CLASS;
     CHECK(gm_class_shared(cls));
     gm_free(gm_malloc(16)); /* the heap and the scavenger set up */
@@ -123,9 +137,53 @@ static int child_stash(void)
     return test_failures;
 }
 
+enum { EXIT_THREADS = 300 };
+static pthread_barrier_t exit_ready;
+static _Atomic bool helper_leave;
+
+static void *exit_thread(void *arg)
+{
+    (void)arg;
+    gm_free(gm_malloc(64)); /* a thread cache: the thread is known */
+    pthread_barrier_wait(&exit_ready);
+    return NULL;
+}
+
+static void *idle_helper(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&helper_leave)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static int child_exit_scans(void)
+{
+    static pthread_t t[EXIT_THREADS];
+    no_helper(); /* a stand-in counts as one */
+    gm_free(gm_malloc(16));    /* main is known too */
+    pthread_t helper;
+    CHECK_EQ(gm_sys_spawn(&helper, idle_helper, "test-helper"), 0);
+    pthread_barrier_init(&exit_ready, NULL, EXIT_THREADS + 1);
+    for (int i = 0; i < EXIT_THREADS; i++) CHECK_EQ(pthread_create(&t[i], NULL, exit_thread, NULL), 0);
+    long before = atomic_load(&gm_sys_task_scans);
+    pthread_barrier_wait(&exit_ready);
+    for (int i = 0; i < EXIT_THREADS; i++) pthread_join(t[i], NULL);
+    long scans = atomic_load(&gm_sys_task_scans) - before;
+    CHECK(scans >= 1 && scans <= 4);
+    if (scans < 1 || scans > 4) fprintf(stderr, "unit_small: %ld scans for %d threads leaving\n", scans, EXIT_THREADS);
+    atomic_store(&helper_leave, true);
+    gm_sys_join(helper);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 int main(void)
 {
     test_in_child("spares", child_spares);
     test_in_child("stash", child_stash);
+    test_in_child("exit_scans", child_exit_scans);
     return test_done("unit_small");
 }

@@ -15,6 +15,10 @@
  *   threads        after the burst and a sleep: prints the thread count.
  *   threads_mt     four workers allocate, are joined; prints the count at
  *                  once after the joins.
+ *   threads_1k     1,000 workers allocate, wait for each other, and end
+ *                  together; prints the count at once after the joins (and
+ *                  "helper_seen N": threads the program did not make while
+ *                  the workers waited).
  *   unshare        burst, sleep, then unshare(CLONE_NEWUSER): prints "ok" or
  *                  the errno name.
  *   unshare_mt     the joins of threads_mt, then unshare(CLONE_NEWUSER).
@@ -27,6 +31,7 @@
  * Output goes to stdout with write(2); exit status 0 unless stated.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -96,6 +101,27 @@ static long threads_now(void)
     return n;
 }
 
+/* Prints "thread TID NAME" for each thread but the caller: what a count
+ * that is not 1 holds. */
+static void name_threads(void)
+{
+    char path[320], name[64];
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == my_tid()) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(name, sizeof name, f)) {
+            char line[384];
+            snprintf(line, sizeof line, "thread %s %s", e->d_name, name);
+            say(line);
+        }
+        fclose(f);
+    }
+    if (d) closedir(d);
+}
+
 /* 256 MiB in 64 KiB blocks, written, then freed. */
 static void burst(void)
 {
@@ -152,6 +178,41 @@ static void *worker_wait(void *arg)
     churn(200);
     for (;;) pause();
     return NULL;
+}
+
+static pthread_barrier_t many_ready, many_go;
+
+static void *worker_many(void *arg)
+{
+    (void)arg;
+    void *p[64];
+    for (int i = 0; i < 64; i++)
+        if (!(p[i] = malloc(16 + (size_t)i * 8))) abort();
+    pthread_barrier_wait(&many_ready);
+    pthread_barrier_wait(&many_go);
+    for (int i = 0; i < 64; i++) free(p[i]);
+    return NULL;
+}
+
+/* The many workers of threads_1k, all ended together and joined. */
+static void many_threads(void)
+{
+    enum { N = 1000 };
+    static pthread_t t[N];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 128 << 10);
+    pthread_barrier_init(&many_ready, NULL, N + 1);
+    pthread_barrier_init(&many_go, NULL, N + 1);
+    for (int i = 0; i < N; i++)
+        if (pthread_create(&t[i], &attr, worker_many, NULL) != 0) abort();
+    pthread_barrier_wait(&many_ready);
+    sleep_ms(300); /* a helper has had its chance to start */
+    free(malloc(100)); /* an allocation after the pause, where one would */
+    sayf("helper_seen %ld\n", threads_now() - N - 1);
+    pthread_barrier_wait(&many_go);
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    pthread_attr_destroy(&attr);
 }
 
 static void start_workers(int n, void *(*fn)(void *), long ms, pthread_t *t)
@@ -236,6 +297,12 @@ int main(int argc, char **argv)
         for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
         sayf("threads %ld\n", threads_now());
         if (mode[0] == 'u') do_unshare();
+    } else if (strcmp(mode, "threads_1k") == 0) {
+        burst();
+        many_threads();
+        long n = threads_now();
+        sayf("threads %ld\n", n);
+        if (n != 1) name_threads();
     } else if (strcmp(mode, "idle") == 0) {
         burst();
         say("ready\n");
