@@ -337,7 +337,17 @@ bool gm_heap_grow_span(struct gm_span *s, size_t npages)
     uintptr_t end = s->base + ((uintptr_t)s->npages << GM_PAGE_SHIFT);
     bool ok = false;
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
-    if (gm_arena_of(end) && gm_pagealloc_free_run_at(&gm_heap.pages, end, extra) >= extra) {
+    /* Free pages after the span, then maybe a decommitted range (the
+     * scavenger decommits idle free runs): committed again in place when
+     * the limit allows, cheaper than a copy. */
+    size_t run = gm_arena_of(end) ? gm_pagealloc_free_run_at(&gm_heap.pages, end, extra) : 0;
+    if (run < extra && gm_arena_of(end) && gm_heap_has_decommitted()) {
+        size_t rest = extra - run;
+        uintptr_t hole = end + (run << GM_PAGE_SHIFT);
+        if (gm_heap_limit_room(rest << GM_PAGE_SHIFT, false) == SIZE_MAX && gm_heap_recommit_at(hole, rest) == 0)
+            run = gm_pagealloc_free_run_at(&gm_heap.pages, end, extra);
+    }
+    if (run >= extra) {
         size_t scav = gm_pagealloc_alloc_range(&gm_heap.pages, end, extra);
         size_t bytes = extra << GM_PAGE_SHIFT;
         if (scav) {

@@ -198,8 +198,10 @@ size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than) GM_HIDDEN;
  * and cost no mapping). Returns bytes decommitted. Decommitted memory is
  * committed again by growth before any new address space is. pressure: an
  * allocation fails otherwise, so more holes in the heap's mapping are
- * acceptable. */
-size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure) GM_HIDDEN;
+ * acceptable. runs: then also free runs inside chunks that hold live pages,
+ * the longest first, within the paced budget (heap_release.c), for a heap
+ * over its goal. */
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure, bool runs) GM_HIDDEN;
 /* Memory pressure: decommit free runs of at least min_pages inside chunks
  * that still hold live pages (whole free chunks go first, gm_heap_decommit). */
 size_t gm_heap_decommit_runs(size_t min_pages) GM_HIDDEN;
@@ -249,6 +251,10 @@ void gm_heap_freed(void) GM_HIDDEN;
 size_t gm_heap_decommitted_pages(void) GM_HIDDEN;
 bool gm_heap_has_decommitted(void) GM_HIDDEN;
 int gm_heap_recommit(size_t npages) GM_HIDDEN;
+/* Commit again npages' worth (rounded to GM_GROW_ALIGN) of the decommitted
+ * range that starts at addr, if there is one that long, for a span that
+ * ends at addr to grow into. Heap lock held. 0, or -1. */
+int gm_heap_recommit_at(uintptr_t addr, size_t npages) GM_HIDDEN;
 size_t gm_heap_decommit_locked(size_t want) GM_HIDDEN;
 void gm_heap_release_span(struct gm_span *s) GM_HIDDEN;
 static inline uint64_t gm_span_bytes(const struct gm_span *s) { return (uint64_t)s->npages << GM_PAGE_SHIFT; }

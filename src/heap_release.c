@@ -7,9 +7,14 @@
  *                         commit charge stays);
  *   gm_heap_decommit      free memory mapped PROT_NONE again (the commit
  *                         charge drops too): wholly free chunks while the
- *                         list of decommitted ranges has room, and always
- *                         the free runs beside a decommitted range, which
- *                         widen a hole and cost no mapping;
+ *                         list of decommitted ranges has room, always the
+ *                         free runs beside a decommitted range, which
+ *                         widen a hole and cost no mapping, and, when the
+ *                         heap holds more than its goal and while the
+ *                         list has room to spare, free runs of at least
+ *                         GM_DECOMMIT_RUN_PAGES inside chunks that still
+ *                         hold live pages (a live set that shrinks while
+ *                         the program works leaves no chunk wholly free);
  *   gm_heap_decommit_runs under memory pressure only, free runs inside
  *                         chunks that still hold live pages;
  *   gm_heap_drain_caches  the threads' span caches back to the heap;
@@ -25,10 +30,13 @@
  * allocator and mapped PROT_NONE. Growth commits them again before it
  * touches curArena (gm_heap_recommit). The list is short on purpose: every
  * range is a hole in the heap's read-write mapping, so up to two more lines
- * in /proc/self/maps. The scavenger's paced work opens no hole past
- * GM_DECOMMIT_RANGES (then chunks are only released), but may always widen
- * an existing one. Memory pressure (an allocation that fails otherwise)
- * has a budget that grows with the heap (gm_decommit_budget):
+ * in /proc/self/maps. The scavenger's paced work has a budget that grows
+ * with the heap: GM_DECOMMIT_RANGES plus one hole per 4 MiB of heap, at
+ * most GM_DECOMMIT_RANGES_PACED (so at most 96 more lines, whatever the
+ * heap); runs inside chunks leave the last GM_DECOMMIT_RANGES / 2 of it to
+ * whole chunks. Past it chunks are only released, but a hole may
+ * always widen. Memory pressure (an allocation that fails otherwise)
+ * has a budget that grows faster (gm_decommit_budget):
  * GM_DECOMMIT_RANGES_PRESSURE plus one hole per MiB of heap, at most
  * GM_DECOMMIT_RANGES_MAX, trading more mappings (still far below
  * vm.max_map_count's 65530) for not failing where the free memory is
@@ -40,8 +48,13 @@
 
 /* The decommitted ranges (see the top; heap lock). */
 #define GM_DECOMMIT_RANGES 16
+#define GM_DECOMMIT_RANGES_PACED 48
 #define GM_DECOMMIT_RANGES_PRESSURE 64
 #define GM_DECOMMIT_RANGES_MAX 1024
+/* The shortest free run inside a chunk that paced work decommits (256 KiB:
+ * a hole costs a system call and two mappings, and its pages one more
+ * call when growth commits them again). */
+#define GM_DECOMMIT_RUN_PAGES ((size_t)32)
 /* One over the policy's maximum: gm_heap_decommit decides with the lock
  * held and records after its system call, and meanwhile growth may have
  * filled the list or recommitted the range its run was beside. Only one
@@ -57,10 +70,10 @@ size_t gm_heap_decommitted_pages(void) { return gm_decommitted_pages; }
  * pressure the heap's size, committed or decommitted, sets it. */
 static size_t gm_decommit_budget(bool pressure)
 {
-    if (!pressure) return GM_DECOMMIT_RANGES;
     size_t mib = (size_t)((gm_stat_load(&gm_heap.heap_sys) + gm_stat_load(&gm_heap.heap_decommitted)) >> 20);
-    size_t n = GM_DECOMMIT_RANGES_PRESSURE + mib;
-    return n < GM_DECOMMIT_RANGES_MAX ? n : GM_DECOMMIT_RANGES_MAX;
+    size_t n = pressure ? GM_DECOMMIT_RANGES_PRESSURE + mib : GM_DECOMMIT_RANGES + mib / 4;
+    size_t cap = pressure ? GM_DECOMMIT_RANGES_MAX : GM_DECOMMIT_RANGES_PACED;
+    return n < cap ? n : cap;
 }
 bool gm_heap_has_decommitted(void) { return gm_ndecommitted != 0; }
 
@@ -134,15 +147,18 @@ void gm_heap_set_goal(uint64_t goal)
 /* Take free pages to decommit, in a chunk old for older_than: while the
  * budget has room for one more range (gm_decommit_budget), the highest
  * wholly free chunk; else (or if there is none) the free run right above
- * or below a decommitted range, which only widens a hole, costing no mapping (so a heap that
- * empties after pressure has filled the list still gives its commit
- * back). Returns the base and *npages, or 0; *scav as
- * gm_pagealloc_take_free_chunk. Heap lock held. */
-static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *npages, size_t *scav)
+ * or below a decommitted range, which only widens a hole, costing no
+ * mapping (so a heap that empties after pressure has filled the list
+ * still gives its commit back); else, if runs and while the budget has
+ * room to spare, the longest free run of GM_DECOMMIT_RUN_PAGES or more. Returns the base
+ * and *npages, or 0; *scav as gm_pagealloc_take_free_chunk. Heap lock
+ * held. */
+static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, bool runs, size_t *npages, size_t *scav)
 {
     struct gm_pagealloc *pa = &gm_heap.pages;
+    size_t budget = gm_decommit_budget(pressure);
     *npages = GM_CHUNK_PAGES;
-    if (gm_ndecommitted < gm_decommit_budget(pressure)) {
+    if (gm_ndecommitted < budget) {
         uintptr_t base = gm_pagealloc_take_free_chunk(pa, older_than, scav);
         if (base) return base;
     }
@@ -151,6 +167,13 @@ static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, size_t *np
         if (!base) base = gm_pagealloc_take_beside(pa, gm_decommitted[i].base, false, older_than, npages, scav);
         if (base) return base;
     }
+    /* The longest runs first (each costs one hole, whatever its length),
+     * the highest among runs of the same length class. */
+    if (runs && gm_ndecommitted + GM_DECOMMIT_RANGES / 2 < budget)
+        for (size_t min = GM_CHUNK_PAGES / 2; min >= GM_DECOMMIT_RUN_PAGES; min /= 2) {
+            uintptr_t base = gm_pagealloc_take_run(pa, min, older_than, npages, scav);
+            if (base) return base;
+        }
     *scav = 0;
     return 0;
 }
@@ -178,29 +201,47 @@ static void gm_decommit_undo(uintptr_t base, size_t npages, size_t scav_pages)
  * (whole chunks where the range has them), and hand it to the page
  * allocator as released pages. Heap lock held. 0, or -1 if no range is
  * long enough or the OS refuses. */
+/* Commit again the first bytes of decommitted range i and hand them to the
+ * page allocator as released pages. Heap lock held. 0, or -1 if the OS
+ * refuses. */
+static int gm_recommit_front(size_t i, size_t bytes)
+{
+    struct gm_addr_range *r = &gm_decommitted[i];
+    uintptr_t base = r->base;
+    if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
+    r->base += bytes;
+    if (r->base == r->limit) {
+        memmove(r, r + 1, (gm_ndecommitted - i - 1) * sizeof *r);
+        gm_ndecommitted--;
+    }
+    gm_decommitted_pages -= bytes >> GM_PAGE_SHIFT;
+    gm_pagealloc_free_scavenged(&gm_heap.pages, base, bytes >> GM_PAGE_SHIFT);
+    gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
+    gm_stat_add(&gm_heap.heap_decommitted, -(int64_t)bytes);
+    atomic_fetch_add_explicit(&gm_heap.recommitted_total, bytes, memory_order_relaxed);
+    return 0;
+}
+
 int gm_heap_recommit(size_t npages)
 {
     size_t need = npages << GM_PAGE_SHIFT;
     for (size_t i = 0; i < gm_ndecommitted; i++) {
-        struct gm_addr_range *r = &gm_decommitted[i];
-        size_t len = r->limit - r->base, bytes = gm_align_up(need, GM_CHUNK_BYTES);
+        size_t len = gm_decommitted[i].limit - gm_decommitted[i].base, bytes = gm_align_up(need, GM_CHUNK_BYTES);
         if (len < need) continue;
         if (bytes > len) bytes = gm_align_up(need, GM_GROW_ALIGN) < len ? gm_align_up(need, GM_GROW_ALIGN) : len;
-        uintptr_t base = r->base;
-        if (gm_sys_map((void *)base, bytes, &gm_heap.heap_sys) != 0) return -1;
-        r->base += bytes;
-        if (r->base == r->limit) {
-            memmove(r, r + 1, (gm_ndecommitted - i - 1) * sizeof *r);
-            gm_ndecommitted--;
-        }
-        gm_decommitted_pages -= bytes >> GM_PAGE_SHIFT;
-        gm_pagealloc_free_scavenged(&gm_heap.pages, base, bytes >> GM_PAGE_SHIFT);
-        gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
-        gm_stat_add(&gm_heap.heap_decommitted, -(int64_t)bytes);
-        atomic_fetch_add_explicit(&gm_heap.recommitted_total, bytes, memory_order_relaxed);
-        return 0;
+        return gm_recommit_front(i, bytes);
     }
     return -1;
+}
+
+int gm_heap_recommit_at(uintptr_t addr, size_t npages)
+{
+    size_t i = 0;
+    while (i < gm_ndecommitted && gm_decommitted[i].base < addr) i++;
+    if (i == gm_ndecommitted || gm_decommitted[i].base != addr) return -1;
+    size_t need = npages << GM_PAGE_SHIFT, len = gm_decommitted[i].limit - addr;
+    if (len < need) return -1;
+    return gm_recommit_front(i, gm_align_up(need, GM_GROW_ALIGN) < len ? gm_align_up(need, GM_GROW_ALIGN) : len);
 }
 
 /* Decommit wholly free chunks, any age, until want bytes, with the heap
@@ -212,7 +253,7 @@ size_t gm_heap_decommit_locked(size_t want)
     gm_heap_stamp();
     while (done < want) {
         size_t n, scav;
-        uintptr_t base = gm_decommit_take(gm_heap.pages.now, true, &n, &scav);
+        uintptr_t base = gm_decommit_take(gm_heap.pages.now, true, false, &n, &scav);
         if (!base) break;
         if (gm_sys_decommit((void *)base, n << GM_PAGE_SHIFT, &gm_heap.heap_sys) != 0) {
             gm_decommit_undo(base, n, scav);
@@ -285,14 +326,14 @@ size_t gm_heap_scavenge(size_t max_bytes, uint32_t older_than)
     return done;
 }
 
-size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure)
+size_t gm_heap_decommit(size_t max_bytes, uint32_t older_than, bool pressure, bool runs)
 {
     size_t done = 0;
     while (done < max_bytes) {
         size_t n, scav;
         gm_lock(&gm_heap.lock, GM_RANK_HEAP);
         gm_heap_stamp();
-        uintptr_t base = gm_decommit_take(older_than, pressure, &n, &scav);
+        uintptr_t base = gm_decommit_take(older_than, pressure, runs, &n, &scav);
         gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
         if (!base) break;
         /* heap_sys is lowered under the lock below, with the rest. */

@@ -381,12 +381,14 @@ static _Atomic unsigned gm_sys_births;
 long gm_sys_program_threads(void)
 {
     long n = -1;
-    for (int tries = 0; tries < 1000; tries++) {
+    /* Waits at most ~20 ms for a helper that has not run yet (a loaded
+     * machine), then counts it as the program's. */
+    uint32_t t0 = gm_now_ms();
+    for (int tries = 0; tries < 8; tries++) {
         unsigned births = atomic_load(&gm_sys_births);
-        if (atomic_load(&gm_sys_unborn)) { /* a helper is a few instructions from disowning itself */
-            struct timespec ts = {0, 50000};
+        while (atomic_load(&gm_sys_unborn) && (uint32_t)(gm_now_ms() - t0) < 20) {
+            struct timespec ts = {0, 50000}; /* a few instructions from disowning itself */
             nanosleep(&ts, NULL);
-            continue;
         }
         n = gm_sys_scan_tasks();
         if (atomic_load(&gm_sys_births) == births && !atomic_load(&gm_sys_unborn)) break;

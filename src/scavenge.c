@@ -304,7 +304,7 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     /* What the trim and the drain just freed is stamped with the time they
      * did it: "everything" must include it. */
     uint32_t older = all ? gm_now_ms() : now - gm_opt.decay_ms;
-    if (gm_decommits() && bytes < max) bytes += gm_heap_decommit(max - bytes, older, false);
+    if (gm_decommits() && bytes < max) bytes += gm_heap_decommit(max - bytes, older, false, false);
     if (bytes < max) bytes += gm_heap_scavenge(max - bytes, older);
     if (all) return bytes;
     /* Over the goal: any age, highest first. */
@@ -312,7 +312,7 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     uint64_t held = gm_decommits() ? gm_stat_load(&gm_heap.heap_sys) : gm_heap_retained();
     if (gm_decommits() && held > goal && bytes < max) {
         uint64_t over = held - goal;
-        bytes += gm_heap_decommit(over < max - bytes ? over : max - bytes, older, false);
+        bytes += gm_heap_decommit(over < max - bytes ? over : max - bytes, older, false, true);
     }
     held = gm_heap_retained();
     if (held > goal && bytes < max) {
@@ -337,7 +337,7 @@ void gm_scav_reclaim(void)
     gm_lock(&gm_scav_lock, GM_RANK_SCAV);
     uint32_t now = gm_now_ms();
     gm_heap_drain_caches(true, now, 0);
-    gm_heap_decommit(SIZE_MAX, now, true);
+    gm_heap_decommit(SIZE_MAX, now, true, false);
     gm_heap_decommit_runs(GM_RECLAIM_RUN_PAGES);
     gm_heap_scavenge(SIZE_MAX, now);
     gm_unlock(&gm_scav_lock, GM_RANK_SCAV);

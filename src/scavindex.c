@@ -155,6 +155,34 @@ uintptr_t gm_pagealloc_take_beside(struct gm_pagealloc *pa, uintptr_t addr, bool
     return base;
 }
 
+static bool gm_page_in_use(const struct gm_pallocdata *c, unsigned i) { return c->alloc.w[i / 64] >> (i % 64) & 1; }
+
+uintptr_t gm_pagealloc_take_run(struct gm_pagealloc *pa, size_t min_pages, uint32_t older_than, size_t *npages,
+                                size_t *scav_pages)
+{
+    *npages = *scav_pages = 0;
+    const struct gm_addr_ranges *r = &pa->in_use;
+    for (size_t k = r->len; k-- > 0;) {
+        size_t lo_ci = gm_chunk_index(r->ranges[k].base);
+        for (size_t ci = gm_chunk_index(r->ranges[k].limit); ci-- > lo_ci;) {
+            if (gm_sum_max(gm_pagealloc_summary(pa, GM_SUMMARY_LEVELS - 1, ci)) < min_pages) continue;
+            if (!gm_scav_old(pa, gm_scavchunk_of(pa, ci), older_than)) continue;
+            const struct gm_pallocdata *c = gm_chunk_of(pa, ci);
+            /* The highest run long enough: [lo, hi) in page indexes. */
+            for (unsigned hi = GM_CHUNK_PAGES, lo; hi > 0; hi = lo) {
+                while (hi > 0 && gm_page_in_use(c, hi - 1)) hi--;
+                for (lo = hi; lo > 0 && !gm_page_in_use(c, lo - 1);) lo--;
+                if (hi - lo < min_pages) continue;
+                uintptr_t base = gm_chunk_base(ci) + ((uintptr_t)lo << GM_PAGE_SHIFT);
+                *npages = hi - lo;
+                *scav_pages = gm_alloc_range(pa, base, *npages) >> GM_PAGE_SHIFT;
+                return base;
+            }
+        }
+    }
+    return 0;
+}
+
 struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci)
 {
     return gm_pagealloc_chunk(pa, ci) ? gm_scavchunk_of(pa, ci) : NULL;

@@ -296,7 +296,7 @@ static int child_decommit_full(void)
         CHECK(*(unsigned char *)s[i]->base == (unsigned char)i);
         gm_heap_free_span(s[i]);
     }
-    size_t paced = gm_heap_decommit(SIZE_MAX, gm_now_ms(), false);
+    size_t paced = gm_heap_decommit(SIZE_MAX, gm_now_ms(), false, false);
     long maps_after = test_maps_count();
     uint64_t sys_after = gm_stat_load(&gm_heap.heap_sys);
     fprintf(stderr, "decommit_full: pressure decommitted %zu MiB in runs (heap_sys %llu MiB, %ld mappings); all "
@@ -314,6 +314,55 @@ static int child_decommit_full(void)
         CHECK(s[i] != NULL);
         if (s[i]) touch(s[i], i);
     }
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* The paced path decommits free runs inside chunks that still hold live
+ * pages (a live set that shrinks while the program works leaves no chunk
+ * wholly free), highest first, only runs old enough, and within its budget
+ * of holes: 16 + one per 4 MiB of heap, at most 48, of which runs leave 8
+ * to whole chunks. 50 runs of half a chunk beside live halves: 40 holes
+ * (one more if the top chunk is wholly free), the lowest runs left free,
+ * the first allocation after takes the lowest, and a span followed by a
+ * hole still grows in place. */
+static int child_decommit_runs(void)
+{
+    enum { N = 100, HALF = GM_CHUNK_PAGES / 2 };
+    static struct gm_span *s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = span(HALF);
+        CHECK(s[i] != NULL);
+        if (!s[i]) return test_failures;
+        touch(s[i], i);
+    }
+    uintptr_t lowest = s[0]->base;
+    for (int i = 0; i < N; i += 2) gm_heap_free_span(s[i]);
+    long maps0 = test_maps_count();
+    size_t whole = gm_heap_decommit(SIZE_MAX, gm_now_ms(), false, false); /* runs only when asked */
+    CHECK(whole == 0 || whole == GM_CHUNK_BYTES);                        /* the top chunk, if free */
+    CHECK_EQ(gm_heap_decommit(SIZE_MAX, gm_now_ms() - 60000, false, true), 0); /* freed just now: too young */
+    size_t paced = gm_heap_decommit(SIZE_MAX, gm_now_ms(), false, true);
+    long maps1 = test_maps_count();
+    const size_t run = (size_t)HALF * GM_PAGE_SIZE;
+    fprintf(stderr, "decommit_runs: %zu MiB decommitted (%zu runs of 2 MiB, %zu whole chunks), %ld more mappings\n",
+            paced >> 20, paced / run, whole / GM_CHUNK_BYTES, maps1 - maps0);
+    CHECK_EQ(paced, (40 - whole / GM_CHUNK_BYTES) * run); /* 40 holes in all */
+    CHECK(maps1 - maps0 <= 2 * 40);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_decommitted), whole + paced);
+    for (int i = 1; i < N; i += 2) CHECK(*(unsigned char *)s[i]->base == (unsigned char)i);
+    CHECK_EQ(gm_check(), 0);
+    struct gm_span *again = span(HALF);
+    CHECK(again && again->base == lowest);
+    /* A span followed by a hole grows into it in place (realloc): the
+     * front of the hole is committed again. */
+    uint64_t dec = gm_stat_load(&gm_heap.heap_decommitted);
+    uintptr_t top = s[N - 1]->base;
+    CHECK(gm_heap_grow_span(s[N - 3], HALF + 100));
+    CHECK_EQ(s[N - 3]->npages, HALF + 100);
+    CHECK(gm_stat_load(&gm_heap.heap_decommitted) < dec);
+    memset((void *)(s[N - 3]->base + (size_t)HALF * GM_PAGE_SIZE), 7, 100 * GM_PAGE_SIZE); /* writable */
+    CHECK_EQ(s[N - 1]->base, top);
     CHECK_EQ(gm_check(), 0);
     return test_failures;
 }
@@ -457,6 +506,7 @@ int main(void)
     test_in_child("inplace", child_inplace);
     test_in_child("goal_lifted", child_goal_lifted);
     test_in_child("decommit_full", child_decommit_full);
+    test_in_child("decommit_runs", child_decommit_runs);
     test_in_child("pieces", child_pieces);
     if (!test_skip_emulated(TEST_GAP_RLIMIT, "rlimit_as (RLIMIT_AS)")) test_in_child("rlimit_as", child_rlimit_as);
     return test_done("unit_heap");

@@ -1544,6 +1544,41 @@ static void test_take_beside(void)
     gm_pagealloc_destroy(&pa);
 }
 
+/* take_run: the highest free run of at least min pages, in chunks old
+ * enough, from the top chunk down; marked in use, scavenged pages counted. */
+static void test_take_run(void)
+{
+    struct gm_pagealloc pa;
+    /* Chunk 0 (old): free [10, 20) with [12, 15) scavenged, [40, 100) and
+     * [200, 232); chunk 1 (old): free [300, 340) and [400, 410); chunk 2
+     * (young): free from page 5 up. */
+    build(&pa, (struct chunk_spec[MAXCH]){CH(0, .alloc = {{0, 10}, {20, 20}, {100, 100}, {232, CP - 232}},
+                                             .scav = {{12, 3}}, .stamp = 10),
+                                          CH(1, .alloc = {{0, 300}, {340, 60}, {410, CP - 410}}, .stamp = 10),
+                                          CH(2, .alloc = {{0, 5}}, .stamp = 100)});
+    pa.now = 100;
+    size_t n, scav, free0 = pa.free_pages;
+#define RUN(min, t, wbase, wn, wscav)                                                                      \
+    do {                                                                                                   \
+        CHECK_EQ(gm_pagealloc_take_run(&pa, (min), (t), &n, &scav), (wbase));                              \
+        CHECK_EQ(n, (wn));                                                                                 \
+        CHECK_EQ(scav, (wscav));                                                                           \
+        CHECK_EQ(consistency(&pa, "run"), 0);                                                              \
+    } while (0)
+    RUN(100, 50, 0, 0, 0);                     /* none that long but in the young chunk */
+    RUN(100, 100, PA(2, 5), CP - 5, 0);        /* old enough for now */
+    RUN(32, 50, PA(1, 300), 40, 0);            /* the highest chunk's run, not its short one */
+    RUN(32, 50, PA(0, 200), 32, 0);            /* the highest of the chunk's long runs */
+    RUN(32, 50, PA(0, 40), 60, 0);
+    RUN(32, 50, 0, 0, 0);                      /* left: runs of 10 */
+    RUN(10, 50, PA(1, 400), 10, 0);
+    RUN(10, 50, PA(0, 10), 10, 3);             /* scavenged pages counted */
+    CHECK_EQ(pa.free_pages, free0 - (CP - 5) - 40 - 32 - 60 - 10 - 10);
+    CHECK_EQ(pa.free_pages, 0);
+#undef RUN
+    gm_pagealloc_destroy(&pa);
+}
+
 /* The search cursors: a later older_than searches from the top again, and a
  * chunk above a cursor that turns into a candidate for its time voids it. */
 static void test_scav_cursor(void)
@@ -1675,6 +1710,7 @@ int main(void)
     test_scav_page_cache();
     test_take_free_chunk();
     test_take_beside();
+    test_take_run();
     test_scav_cursor();
     test_scav_not_quadratic();
     CHECK_EQ(gm_stat_load(&meta), 0); /* every test allocator gave back its metadata */
