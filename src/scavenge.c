@@ -289,8 +289,15 @@ static uint64_t gm_scav_goal(uint32_t now)
 }
 
 /* One pass: everything old enough (or everything, if all), then what is
- * over the goal. gm_scav_lock held. Returns bytes given back. */
-static size_t gm_scav_pass_max(bool all, size_t max)
+ * over the goal. runs: in strict mode, over the goal, free runs inside
+ * chunks that hold live pages are decommitted too (heap_release.c). Only
+ * the helper thread's passes ask for that: a hole costs a system call now
+ * and one more when growth commits it again, and a pass made inside the
+ * program's own calls (a single-threaded program: PostgreSQL's backends,
+ * which free a query's memory and take it again for the next) would pay
+ * both on the program's time. gm_scav_lock held. Returns bytes given
+ * back. */
+static size_t gm_scav_pass_max(bool all, size_t max, bool runs)
 {
     uint32_t now = gm_now_ms();
     if (gm_over_limit()) all = true;
@@ -312,7 +319,7 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     uint64_t held = gm_decommits() ? gm_stat_load(&gm_heap.heap_sys) : gm_heap_retained();
     if (gm_decommits() && held > goal && bytes < max) {
         uint64_t over = held - goal;
-        bytes += gm_heap_decommit(over < max - bytes ? over : max - bytes, older, false, true);
+        bytes += gm_heap_decommit(over < max - bytes ? over : max - bytes, older, false, runs);
     }
     held = gm_heap_retained();
     if (held > goal && bytes < max) {
@@ -322,7 +329,7 @@ static size_t gm_scav_pass_max(bool all, size_t max)
     return bytes;
 }
 
-static size_t gm_scav_pass(bool all) { return gm_scav_pass_max(all, SIZE_MAX); }
+static size_t gm_scav_pass(bool all, bool runs) { return gm_scav_pass_max(all, SIZE_MAX, runs); }
 
 /* Is there anything a later pass could return? (Racy reads: a hint.)
  * Central spans count: remote frees can empty them without telling us. */
@@ -348,7 +355,7 @@ size_t gm_scavenge(void)
     if (!gm_heap_ready()) return 0;
     gm_scav_trim_above();
     gm_lock(&gm_scav_lock, GM_RANK_SCAV);
-    size_t bytes = gm_scav_pass(true);
+    size_t bytes = gm_scav_pass(true, false);
     gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
     return bytes;
 }
@@ -417,7 +424,7 @@ static void *gm_bg_main(void *arg)
     (void)arg;
     while (!atomic_load(&gm_bg_stopping)) {
         gm_lock(&gm_scav_lock, GM_RANK_SCAV);
-        size_t bytes = gm_scav_pass(false);
+        size_t bytes = gm_scav_pass(false, true); /* runs: off the program's threads */
         gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
         if (bytes) atomic_fetch_add_explicit(&gm_scav.background_runs, 1, memory_order_relaxed);
         gm_lock(&gm_bg_mutex, GM_RANK_BG);
@@ -599,7 +606,7 @@ static void gm_scav_excess(void)
     if (!gm_trylock(&gm_scav_lock, GM_RANK_SCAV)) return;
     if (shift) atomic_store_explicit(&gm_excess.shift, shift - 1, memory_order_relaxed);
     uint64_t before = gm_heap_retained();
-    gm_scav_pass(true);
+    gm_scav_pass(true, false);
     gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
     uint64_t after = gm_heap_retained(), now_inuse = gm_stat_load(&gm_heap.heap_inuse);
     atomic_store_explicit(&gm_excess.returned, before > after ? before - after : 0, memory_order_relaxed);
@@ -616,7 +623,7 @@ static void gm_scav_inline(void)
     if ((uint32_t)(now - last) < gm_pass_period_ms()) return;
     if (!atomic_compare_exchange_strong(&gm_last_pass_ms, &last, now)) return;
     if (!gm_trylock(&gm_scav_lock, GM_RANK_SCAV)) return;
-    gm_scav_pass(false);
+    gm_scav_pass(false, false);
     gm_unlock(&gm_scav_lock, GM_RANK_SCAV);
 }
 
