@@ -287,8 +287,12 @@ struct gm_span *gm_heap_alloc_span(struct gm_heap_local *hl, size_t npages, unsi
     if (GM_UNLIKELY(!gm_heap_ready()) && gm_heap_init() != 0) goto nomem;
     if (npages == 0 || npages > (GM_ADDR_LIMIT >> GM_PAGE_SHIFT)) goto nomem;
     if (hl && npages < GM_PAGECACHE_MAX_SPAN) {
-        struct gm_span *s = gm_heap_alloc_local(hl, npages, cls, past_soft_limit);
-        if (s) return s;
+        if (hl->spans_locked >= GM_PAGECACHE_AFTER) {
+            struct gm_span *s = gm_heap_alloc_local(hl, npages, cls, past_soft_limit);
+            if (s) return s;
+        } else {
+            hl->spans_locked++;
+        }
     }
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     struct gm_span *s = gm_fixalloc_alloc(&gm_heap.spanalloc);
@@ -458,6 +462,7 @@ void gm_heap_local_flush(struct gm_heap_local *hl)
     if (!gm_pagecache_empty(&hl->pc)) gm_pagecache_flush(&hl->pc, &gm_heap.pages);
     memset(&hl->pc, 0, sizeof hl->pc);
     while (hl->nstash) gm_fixalloc_free(&gm_heap.spanalloc, hl->stash[--hl->nstash]);
+    hl->spans_locked = 0; /* the next thread to take this stock starts without it */
     gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 }
 

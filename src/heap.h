@@ -105,8 +105,13 @@ struct gm_heap {
 extern struct gm_heap gm_heap GM_HIDDEN;
 
 /* A thread's private stock for lock-free span allocation (Go's per-P page
- * cache and mspancache): a 64-page window and a few span records. */
+ * cache and mspancache): a 64-page window and a few span records. A
+ * thread gets them after its first GM_PAGECACHE_AFTER spans, which come
+ * from the heap under its lock: Go has one page cache per P, and a window
+ * per thread would hold up to 512 KiB of committed pages in each of a
+ * thousand threads that make a few spans each. */
 #define GM_SPAN_STASH 16
+#define GM_PAGECACHE_AFTER 8
 #define GM_SPAN_CACHE_SLOTS 8
 #define GM_SPAN_CACHE_MAX_PAGES 32 /* cache spans of at most 256 KiB */
 struct gm_heap_local {
@@ -114,6 +119,7 @@ struct gm_heap_local {
     struct gm_pagecache pc;
     struct gm_span *stash[GM_SPAN_STASH];
     unsigned nstash;
+    unsigned spans_locked; /* spans made before the stock, up to GM_PAGECACHE_AFTER */
     /* Large spans this thread freed, kept whole for its next large objects
      * (state GM_SPAN_CACHED; idle, not in heap_inuse). The owner takes and puts with an atomic
      * exchange, so any thread may empty a slot the same way (the scavenger,

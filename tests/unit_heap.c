@@ -367,6 +367,30 @@ static int child_decommit_runs(void)
     return test_failures;
 }
 
+/* A thread's page cache comes after its first GM_PAGECACHE_AFTER spans
+ * (threads that make a few spans each must not each hold a 64-page window
+ * of committed memory), and a stock given back starts over. */
+static int child_pagecache_after(void)
+{
+    static struct gm_heap_local hl;
+    gm_heap_local_register(&hl);
+    for (int i = 0; i < GM_PAGECACHE_AFTER; i++) {
+        struct gm_span *s = gm_heap_alloc_span(&hl, 1, 0, false);
+        CHECK(s != NULL);
+        CHECK(gm_pagecache_empty(&hl.pc));
+    }
+    uint64_t inuse = gm_stat_load(&gm_heap.heap_inuse);
+    CHECK(gm_heap_alloc_span(&hl, 1, 0, false) != NULL);
+    CHECK(!gm_pagecache_empty(&hl.pc));
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), inuse + GM_PAGE_SIZE); /* the window is not in use */
+    gm_heap_local_flush(&hl);
+    CHECK(gm_pagecache_empty(&hl.pc));
+    CHECK(gm_heap_alloc_span(&hl, 1, 0, false) != NULL);
+    CHECK(gm_pagecache_empty(&hl.pc)); /* a new owner starts without it */
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 /* Reservations smaller than an arena that end inside a chunk (the last
  * resort under RLIMIT_AS, forced here by refusing the larger sizes): growth
  * extends the heap through them, uses what curArena still holds when no
@@ -507,6 +531,7 @@ int main(void)
     test_in_child("goal_lifted", child_goal_lifted);
     test_in_child("decommit_full", child_decommit_full);
     test_in_child("decommit_runs", child_decommit_runs);
+    test_in_child("pagecache_after", child_pagecache_after);
     test_in_child("pieces", child_pieces);
     if (!test_skip_emulated(TEST_GAP_RLIMIT, "rlimit_as (RLIMIT_AS)")) test_in_child("rlimit_as", child_rlimit_as);
     return test_done("unit_heap");
