@@ -150,9 +150,9 @@ void gm_heap_set_goal(uint64_t goal)
  * or below a decommitted range, which only widens a hole, costing no
  * mapping (so a heap that empties after pressure has filled the list
  * still gives its commit back); else, if runs and while the budget has
- * room to spare, the longest free run of GM_DECOMMIT_RUN_PAGES or more. Returns the base
- * and *npages, or 0; *scav as gm_pagealloc_take_free_chunk. Heap lock
- * held. */
+ * room to spare, the longest free run of GM_DECOMMIT_RUN_PAGES or more.
+ * Returns the base and *npages, or 0; *scav as
+ * gm_pagealloc_take_free_chunk. Heap lock held. */
 static uintptr_t gm_decommit_take(uint32_t older_than, bool pressure, bool runs, size_t *npages, size_t *scav)
 {
     struct gm_pagealloc *pa = &gm_heap.pages;
@@ -197,10 +197,6 @@ static void gm_decommit_undo(uintptr_t base, size_t npages, size_t scav_pages)
     gm_pagealloc_free(&gm_heap.pages, base, npages);
 }
 
-/* Commit again npages' worth of a decommitted range, the lowest that fits
- * (whole chunks where the range has them), and hand it to the page
- * allocator as released pages. Heap lock held. 0, or -1 if no range is
- * long enough or the OS refuses. */
 /* Commit again the first bytes of decommitted range i and hand them to the
  * page allocator as released pages. Heap lock held. 0, or -1 if the OS
  * refuses. */
@@ -222,6 +218,10 @@ static int gm_recommit_front(size_t i, size_t bytes)
     return 0;
 }
 
+/* Commit again npages' worth of a decommitted range, the lowest that fits
+ * (whole chunks where the range has them), and hand it to the page
+ * allocator as released pages. Heap lock held. 0, or -1 if no range is
+ * long enough or the OS refuses. */
 int gm_heap_recommit(size_t npages)
 {
     size_t need = npages << GM_PAGE_SHIFT;

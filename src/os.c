@@ -489,13 +489,13 @@ int gm_sys_spawn(pthread_t *t, void *(*fn)(void *), const char *name)
     sigset_t all, old;
     sigfillset(&all); /* the thread inherits this mask */
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    /* glibc refuses a stack too small for the program's static TLS
-     * (EINVAL): grow it until it fits, then take the default. */
     /* Counted before it exists: a helper is never among the threads a
      * leaving thread takes for the program's (gm_scav_thread_exit). */
     atomic_fetch_add(&gm_sys_helpers, 1);
     atomic_fetch_add(&gm_sys_births, 1);
     atomic_fetch_add(&gm_sys_unborn, 1);
+    /* glibc refuses a stack too small for the program's static TLS
+     * (EINVAL): grow it until it fits, then take the default. */
     int rc = EINVAL;
     for (size_t stack = GM_SYS_HELPER_STACK; rc == EINVAL && stack <= ((size_t)4 << 20); stack *= 4)
         rc = gm_sys_create(t, slot, stack);

@@ -87,8 +87,6 @@ void gm_sys_threads_fork_child(void) GM_HIDDEN;
 void gm_sys_zero(void *v, size_t n) GM_HIDDEN;
 #ifdef GM_TESTING
 extern bool gm_zero_force_pagemap GM_HIDDEN; /* probe as where there is swap */
-#endif
-#ifdef GM_TESTING
 extern _Atomic long gm_sys_task_scans GM_HIDDEN; /* gm_sys_program_threads' scans */
 unsigned gm_sys_disowned_count(void) GM_HIDDEN;  /* entries of the disowned set */
 #endif

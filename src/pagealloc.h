@@ -155,14 +155,14 @@ static inline size_t gm_pagealloc_scavengeable_pages(struct gm_pagealloc *pa)
     return atomic_load_explicit(&pa->free_pages, memory_order_relaxed) -
            atomic_load_explicit(&pa->scav_pages, memory_order_relaxed);
 }
-/* Tests: chunk ci's scavenge record (NULL if not grown) and its bits in the
- * chunk-index bitmaps (0 where the bitmap is not mapped). */
 /* Take the highest free run of at least min_pages pages (all of one run
  * of free pages, in one chunk) in a chunk old for older_than: marked in
  * use, *npages long, *scav_pages of them scavenged. Returns its base, or 0.
  * Reads each chunk's leaf summary, from the top down. */
 uintptr_t gm_pagealloc_take_run(struct gm_pagealloc *pa, size_t min_pages, uint32_t older_than, size_t *npages,
                                 size_t *scav_pages) GM_HIDDEN;
+/* Tests: chunk ci's scavenge record (NULL if not grown) and its bits in the
+ * chunk-index bitmaps (0 where the bitmap is not mapped). */
 struct gm_scavchunk *gm_pagealloc_scavchunk(struct gm_pagealloc *pa, size_t ci) GM_HIDDEN;
 bool gm_pagealloc_index_bit(struct gm_pagealloc *pa, size_t ci, bool free_bitmap) GM_HIDDEN;
 /* Tests: the address space one region's sparse array reserves. */

@@ -6,7 +6,10 @@
  * The scavenge index (Go's scavengeIndex, simplified). The heap's scavenger
  * asks two questions: which is the highest chunk with dirty pages (free and
  * not scavenged) that were freed long enough ago, and, in strict-commit
- * mode, which is the highest chunk that is entirely free and old enough. Per
+ * mode, which is the highest chunk that is entirely free and old enough.
+ * (A third, asked rarely and without the index: the highest free run of a
+ * given length in a chunk that still holds live pages, gm_pagealloc_take_run,
+ * which reads the chunks' leaf summaries from the top down.) Per
  * chunk a gm_scavchunk counts its dirty pages and keeps a stamp: the owner's
  * clock pa->now when a free last left dirty pages there. grow and
  * free_scavenged leave no dirty pages, so they do not stamp, and a chunk
