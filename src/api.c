@@ -359,6 +359,13 @@ static void *gm_realloc_body(void *p, size_t size)
     }
     void *q = gm_malloc_fast(size);
     if (!q) return NULL;
+    if (st == GM_SPAN_LARGE && s->npages >= GM_MOVE_MIN_PAGES && size > old) {
+        switch (gm_large_move(tc, s, gm_span_lookup((uintptr_t)q))) {
+        case GM_MOVE_DONE: return q;
+        case GM_MOVE_LOST: errno = ENOMEM; return NULL;
+        case GM_MOVE_COPY: break;
+        }
+    }
     memcpy(q, p, old < size ? old : size);
     gm_free_fast(p);
     return q;

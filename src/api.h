@@ -38,6 +38,14 @@ static inline size_t gm_pages_of(size_t size) { return (size + GM_PAGE_SIZE - 1)
 struct gm_span *gm_large_alloc_span(struct gm_tcache *tc, size_t size) GM_HIDDEN; /* size <= GM_MAX_REQUEST */
 void *gm_large_alloc(struct gm_tcache *tc, size_t size) GM_HIDDEN;                /* its base, or NULL */
 void gm_large_free(struct gm_tcache *tc, struct gm_span *s) GM_HIDDEN;
+/* realloc of a large object that does not fit in place: from's pages moved
+ * onto the front of the new object to instead of copied (gm_sys_move), for
+ * objects of GM_MOVE_MIN_PAGES or more. DONE: from is freed; COPY: nothing
+ * changed, copy; LOST: to is freed (its commit could not be had again) and
+ * realloc fails. */
+#define GM_MOVE_MIN_PAGES ((size_t)128) /* 1 MiB */
+enum gm_move { GM_MOVE_COPY, GM_MOVE_DONE, GM_MOVE_LOST };
+enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to) GM_HIDDEN;
 /* A large object's counters after it changed size in place. */
 void gm_large_count_resize(struct gm_tcache *tc, struct gm_span *s, size_t old_pages, size_t size) GM_HIDDEN;
 /* align a power of two above 16. */

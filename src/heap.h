@@ -263,6 +263,13 @@ int gm_heap_recommit(size_t npages) GM_HIDDEN;
 int gm_heap_recommit_at(uintptr_t addr, size_t npages) GM_HIDDEN;
 size_t gm_heap_decommit_locked(size_t want) GM_HIDDEN;
 void gm_heap_release_span(struct gm_span *s) GM_HIDDEN;
+/* Free span s whose pages no longer hold anything (realloc moved them away,
+ * gm_sys_move): back to the page allocator as released pages. */
+void gm_heap_free_span_zeroed(struct gm_span *s) GM_HIDDEN;
+/* Free span s whose first lost bytes lost their commit (gm_sys_move
+ * returned -2 and subtracted them from heap_sys): they become a
+ * decommitted range, the rest free pages. */
+void gm_heap_free_span_lost(struct gm_span *s, size_t lost) GM_HIDDEN;
 static inline uint64_t gm_span_bytes(const struct gm_span *s) { return (uint64_t)s->npages << GM_PAGE_SHIFT; }
 
 

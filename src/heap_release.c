@@ -276,6 +276,13 @@ void gm_heap_release_span(struct gm_span *s)
         gm_heap_free_span(s);
         return;
     }
+    gm_heap_free_span_zeroed(s);
+    atomic_fetch_add_explicit(&gm_heap.released_total, bytes, memory_order_relaxed);
+}
+
+void gm_heap_free_span_zeroed(struct gm_span *s)
+{
+    uint64_t bytes = gm_span_bytes(s);
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
     gm_pagealloc_free_scavenged(&gm_heap.pages, s->base, s->npages);
@@ -283,7 +290,21 @@ void gm_heap_release_span(struct gm_span *s)
     gm_stat_add(&gm_heap.heap_released, (int64_t)bytes);
     gm_fixalloc_free(&gm_heap.spanalloc, s);
     gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
-    atomic_fetch_add_explicit(&gm_heap.released_total, bytes, memory_order_relaxed);
+}
+
+void gm_heap_free_span_lost(struct gm_span *s, size_t lost)
+{
+    uint64_t bytes = gm_span_bytes(s);
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
+    gm_heap_stamp();
+    if (!gm_decommitted_add(s->base, lost)) gm_fatal("no room to record a decommitted range", (void *)s->base);
+    gm_stat_add(&gm_heap.heap_decommitted, (int64_t)lost);
+    atomic_fetch_add_explicit(&gm_heap.decommitted_total, lost, memory_order_relaxed);
+    if (bytes > lost) gm_pagealloc_free(&gm_heap.pages, s->base + lost, (bytes - lost) >> GM_PAGE_SHIFT);
+    gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
+    gm_fixalloc_free(&gm_heap.spanalloc, s);
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 }
 
 /* ------------------------------------------------------------------------ */

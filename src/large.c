@@ -27,6 +27,8 @@
 
 #include <errno.h>
 
+#include "profile.h"
+
 /* size >= 1: a large span with large_size 0 was not made by this API (the
  * heap's own tests make such spans), and gm_check leaves it out. */
 static void gm_large_count_alloc(struct gm_tcache *tc, struct gm_span *s, size_t size)
@@ -57,13 +59,12 @@ void *gm_large_alloc(struct gm_tcache *tc, size_t size)
     return s ? (void *)s->base : NULL;
 }
 
-void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
+/* The counters of a large object being freed; s is still in use. */
+static void gm_large_count_free(struct gm_tcache *tc, struct gm_span *s)
 {
     uint64_t bytes = (uint64_t)s->npages << GM_PAGE_SHIFT;
     size_t req = s->large_size;
     gm_vg_free((void *)s->base);
-    if (tc) gm_heap_cache_put(&tc->hl, s);
-    else gm_heap_free_span(s);
     if (tc) {
         gm_count_inc(&tc->counts.frees[0]);
         gm_counter_add(&tc->large_bytes_freed, bytes);
@@ -73,6 +74,33 @@ void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
         atomic_fetch_add_explicit(&gm_notc_large_bytes_freed, bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&gm_notc_large_req_freed, req, memory_order_relaxed);
     }
+}
+
+void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
+{
+    gm_large_count_free(tc, s);
+    if (tc) gm_heap_cache_put(&tc->hl, s);
+    else gm_heap_free_span(s);
+}
+
+enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to)
+{
+#ifdef GM_VALGRIND
+    return GM_MOVE_COPY; /* memcheck would not follow the bytes */
+#endif
+    size_t n = (size_t)from->npages << GM_PAGE_SHIFT;
+    int r = gm_sys_move((void *)from->base, (void *)to->base, n, &gm_heap.heap_sys);
+    if (r == -1) return GM_MOVE_COPY;
+    struct gm_span *gone = r == 0 ? from : to;
+    if (atomic_load_explicit(&gone->prof_samples, memory_order_relaxed)) gm_prof_freed(gone, (void *)gone->base);
+    gm_large_count_free(tc, gone);
+    if (r == 0) {
+        gm_heap_free_span_zeroed(from);
+        gm_heap_freed();
+        return GM_MOVE_DONE;
+    }
+    gm_heap_free_span_lost(to, n);
+    return GM_MOVE_LOST;
 }
 
 /* A large object changed size in place from old_pages pages / old_size bytes. */

@@ -182,6 +182,52 @@ int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
     return 0;
 }
 
+/* Moving pages (realloc of a large block that cannot grow in place):
+ * mremap with MREMAP_FIXED | MREMAP_DONTUNMAP moves the page-table entries
+ * of from onto to, so the block is never resident twice and nothing is
+ * copied; from keeps its mapping, so no other thread's mmap can take its
+ * address, and its charge. The kernel drops to's mapping first (which
+ * gives its charge back) and charges the moved range after, so a refusal
+ * can come after the drop (strict overcommit when another process took the
+ * charge meanwhile, or a limit lowered under the heap): then to is mapped
+ * PROT_NONE again at once and committed again if the OS allows. Kernels
+ * before 5.7 have no MREMAP_DONTUNMAP (EINVAL): the first refusal turns
+ * moving off. Each move may split the heap's mapping twice at to (the
+ * moved pages keep their old file offset, so the kernel does not merge
+ * them with their neighbours) until the range is decommitted. */
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+static _Atomic bool gm_sys_move_off;
+
+int gm_sys_move(void *from, void *to, size_t n, gm_stat *stat)
+{
+    if (atomic_load_explicit(&gm_sys_move_off, memory_order_relaxed)) return -1;
+    int saved = errno;
+    void *p = MAP_FAILED;
+    if (gm_sys_begin(GM_SYS_MOVE)) {
+        p = mremap(from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+        if (p == MAP_FAILED) gm_sys_failed(GM_SYS_MOVE);
+        if (p == MAP_FAILED && errno == EINVAL) atomic_store_explicit(&gm_sys_move_off, true, memory_order_relaxed);
+    } else {
+        munmap(to, n); /* an injected refusal is the kernel's worst: after the drop */
+    }
+    int r = 0;
+    if (p == MAP_FAILED) {
+        r = -1;
+        if (msync(to, n, MS_ASYNC) != 0) { /* ENOMEM: to is not (all) mapped */
+            if (mmap(to, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+                gm_fatal("cannot map the heap's address space again after a failed page move", to);
+            gm_sys_nohuge(to, n);
+            gm_stat_add(stat, -(int64_t)n);
+            gm_stat_add(&gm_os.committed, -(int64_t)n);
+            if (gm_sys_map(to, n, stat) != 0) r = -2;
+        }
+    }
+    errno = saved;
+    return r;
+}
+
 /* Huge-page policy (GOMALLOC_THP): 1 = mark the heap's address space
  * MADV_NOHUGEPAGE, so that, where the kernel backs anonymous memory with
  * huge pages unasked ("always"), khugepaged (max_ptes_none 511 by default)

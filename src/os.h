@@ -25,6 +25,7 @@ enum gm_sys_kind {
     GM_SYS_UNUSED,   /* madvise DONTNEED: Ready -> Prepared */
     GM_SYS_DECOMMIT, /* mmap PROT_NONE|MAP_FIXED: -> Reserved */
     GM_SYS_FREE,     /* munmap: -> None */
+    GM_SYS_MOVE,     /* mremap DONTUNMAP: Ready pages to another address */
     GM_SYS_KINDS
 };
 
@@ -52,6 +53,15 @@ int gm_sys_unused(void *v, size_t n) GM_HIDDEN;
  * range, which drops RSS, VmData and the mode-2 commit charge. Subtracts n
  * from *stat and gm_os.committed. */
 int gm_sys_decommit(void *v, size_t n, gm_stat *stat) GM_HIDDEN;
+/* Move the n bytes of pages at from onto to (both Ready, page aligned, apart)
+ * without copying them: to's own pages are dropped, from stays mapped and
+ * committed and reads as zeroes after. 0 when moved; -1 when not, with to
+ * as it was (committed, its bytes undefined: the kernel may have dropped
+ * them); -2 when not and to could not be committed again (the kernel drops
+ * the target's mapping before it may refuse, and the commit charge it gave
+ * back may be gone): to is then Reserved and n is subtracted from *stat
+ * and gm_os.committed. Keeps errno. */
+int gm_sys_move(void *from, void *to, size_t n, gm_stat *stat) GM_HIDDEN;
 /* Heap address space only: apply the huge-page policy (MADV_NOHUGEPAGE
  * where the kernel would back the heap with huge pages unasked, or with
  * GOMALLOC_THP=0); called on each arena reservation, and by gm_sys_decommit

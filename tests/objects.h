@@ -116,11 +116,10 @@ static void tobj_free(struct tobj *o)
     o->p = NULL;
 }
 
-/* Reallocates *o to a new size: the prefix must survive, a failure must
- * leave the object as it was, size 0 frees it. */
-static void tobj_realloc(struct tobj *o, uint64_t *r)
+/* Reallocates *o to n bytes: the prefix must survive, a failure must leave
+ * the object as it was, size 0 frees it. */
+static void tobj_resize(struct tobj *o, size_t n)
 {
-    size_t n = tobj_size(r);
     errno = 0;
     unsigned char *q = gm_realloc(o->p, n);
     int err = errno;
@@ -140,6 +139,9 @@ static void tobj_realloc(struct tobj *o, uint64_t *r)
     o->p = q;
     o->size = n;
 }
+
+/* Reallocates *o to a size drawn as tobj_size draws. */
+static void tobj_realloc(struct tobj *o, uint64_t *r) { tobj_resize(o, tobj_size(r)); }
 
 /* One operation on a slot: make it if empty, else free, reallocate or
  * check it. */

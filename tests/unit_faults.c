@@ -28,7 +28,7 @@
 
 #define FOREVER UINT64_MAX
 #define POINTS 40 /* fault points per kind and count at most (spread evenly) */
-static const char *const kind_name[GM_SYS_KINDS] = {"RESERVE", "MAP", "UNUSED", "DECOMMIT", "FREE"};
+static const char *const kind_name[GM_SYS_KINDS] = {"RESERVE", "MAP", "UNUSED", "DECOMMIT", "FREE", "MOVE"};
 
 /* ------------------------------------------------------------------------ */
 /* The workload                                                             */
@@ -98,6 +98,23 @@ static void run_phase(const struct phase *a, const struct phase *b)
     if (b) pthread_join(tb, NULL);
 }
 
+/* A vector grown by realloc from 1 to 8 MiB with a block allocated behind
+ * it at each step, so that it cannot grow in place: its pages move
+ * (gm_sys_move). */
+static void grow_vector(uint64_t seed)
+{
+    uint64_t r = seed;
+    struct tobj v = {0};
+    void *wall[4] = {NULL};
+    if (!tobj_new(&v, &r)) return;
+    for (int i = 0; i < 4 && v.p; i++) {
+        tobj_resize(&v, (size_t)1 << (20 + i));
+        wall[i] = gm_malloc((size_t)64 << 10); /* NULL allowed: the resize's checks are the test */
+    }
+    tobj_free(&v);
+    for (int i = 0; i < 4; i++) gm_free(wall[i]);
+}
+
 /* Four threads one after another (then two at once), each working on
  * objects its predecessors made; the main thread, which has no cache,
  * frees what is left and scavenges. */
@@ -108,6 +125,7 @@ static void workload(void)
     run_phase(&p1, NULL);
     run_phase(&p2, NULL);
     run_phase(&p3, &p4);
+    grow_vector(55);
     while (mail_n) mail_take();
     for (unsigned k = 0; k < SLOTS; k++) tobj_free(&slot[k]);
     gm_scavenge();

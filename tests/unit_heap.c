@@ -367,6 +367,117 @@ static int child_decommit_runs(void)
     return test_failures;
 }
 
+/* Pages of [p, p + n) resident, by mincore. */
+static size_t resident_pages(const void *p, size_t n)
+{
+    static unsigned char vec[(64 * MiB) >> 12];
+    size_t pages = n >> 12, k = 0;
+    if (pages > sizeof vec || mincore((void *)p, n, vec) != 0) return SIZE_MAX;
+    for (size_t i = 0; i < pages; i++) k += vec[i] & 1;
+    return k;
+}
+
+static void pattern(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 512) p[i] = (unsigned char)(seed + i / 512);
+}
+
+static bool pattern_holds(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 512)
+        if (p[i] != (unsigned char)(seed + i / 512)) return false;
+    return true;
+}
+
+/* realloc of a large block that cannot grow in place moves its pages
+ * (gm_sys_move): the contents arrive, the old range holds no resident page
+ * and is free as released memory; a refused move copies (the target, which
+ * the kernel may have dropped, is mapped again); a target that cannot be
+ * committed again makes realloc fail with the block intact, and the heap
+ * keeps the range as decommitted. */
+static int child_realloc_move(void)
+{
+    const size_t n = 2 * MiB;
+    unsigned char *p = gm_malloc(n);
+    void *wall = gm_malloc(64 << 10); /* no room to grow in place */
+    CHECK(p && wall && (uintptr_t)wall == (uintptr_t)p + n);
+    if (!p || !wall) return test_failures;
+    memset(p, 1, n);
+    pattern(p, n, 1);
+    uint64_t calls = gm_os.calls[GM_SYS_MOVE], fails = gm_os.failures[GM_SYS_MOVE];
+    uint64_t rel = gm_stat_load(&gm_heap.heap_released);
+    unsigned char *q = gm_realloc(p, 3 * n);
+    CHECK(q && q != p);
+    if (!q) return test_failures;
+    CHECK(pattern_holds(q, n, 1));
+    CHECK_EQ(gm_os.calls[GM_SYS_MOVE], calls + 1);
+    if (gm_os.failures[GM_SYS_MOVE] != fails) {
+        printf("realloc_move: skipped, the kernel refuses MREMAP_DONTUNMAP (before 5.7)\n");
+        gm_free(q);
+        gm_free(wall);
+        return test_failures;
+    }
+    if (!test_skip_emulated(TEST_GAP_VM, "pages resident after a move (mincore)"))
+        CHECK_EQ(resident_pages(p, n), 0);                               /* moved, not copied */
+    CHECK(gm_stat_load(&gm_heap.heap_released) >= rel + n - 64 * 1024); /* free as released */
+    CHECK_EQ(gm_check(), 0);
+    unsigned char *again = gm_malloc(n); /* the old range, zeroed */
+    CHECK(again == p);
+    if (again) {
+        CHECK(again[0] == 0 && again[n - 1] == 0);
+        gm_free(again);
+    }
+
+    /* A refused move copies; the target the kernel dropped is mapped again. */
+    void *wall2 = gm_malloc(64 << 10);
+    gm_fault_set(GM_SYS_MOVE, 0, 1);
+    unsigned char *r = gm_realloc(q, 6 * n);
+    gm_fault_clear();
+    CHECK(r != NULL);
+    if (!r) return test_failures;
+    CHECK(pattern_holds(r, n, 1));
+    CHECK_EQ(gm_os.failures[GM_SYS_MOVE], fails + 1);
+    CHECK_EQ(gm_check(), 0);
+
+    /* The target cannot be committed again: realloc fails, r intact. The
+     * target comes from committed free pages, so only the move's own
+     * recommit meets the refusal. */
+    static void *fill[512]; /* 64 KiB blocks fill the holes below r until one lands right after it */
+    size_t nfill = 0;
+    while (nfill < 512 && (fill[nfill] = gm_malloc(64 << 10)) != NULL)
+        if ((uintptr_t)fill[nfill++] == (uintptr_t)r + 6 * n) break;
+    CHECK(nfill && (uintptr_t)fill[nfill - 1] == (uintptr_t)r + 6 * n);
+    void *room = gm_malloc(16 * n);
+    CHECK(room != NULL);
+    gm_free(room);
+    uint64_t dec = gm_stat_load(&gm_heap.heap_decommitted), sys = gm_stat_load(&gm_heap.heap_sys);
+    gm_fault_set(GM_SYS_MOVE, 0, 1);
+    gm_fault_set(GM_SYS_MAP, 0, 1000);
+    errno = 0;
+    unsigned char *lost = gm_realloc(r, 8 * n);
+    int err = errno;
+    gm_fault_clear();
+    CHECK(lost == NULL);
+    CHECK_EQ(err, ENOMEM);
+    CHECK(pattern_holds(r, n, 1));
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_decommitted), dec + 6 * n);
+    fprintf(stderr, "realloc_move: heap_sys %llu -> %llu MiB, decommitted %llu -> %llu MiB\n", (unsigned long long)sys >> 20, (unsigned long long)gm_stat_load(&gm_heap.heap_sys) >> 20, (unsigned long long)dec >> 20, (unsigned long long)gm_stat_load(&gm_heap.heap_decommitted) >> 20);
+    CHECK_EQ(gm_stat_load(&gm_heap.heap_sys), sys - 6 * n);
+    CHECK_EQ(gm_check(), 0);
+    /* Later calls work. */
+    unsigned char *ok = gm_realloc(r, 8 * n);
+    CHECK(ok != NULL);
+    if (ok) {
+        CHECK(pattern_holds(ok, n, 1));
+        gm_free(ok);
+    }
+    gm_free(wall);
+    gm_free(wall2);
+    while (nfill) gm_free(fill[--nfill]);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
 /* A thread's page cache comes after its first GM_PAGECACHE_AFTER spans
  * (threads that make a few spans each must not each hold a 64-page window
  * of committed memory), and a stock given back starts over. */
@@ -533,6 +644,7 @@ int main(void)
     test_in_child("decommit_runs", child_decommit_runs);
     test_in_child("pagecache_after", child_pagecache_after);
     test_in_child("pieces", child_pieces);
+    test_in_child("realloc_move", child_realloc_move);
     if (!test_skip_emulated(TEST_GAP_RLIMIT, "rlimit_as (RLIMIT_AS)")) test_in_child("rlimit_as", child_rlimit_as);
     return test_done("unit_heap");
 }
