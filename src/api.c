@@ -360,7 +360,8 @@ static void *gm_realloc_body(void *p, size_t size)
     void *q = gm_malloc_fast(size);
     if (!q) return NULL;
     if (st == GM_SPAN_LARGE && s->npages >= GM_MOVE_MIN_PAGES && size > old) {
-        switch (gm_large_move(tc, s, gm_span_lookup((uintptr_t)q))) {
+        struct gm_span *t = gm_span_lookup((uintptr_t)q);
+        switch (t->needzero ? GM_MOVE_COPY : gm_large_move(tc, s, t)) {
         case GM_MOVE_DONE: return q;
         case GM_MOVE_LOST: errno = ENOMEM; return NULL;
         case GM_MOVE_COPY: break;

@@ -40,10 +40,14 @@ void *gm_large_alloc(struct gm_tcache *tc, size_t size) GM_HIDDEN;              
 void gm_large_free(struct gm_tcache *tc, struct gm_span *s) GM_HIDDEN;
 /* realloc of a large object that does not fit in place: from's pages moved
  * onto the front of the new object to instead of copied (gm_sys_move), for
- * objects of GM_MOVE_MIN_PAGES or more. DONE: from is freed; COPY: nothing
- * changed, copy; LOST: to is freed (its commit could not be had again) and
- * realloc fails. */
+ * objects of GM_MOVE_MIN_PAGES or more whose new span is all fresh pages
+ * (released or new: a copy would fault them in, and leave the old block
+ * resident beside them; into reused pages a copy grows nothing, and a move
+ * would drop them, to be faulted in again later). DONE: from is freed;
+ * COPY: nothing changed, copy; LOST: to is freed (its commit could not be
+ * had again) and realloc fails. */
 #define GM_MOVE_MIN_PAGES ((size_t)128) /* 1 MiB */
+#define GM_MOVES_SPLIT_MAX 32           /* see large.c */
 enum gm_move { GM_MOVE_COPY, GM_MOVE_DONE, GM_MOVE_LOST };
 enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to) GM_HIDDEN;
 /* A large object's counters after it changed size in place. */

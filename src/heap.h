@@ -56,6 +56,8 @@ struct gm_span {
                              * objects carry canaries, free ones a fill */
     uint8_t nursery;        /* an owned class's span that young threads
                              * take batches from: never owned (central.c) */
+    uint8_t moved;          /* large: realloc moved pages into it (os.c's
+                             * gm_sys_move), which split the heap's mapping */
     _Atomic uint16_t prof_samples; /* live blocks of it the heap profile
                              * sampled (profile.h); 0 unless profiling */
     /* large objects */
@@ -266,10 +268,22 @@ void gm_heap_release_span(struct gm_span *s) GM_HIDDEN;
 /* Free span s whose pages no longer hold anything (realloc moved them away,
  * gm_sys_move): back to the page allocator as released pages. */
 void gm_heap_free_span_zeroed(struct gm_span *s) GM_HIDDEN;
+/* A slot of the decommitted list held for a range that may lose its commit
+ * outside the scavenger (a page move, or a moved span's remap): false if
+ * none is left. gm_heap_free_span_lost uses it; gm_heap_drop_slot gives it
+ * back unused. */
+bool gm_heap_hold_slot(void) GM_HIDDEN;
+void gm_heap_drop_slot(void) GM_HIDDEN;
 /* Free span s whose first lost bytes lost their commit (gm_sys_move
- * returned -2 and subtracted them from heap_sys): they become a
- * decommitted range, the rest free pages. */
+ * returned -2 and subtracted them from heap_sys, or a remap could not
+ * commit them again): they become a decommitted range, in a held slot,
+ * the rest free pages. */
 void gm_heap_free_span_lost(struct gm_span *s, size_t lost) GM_HIDDEN;
+/* Free a span that pages were moved into (s->moved): its range is mapped
+ * afresh (PROT_NONE, then committed), which joins it to the mappings
+ * around it again, and its pages go back as released; a plain free if no
+ * slot is left or the OS refuses the first step. */
+void gm_heap_free_span_remap(struct gm_span *s) GM_HIDDEN;
 static inline uint64_t gm_span_bytes(const struct gm_span *s) { return (uint64_t)s->npages << GM_PAGE_SHIFT; }
 
 

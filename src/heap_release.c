@@ -60,9 +60,14 @@
  * filled the list or recommitted the range its run was beside. Only one
  * such decommit is in flight (the scavenger's lock), so one spare entry is
  * enough. */
-static struct gm_addr_range gm_decommitted[GM_DECOMMIT_RANGES_MAX + 1];
+/* Past those, GM_DECOMMIT_SLOTS_HELD entries for ranges that lose their
+ * commit outside the scavenger (gm_heap_hold_slot), each held before the
+ * system call that may lose it. */
+#define GM_DECOMMIT_SLOTS_HELD 16
+#define GM_DECOMMITTED_CAP (GM_DECOMMIT_RANGES_MAX + 1 + GM_DECOMMIT_SLOTS_HELD)
+static struct gm_addr_range gm_decommitted[GM_DECOMMITTED_CAP];
 
-static size_t gm_ndecommitted, gm_decommitted_pages;
+static size_t gm_ndecommitted, gm_decommitted_pages, gm_slots_held;
 
 size_t gm_heap_decommitted_pages(void) { return gm_decommitted_pages; }
 
@@ -96,7 +101,7 @@ static bool gm_decommitted_add(uintptr_t base, size_t bytes)
     } else if (joins_next) {
         gm_decommitted[next].base = base;
     } else {
-        if (n == GM_DECOMMIT_RANGES_MAX + 1) return false;
+        if (n == GM_DECOMMITTED_CAP) return false;
         memmove(&gm_decommitted[i + 1], &gm_decommitted[i], (n - i) * sizeof gm_decommitted[0]);
         gm_decommitted[i] = (struct gm_addr_range){base, limit};
         gm_ndecommitted++;
@@ -292,19 +297,57 @@ void gm_heap_free_span_zeroed(struct gm_span *s)
     gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
 }
 
+bool gm_heap_hold_slot(void)
+{
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    bool ok = gm_slots_held < GM_DECOMMIT_SLOTS_HELD;
+    gm_slots_held += ok;
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+    return ok;
+}
+
+void gm_heap_drop_slot(void)
+{
+    gm_lock(&gm_heap.lock, GM_RANK_HEAP);
+    gm_slots_held--;
+    gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+}
+
 void gm_heap_free_span_lost(struct gm_span *s, size_t lost)
 {
     uint64_t bytes = gm_span_bytes(s);
     gm_lock(&gm_heap.lock, GM_RANK_HEAP);
     atomic_store_explicit(&s->state, GM_SPAN_DEAD, memory_order_release);
     gm_heap_stamp();
-    if (!gm_decommitted_add(s->base, lost)) gm_fatal("no room to record a decommitted range", (void *)s->base);
+    gm_slots_held--;
+    gm_decommitted_add(s->base, lost); /* the held slot is room */
     gm_stat_add(&gm_heap.heap_decommitted, (int64_t)lost);
     atomic_fetch_add_explicit(&gm_heap.decommitted_total, lost, memory_order_relaxed);
     if (bytes > lost) gm_pagealloc_free(&gm_heap.pages, s->base + lost, (bytes - lost) >> GM_PAGE_SHIFT);
     gm_stat_add(&gm_heap.heap_inuse, -(int64_t)bytes);
     gm_fixalloc_free(&gm_heap.spanalloc, s);
     gm_unlock(&gm_heap.lock, GM_RANK_HEAP);
+}
+
+void gm_heap_free_span_remap(struct gm_span *s)
+{
+    uint64_t bytes = gm_span_bytes(s);
+    if (!gm_heap_hold_slot()) {
+        gm_heap_free_span(s);
+        return;
+    }
+    if (gm_sys_decommit((void *)s->base, bytes, &gm_heap.heap_sys) != 0) {
+        gm_heap_drop_slot();
+        gm_heap_free_span(s);
+        return;
+    }
+    if (gm_sys_map((void *)s->base, bytes, &gm_heap.heap_sys) != 0) {
+        gm_heap_free_span_lost(s, bytes);
+        return;
+    }
+    gm_heap_drop_slot();
+    gm_heap_free_span_zeroed(s);
+    atomic_fetch_add_explicit(&gm_heap.released_total, bytes, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -76,11 +76,32 @@ static void gm_large_count_free(struct gm_tcache *tc, struct gm_span *s)
     }
 }
 
+/* Page moves whose splits of the heap's mapping may still be there (each
+ * may leave two more lines in /proc/self/maps): a moved span freed while
+ * more than GM_MOVES_SPLIT_MAX are is mapped afresh, which joins its range
+ * to its neighbours again but gives its pages back, so that later use
+ * faults them in; below it the span is freed as any other, its pages kept.
+ * Decommits by the scavenger join ranges too, unseen here: the count errs
+ * high. */
+static _Atomic long gm_moves_split;
+
+/* Free large span s; a moved one may be remapped (see above). */
+static void gm_large_release(struct gm_tcache *tc, struct gm_span *s)
+{
+    if (GM_UNLIKELY(s->moved) && atomic_load_explicit(&gm_moves_split, memory_order_relaxed) > GM_MOVES_SPLIT_MAX) {
+        atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
+        gm_heap_free_span_remap(s);
+    } else if (tc) {
+        gm_heap_cache_put(&tc->hl, s);
+    } else {
+        gm_heap_free_span(s);
+    }
+}
+
 void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_large_count_free(tc, s);
-    if (tc) gm_heap_cache_put(&tc->hl, s);
-    else gm_heap_free_span(s);
+    gm_large_release(tc, s);
 }
 
 enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to)
@@ -89,18 +110,32 @@ enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm
     return GM_MOVE_COPY; /* memcheck would not follow the bytes */
 #endif
     size_t n = (size_t)from->npages << GM_PAGE_SHIFT;
+    if (!gm_heap_hold_slot()) return GM_MOVE_COPY; /* for a target that loses its commit */
     int r = gm_sys_move((void *)from->base, (void *)to->base, n, &gm_heap.heap_sys);
-    if (r == -1) return GM_MOVE_COPY;
+    if (r == -1) {
+        gm_heap_drop_slot();
+        return GM_MOVE_COPY;
+    }
     struct gm_span *gone = r == 0 ? from : to;
     if (atomic_load_explicit(&gone->prof_samples, memory_order_relaxed)) gm_prof_freed(gone, (void *)gone->base);
     gm_large_count_free(tc, gone);
-    if (r == 0) {
-        gm_heap_free_span_zeroed(from);
-        gm_heap_freed();
-        return GM_MOVE_DONE;
+    if (r == -2) {
+        gm_heap_free_span_lost(to, n);
+        return GM_MOVE_LOST;
     }
-    gm_heap_free_span_lost(to, n);
-    return GM_MOVE_LOST;
+    gm_heap_drop_slot();
+    to->moved = 1;
+    atomic_fetch_add_explicit(&gm_moves_split, 1, memory_order_relaxed);
+    /* from's pages read as zeroes now: if they were moved there, a remap
+     * costs nothing more and joins its mappings again. */
+    if (from->moved) {
+        atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
+        gm_heap_free_span_remap(from);
+    } else {
+        gm_heap_free_span_zeroed(from);
+    }
+    gm_heap_freed();
+    return GM_MOVE_DONE;
 }
 
 /* A large object changed size in place from old_pages pages / old_size bytes. */

@@ -389,12 +389,24 @@ static bool pattern_holds(const unsigned char *p, size_t n, unsigned seed)
     return true;
 }
 
-/* realloc of a large block that cannot grow in place moves its pages
- * (gm_sys_move): the contents arrive, the old range holds no resident page
- * and is free as released memory; a refused move copies (the target, which
- * the kernel may have dropped, is mapped again); a target that cannot be
- * committed again makes realloc fail with the block intact, and the heap
- * keeps the range as decommitted. */
+/* 64 KiB blocks, kept in fill[*nfill...], fill the holes below the block
+ * [p, p + n) until one lands right after it, so that it cannot grow in
+ * place; false if none does. */
+#define FILL_MAX 1024
+static bool wall_after(const void *p, size_t n, void **fill, size_t *nfill)
+{
+    while (*nfill < FILL_MAX && (fill[*nfill] = gm_malloc(64 << 10)) != NULL)
+        if ((uintptr_t)fill[(*nfill)++] == (uintptr_t)p + n) return true;
+    return false;
+}
+
+/* realloc of a large block that cannot grow in place, into fresh pages,
+ * moves its pages (gm_sys_move): the contents arrive, the old range holds
+ * no resident page and is free as released memory; into reused pages it
+ * copies; a refused move copies (the target, which the kernel may have
+ * dropped, is mapped again); a target that cannot be committed again makes
+ * realloc fail with the block intact, and the heap keeps the range as
+ * decommitted. */
 static int child_realloc_move(void)
 {
     const size_t n = 2 * MiB;
@@ -427,9 +439,26 @@ static int child_realloc_move(void)
         CHECK(again[0] == 0 && again[n - 1] == 0);
         gm_free(again);
     }
+    /* Into reused pages it copies. */
+    unsigned char *dirty = gm_malloc(8 * n), *b = gm_malloc(n);
+    void *bwall = gm_malloc(64 << 10);
+    CHECK(dirty && b && bwall);
+    if (!dirty || !b) return test_failures;
+    memset(dirty, 5, 8 * n);
+    gm_free(dirty);
+    pattern(b, n, 2);
+    uint64_t calls1 = gm_os.calls[GM_SYS_MOVE];
+    unsigned char *b2 = gm_realloc(b, 2 * n);
+    CHECK(b2 && pattern_holds(b2, n, 2));
+    CHECK_EQ(gm_os.calls[GM_SYS_MOVE], calls1);
+    gm_free(b2);
+    gm_free(bwall);
 
     /* A refused move copies; the target the kernel dropped is mapped again. */
-    void *wall2 = gm_malloc(64 << 10);
+    static void *fill[FILL_MAX];
+    size_t nfill = 0;
+    CHECK(wall_after(q, 3 * n, fill, &nfill));
+    gm_heap_scavenge(SIZE_MAX, gm_now_ms()); /* released pages: a move's target */
     gm_fault_set(GM_SYS_MOVE, 0, 1);
     unsigned char *r = gm_realloc(q, 6 * n);
     gm_fault_clear();
@@ -442,14 +471,11 @@ static int child_realloc_move(void)
     /* The target cannot be committed again: realloc fails, r intact. The
      * target comes from committed free pages, so only the move's own
      * recommit meets the refusal. */
-    static void *fill[512]; /* 64 KiB blocks fill the holes below r until one lands right after it */
-    size_t nfill = 0;
-    while (nfill < 512 && (fill[nfill] = gm_malloc(64 << 10)) != NULL)
-        if ((uintptr_t)fill[nfill++] == (uintptr_t)r + 6 * n) break;
-    CHECK(nfill && (uintptr_t)fill[nfill - 1] == (uintptr_t)r + 6 * n);
+    CHECK(wall_after(r, 6 * n, fill, &nfill));
     void *room = gm_malloc(16 * n);
     CHECK(room != NULL);
     gm_free(room);
+    gm_heap_scavenge(SIZE_MAX, gm_now_ms()); /* released pages: a move's target */
     uint64_t dec = gm_stat_load(&gm_heap.heap_decommitted), sys = gm_stat_load(&gm_heap.heap_sys);
     gm_fault_set(GM_SYS_MOVE, 0, 1);
     gm_fault_set(GM_SYS_MAP, 0, 1000);
@@ -472,8 +498,43 @@ static int child_realloc_move(void)
         gm_free(ok);
     }
     gm_free(wall);
-    gm_free(wall2);
     while (nfill) gm_free(fill[--nfill]);
+    CHECK_EQ(gm_check(), 0);
+    return test_failures;
+}
+
+/* Each page move may split the heap's mapping; past GM_MOVES_SPLIT_MAX
+ * moves whose splits may remain, a moved block that is freed is mapped
+ * afresh, so that a program that keeps growing blocks by realloc does not
+ * keep adding lines to /proc/self/maps. */
+static int child_move_splits(void)
+{
+    enum { N = 60 };
+    const size_t n = MiB;
+    static void *fill[N], *moved[N];
+    size_t moves = 0;
+    long maps0 = test_maps_count();
+    for (int i = 0; i < N; i++) {
+        unsigned char *a = gm_malloc(n);
+        fill[i] = gm_malloc(64 << 10); /* most often right after a */
+        CHECK(a != NULL);
+        if (!a) return test_failures;
+        pattern(a, n, i);
+        gm_heap_scavenge(SIZE_MAX, gm_now_ms()); /* released pages: a move's target */
+        uint64_t calls = gm_os.calls[GM_SYS_MOVE];
+        moved[i] = gm_realloc(a, 2 * n);
+        CHECK(moved[i] && pattern_holds(moved[i], n, i));
+        moves += gm_os.calls[GM_SYS_MOVE] - calls;
+    }
+    long maps1 = test_maps_count();
+    for (int i = 0; i < N; i++) gm_free(moved[i]);
+    long maps2 = test_maps_count();
+    printf("move_splits: %zu moves, %ld more mappings with the blocks live, %ld once freed\n", moves, maps1 - maps0,
+           maps2 - maps0);
+    CHECK_EQ(moves, N);
+    CHECK(maps2 - maps0 <= 2 * GM_MOVES_SPLIT_MAX + 16);
+    CHECK(maps1 - maps2 >= 2 * (N - GM_MOVES_SPLIT_MAX) - 8); /* the frees joined them again */
+    for (int i = 0; i < N; i++) gm_free(fill[i]);
     CHECK_EQ(gm_check(), 0);
     return test_failures;
 }
@@ -645,6 +706,7 @@ int main(void)
     test_in_child("pagecache_after", child_pagecache_after);
     test_in_child("pieces", child_pieces);
     test_in_child("realloc_move", child_realloc_move);
+    test_in_child("move_splits", child_move_splits);
     if (!test_skip_emulated(TEST_GAP_RLIMIT, "rlimit_as (RLIMIT_AS)")) test_in_child("rlimit_as", child_rlimit_as);
     return test_done("unit_heap");
 }
