@@ -170,6 +170,22 @@ static uintptr_t gm_grow_end(uintptr_t base, size_t need)
     return end;
 }
 
+/* Hand [base, end) of curArena (base is its start) to the page allocator,
+ * for a growth of need bytes: no more than need (rounded to GM_GROW_ALIGN)
+ * under a hard memory limit. Heap lock held. 0 or -1. */
+static int gm_heap_grow_at(uintptr_t base, uintptr_t end, size_t need, bool past_soft_limit)
+{
+    size_t room = gm_heap_limit_room(end - base, past_soft_limit);
+    if (room < end - base) { /* a hard limit: grow by no more than needed */
+        end = gm_align_up(base + need, GM_GROW_ALIGN);
+        if (end > gm_heap.arena_end) end = gm_heap.arena_end;
+        if (end - base > room) return -1;
+    }
+    if (gm_heap_add(base, end) != 0) return -1;
+    gm_heap.arena_base = end;
+    return 0;
+}
+
 /* Go's (*mheap).grow: make at least npages contiguous free pages available.
  * Heap lock held. 0 or -1 (ENOMEM) with the heap as it was, except that a
  * new reservation, once made, is kept as curArena. */
@@ -207,15 +223,18 @@ static int gm_heap_grow(size_t npages, bool past_soft_limit)
             if (end > gm_heap.arena_end) end = gm_heap.arena_end;
         }
     }
-    size_t room = gm_heap_limit_room(end - base, past_soft_limit);
-    if (room < end - base) { /* a hard limit: grow by no more than needed */
-        end = gm_align_up(base + need, GM_GROW_ALIGN);
-        if (end > gm_heap.arena_end) end = gm_heap.arena_end;
-        if (end - base > room) return -1;
-    }
-    if (gm_heap_add(base, end) != 0) return -1;
-    gm_heap.arena_base = end;
-    return 0;
+    return gm_heap_grow_at(base, end, need, past_soft_limit);
+}
+
+/* Grow the heap in place: the next pages of curArena, for a span that ends
+ * at its base to grow into (realloc). Heap lock held. 0 or -1. */
+static int gm_heap_grow_frontier(size_t npages)
+{
+    uintptr_t base = gm_heap.arena_base;
+    size_t need = npages << GM_PAGE_SHIFT;
+    if (base == 0 || gm_heap.arena_end - base < need) return -1;
+    uintptr_t end = gm_grow_end(base, need);
+    return gm_heap_grow_at(base, end < gm_heap.arena_end ? end : gm_heap.arena_end, need, false);
 }
 
 /* Point every page of [base, base + npages) at s. */
@@ -351,6 +370,10 @@ bool gm_heap_grow_span(struct gm_span *s, size_t npages)
         if (gm_heap_limit_room(rest << GM_PAGE_SHIFT, false) == SIZE_MAX && gm_heap_recommit_at(hole, rest) == 0)
             run = gm_pagealloc_free_run_at(&gm_heap.pages, end, extra);
     }
+    /* At the heap's frontier (the span and the free run after it reach
+     * curArena's base): the heap grows there. */
+    if (run < extra && end + (run << GM_PAGE_SHIFT) == gm_heap.arena_base && gm_heap_grow_frontier(extra - run) == 0)
+        run = gm_pagealloc_free_run_at(&gm_heap.pages, end, extra);
     if (run >= extra) {
         size_t scav = gm_pagealloc_alloc_range(&gm_heap.pages, end, extra);
         size_t bytes = extra << GM_PAGE_SHIFT;

@@ -270,6 +270,21 @@ static int child_inplace(void)
     CHECK_EQ(s->npages, 10);
     CHECK_EQ(gm_stat_load(&gm_heap.heap_inuse), 11 * GM_PAGE_SIZE);
     CHECK_EQ(gm_check(), 0);
+    /* A span that ends where curArena starts grows in place: the heap
+     * grows there. */
+    uintptr_t top = t->base + GM_PAGE_SIZE;
+    struct gm_span *u = span((gm_heap.arena_base - top) >> GM_PAGE_SHIFT);
+    CHECK(u && u->base == top);
+    if (!u) return test_failures;
+    uintptr_t frontier = gm_heap.arena_base;
+    CHECK_EQ(u->base + ((uintptr_t)u->npages << GM_PAGE_SHIFT), frontier);
+    uint64_t sys = gm_stat_load(&gm_heap.heap_sys);
+    CHECK(gm_heap_grow_span(u, u->npages + 100));
+    CHECK_EQ(u->base, top);
+    CHECK(gm_heap.arena_base > frontier && gm_stat_load(&gm_heap.heap_sys) > sys);
+    memset((void *)(frontier), 9, 100 * GM_PAGE_SIZE); /* committed */
+    CHECK(gm_span_lookup(frontier + 99 * GM_PAGE_SIZE) == u);
+    CHECK_EQ(gm_check(), 0);
     return test_failures;
 }
 
