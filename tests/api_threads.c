@@ -15,6 +15,10 @@
  *      150 KiB a thread, stack included. A thread that uses a class a
  *      little must not touch a whole span of it: carving all of a first
  *      span's 8 KiB page cost 180 KiB a thread (glibc: about 40).
+ *   5. grow: 4 threads each grow blocks by realloc from 1 to 16 MiB, a
+ *      block allocated behind them at each step, and scavenge now and
+ *      then, so that many growths move pages (mremap) at once, from
+ *      several threads: every byte arrives, then gm_check.
  */
 #define _GNU_SOURCE
 #include <gomalloc.h>
@@ -275,11 +279,75 @@ static void test_many(void)
     CHECK_EQ(gm_check(), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* 5. grow                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define GROW_THREADS 4
+static atomic_long grow_bad, grow_steps;
+
+static void grow_fill(unsigned char *p, size_t from, size_t to, unsigned seed)
+{
+    for (size_t i = from; i < to; i += 256) p[i] = (unsigned char)(seed + i / 256);
+}
+
+static bool grow_holds(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 256)
+        if (p[i] != (unsigned char)(seed + i / 256)) return false;
+    return true;
+}
+
+static void *grow_thread(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (int round = 0; round < 12; round++, seed += 17) {
+        size_t n = (size_t)1 << 20;
+        unsigned char *v = malloc(n);
+        void *wall[4] = {NULL};
+        if (!v) {
+            atomic_fetch_add(&grow_bad, 1);
+            continue;
+        }
+        grow_fill(v, 0, n, seed);
+        for (int k = 0; k < 4; k++) {
+            wall[k] = malloc(64 << 10);
+            unsigned char *q = realloc(v, 2 * n);
+            if (!q || !grow_holds(q, n, seed)) {
+                atomic_fetch_add(&grow_bad, 1);
+                if (!q) break;
+            }
+            grow_fill(q, n, 2 * n, seed);
+            v = q;
+            n *= 2;
+            atomic_fetch_add(&grow_steps, 1);
+        }
+        if (!grow_holds(v, n, seed)) atomic_fetch_add(&grow_bad, 1);
+        free(v);
+        for (int k = 0; k < 4; k++) free(wall[k]);
+        if (round % 3 == 2) gm_scavenge(); /* fresh pages: targets to move into */
+    }
+    return NULL;
+}
+
+static void test_grow(void)
+{
+    pthread_t th[GROW_THREADS];
+    for (uintptr_t i = 0; i < GROW_THREADS; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, grow_thread, (void *)(i * 1000 + 1)), 0);
+    for (int i = 0; i < GROW_THREADS; i++) pthread_join(th[i], NULL);
+    printf("grow: %ld realloc steps of 1-16 MiB blocks in %d threads\n", atomic_load(&grow_steps), GROW_THREADS);
+    CHECK_EQ(atomic_load(&grow_bad), 0);
+    CHECK_EQ(atomic_load(&grow_steps), GROW_THREADS * 12 * 4);
+    CHECK_EQ(gm_check(), 0);
+}
+
 int main(void)
 {
     test_ring();
     test_churn();
     test_fork();
     test_many();
+    test_grow();
     return test_done("api_threads");
 }
