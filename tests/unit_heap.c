@@ -546,8 +546,11 @@ static int child_move_splits(void)
     printf("move_splits: %zu moves, %ld more mappings with the blocks live, %ld once freed\n", moves, maps1 - maps0,
            maps2 - maps0);
     CHECK_EQ(moves, N);
-    CHECK(maps2 - maps0 <= 2 * GM_MOVES_SPLIT_MAX + 16);
-    CHECK(maps1 - maps2 >= 2 * (N - GM_MOVES_SPLIT_MAX) - 8); /* the frees joined them again */
+    /* Each remapped block joins at least one of its two splits (both, where
+     * its neighbours were not moved blocks themselves); the rest of the
+     * lines are the moves under the bound and the heap's growth. */
+    CHECK(maps1 - maps2 >= N - GM_MOVES_SPLIT_MAX);
+    CHECK(maps2 - maps0 <= 2 * GM_MOVES_SPLIT_MAX + 32);
     for (int i = 0; i < N; i++) gm_free(fill[i]);
     CHECK_EQ(gm_check(), 0);
     return test_failures;
