@@ -90,7 +90,9 @@ static void gm_large_release(struct gm_tcache *tc, struct gm_span *s)
 {
     if (GM_UNLIKELY(s->moved) && atomic_load_explicit(&gm_moves_split, memory_order_relaxed) > GM_MOVES_SPLIT_MAX) {
         atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
+        gm_scav_lock_all(); /* see gm_large_move */
         gm_heap_free_span_remap(s);
+        gm_scav_unlock_all();
     } else if (tc) {
         gm_heap_cache_put(&tc->hl, s);
     } else {
@@ -104,36 +106,55 @@ void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
     gm_large_release(tc, s);
 }
 
-enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to)
+/* Free from, whose pages read as zeroes now; scavenger lock held. If pages
+ * were moved into it before, a remap costs nothing more and joins its
+ * mappings again. */
+static void gm_large_free_moved_out(struct gm_span *from)
 {
-#ifdef GM_VALGRIND
-    return GM_MOVE_COPY; /* memcheck would not follow the bytes */
-#endif
-    size_t n = (size_t)from->npages << GM_PAGE_SHIFT;
-    if (!gm_heap_hold_slot()) return GM_MOVE_COPY; /* for a target that loses its commit */
-    int r = gm_sys_move((void *)from->base, (void *)to->base, n, &gm_heap.heap_sys);
-    if (r == -1) {
-        gm_heap_drop_slot();
-        return GM_MOVE_COPY;
-    }
-    struct gm_span *gone = r == 0 ? from : to;
-    if (atomic_load_explicit(&gone->prof_samples, memory_order_relaxed)) gm_prof_freed(gone, (void *)gone->base);
-    gm_large_count_free(tc, gone);
-    if (r == -2) {
-        gm_heap_free_span_lost(to, n);
-        return GM_MOVE_LOST;
-    }
-    gm_heap_drop_slot();
-    to->moved = 1;
-    atomic_fetch_add_explicit(&gm_moves_split, 1, memory_order_relaxed);
-    /* from's pages read as zeroes now: if they were moved there, a remap
-     * costs nothing more and joins its mappings again. */
     if (from->moved) {
         atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
         gm_heap_free_span_remap(from);
     } else {
         gm_heap_free_span_zeroed(from);
     }
+}
+
+enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to)
+{
+#ifdef GM_VALGRIND
+    return GM_MOVE_COPY; /* memcheck would not follow the bytes */
+#endif
+    /* A sampled new block is copied into: the profile's lock comes before
+     * the scavenger's, so it cannot be forgotten under it. */
+    if (atomic_load_explicit(&to->prof_samples, memory_order_relaxed)) return GM_MOVE_COPY;
+    size_t n = (size_t)from->npages << GM_PAGE_SHIFT;
+    if (!gm_heap_hold_slot()) return GM_MOVE_COPY; /* for a target that loses its commit */
+    /* The scavenger's lock, as around its own system calls: gm_check (which
+     * holds it, and may run beside the helper thread) must not see heap_sys
+     * while a refused move has taken the target's bytes out and the span
+     * is not yet freed, nor a remap half done. */
+    gm_scav_lock_all();
+    int r = gm_sys_move((void *)from->base, (void *)to->base, n, &gm_heap.heap_sys);
+    if (r == -1) {
+        gm_scav_unlock_all();
+        gm_heap_drop_slot();
+        return GM_MOVE_COPY;
+    }
+    if (r == -2) {
+        gm_large_count_free(tc, to);
+        gm_heap_free_span_lost(to, n);
+        gm_scav_unlock_all();
+        return GM_MOVE_LOST;
+    }
+    gm_scav_unlock_all();
+    gm_heap_drop_slot();
+    to->moved = 1;
+    atomic_fetch_add_explicit(&gm_moves_split, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&from->prof_samples, memory_order_relaxed)) gm_prof_freed(from, (void *)from->base);
+    gm_large_count_free(tc, from);
+    gm_scav_lock_all();
+    gm_large_free_moved_out(from);
+    gm_scav_unlock_all();
     gm_heap_freed();
     return GM_MOVE_DONE;
 }
