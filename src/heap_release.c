@@ -26,6 +26,14 @@
  * its own lock around each call, so that one runs at a time and gm_check
  * never sees pages in flight.
  *
+ * For realloc's page moves (large.c, under the same lock): a span whose
+ * pages were moved away is freed as released (gm_heap_free_span_zeroed);
+ * a span that pages were moved into may be mapped afresh when freed, to
+ * join the heap's mapping again (gm_heap_free_span_remap); and a range
+ * whose commit the OS did not give back becomes a decommitted range
+ * (gm_heap_free_span_lost), in a slot held before the system call
+ * (gm_heap_hold_slot), so that it always has room in the list.
+ *
  * Decommitted ranges: sorted, coalesced, marked in use in the page
  * allocator and mapped PROT_NONE. Growth commits them again before it
  * touches curArena (gm_heap_recommit). The list is short on purpose: every

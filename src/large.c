@@ -12,6 +12,16 @@
  * so free() recognizes an interior pointer, and its usable size is its
  * whole pages.
  *
+ * Growth (realloc): in place when the pages after the span are free, or
+ * decommitted, or the heap's frontier (heap.c's gm_heap_grow_span); else a
+ * new span. Into a new span of fresh pages (released or new), a block of
+ * GM_MOVE_MIN_PAGES or more has its pages moved, not copied (os.c's
+ * gm_sys_move, mremap): it is never resident twice, as glibc's mmapped
+ * chunks are not, and its old range goes back released. Into reused
+ * pages it is copied: that grows nothing, where a move would drop them.
+ * Each move may split the heap's mapping; gm_moves_split bounds how many
+ * such splits stay (below).
+ *
  * Alignment: up to 16 bytes every result is aligned. Beyond, a small size
  * class whose object size is a multiple of the alignment (spans are page
  * aligned, so all its objects are aligned) serves alignments up to a page;
