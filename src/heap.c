@@ -19,7 +19,8 @@
  * curArena, the rest of curArena is committed, counted as released and
  * handed to the page allocator before switching, exactly as in Go. When no
  * more address space can be had, growth takes what curArena still holds if
- * that is enough.
+ * that is enough. A large span that ends at arena_base and must grow
+ * (realloc) grows the heap right there, in place (gm_heap_grow_span).
  *
  * Statistics (all in bytes, Go's MemStats meanings):
  *   heap_sys      = committed heap memory: everything grown, never the

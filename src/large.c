@@ -95,14 +95,21 @@ static void gm_large_count_free(struct gm_tcache *tc, struct gm_span *s)
  * high. */
 static _Atomic long gm_moves_split;
 
+/* Free moved span s by mapping it afresh, under the scavenger's lock (see
+ * gm_large_move); its splits go with it. */
+static void gm_large_remap(struct gm_span *s)
+{
+    atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
+    gm_scav_lock_all();
+    gm_heap_free_span_remap(s);
+    gm_scav_unlock_all();
+}
+
 /* Free large span s; a moved one may be remapped (see above). */
 static void gm_large_release(struct gm_tcache *tc, struct gm_span *s)
 {
     if (GM_UNLIKELY(s->moved) && atomic_load_explicit(&gm_moves_split, memory_order_relaxed) > GM_MOVES_SPLIT_MAX) {
-        atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
-        gm_scav_lock_all(); /* see gm_large_move */
-        gm_heap_free_span_remap(s);
-        gm_scav_unlock_all();
+        gm_large_remap(s);
     } else if (tc) {
         gm_heap_cache_put(&tc->hl, s);
     } else {
@@ -114,19 +121,6 @@ void gm_large_free(struct gm_tcache *tc, struct gm_span *s)
 {
     gm_large_count_free(tc, s);
     gm_large_release(tc, s);
-}
-
-/* Free from, whose pages read as zeroes now; scavenger lock held. If pages
- * were moved into it before, a remap costs nothing more and joins its
- * mappings again. */
-static void gm_large_free_moved_out(struct gm_span *from)
-{
-    if (from->moved) {
-        atomic_fetch_sub_explicit(&gm_moves_split, 1, memory_order_relaxed);
-        gm_heap_free_span_remap(from);
-    } else {
-        gm_heap_free_span_zeroed(from);
-    }
 }
 
 enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm_span *to)
@@ -162,9 +156,10 @@ enum gm_move gm_large_move(struct gm_tcache *tc, struct gm_span *from, struct gm
     atomic_fetch_add_explicit(&gm_moves_split, 1, memory_order_relaxed);
     if (atomic_load_explicit(&from->prof_samples, memory_order_relaxed)) gm_prof_freed(from, (void *)from->base);
     gm_large_count_free(tc, from);
-    gm_scav_lock_all();
-    gm_large_free_moved_out(from);
-    gm_scav_unlock_all();
+    /* from's pages read as zeroes now. If pages were moved into it before,
+     * a remap costs nothing more and joins its mappings again. */
+    if (from->moved) gm_large_remap(from);
+    else gm_heap_free_span_zeroed(from);
     gm_heap_freed();
     return GM_MOVE_DONE;
 }

@@ -26,10 +26,16 @@
  * the layers above size their reservations by gm_sys_as_limit, read at
  * each reservation because a program may lower or raise it at any time.
  *
+ * One more call keeps memory Ready but moves it: gm_sys_move hands a
+ * range's pages to another Ready range with mremap (realloc of large
+ * blocks), and the source stays Ready, reading as zeroes.
+ *
  * Invariants: every transition that changes what is committed adds or
  * subtracts exactly its bytes from the stat its caller names and from
  * gm_os.committed, and only when the system call succeeded; a failed call
- * changes nothing and returns -1 with errno set. Nothing here allocates.
+ * changes nothing and returns -1 with errno set. The exception is a move
+ * the kernel refuses after it dropped the target: that target is Reserved
+ * and accounted so (-2), and errno is kept. Nothing here allocates.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "os.h"
@@ -190,25 +196,47 @@ int gm_sys_decommit(void *v, size_t n, gm_stat *stat)
  * gives its charge back) and charges the moved range after, so a refusal
  * can come after the drop (strict overcommit when another process took the
  * charge meanwhile, or a limit lowered under the heap): then to is mapped
- * PROT_NONE again at once and committed again if the OS allows. Kernels
- * before 5.7 have no MREMAP_DONTUNMAP (EINVAL): the first refusal turns
- * moving off. Each move may split the heap's mapping twice at to (the
+ * PROT_NONE again at once and committed again if the OS allows. Before
+ * the first move a page of a scratch mapping is moved and its source
+ * asked for (mincore): kernels before 5.7 refuse the flag, and qemu-user
+ * (7.2) moves the page but forgets that the source stays mapped, so that
+ * a system call given an address there would fail with EFAULT; either
+ * turns moving off for the process. Each move may split the heap's mapping twice at to (the
  * moved pages keep their old file offset, so the kernel does not merge
  * them with their neighbours) until the range is decommitted. */
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
 #endif
-static _Atomic bool gm_sys_move_off;
+static _Atomic int gm_sys_move_state; /* 0 not probed, 1 works, -1 off */
+
+bool gm_sys_moves_work(void)
+{
+    int st = atomic_load_explicit(&gm_sys_move_state, memory_order_relaxed);
+    if (st) return st > 0;
+    const size_t ps = 4096; /* arch.h: 4 KiB pages */
+    int saved = errno;
+    char *s = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED) { /* no room now: ask again next time */
+        errno = saved;
+        return false;
+    }
+    unsigned char v;
+    bool ok = mremap(s, ps, ps, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, s + ps) == s + ps &&
+              mincore(s, ps, &v) == 0;
+    munmap(s, 2 * ps);
+    atomic_store_explicit(&gm_sys_move_state, ok ? 1 : -1, memory_order_relaxed);
+    errno = saved;
+    return ok;
+}
 
 int gm_sys_move(void *from, void *to, size_t n, gm_stat *stat)
 {
-    if (atomic_load_explicit(&gm_sys_move_off, memory_order_relaxed)) return -1;
+    if (!gm_sys_moves_work()) return -1;
     int saved = errno;
     void *p = MAP_FAILED;
     if (gm_sys_begin(GM_SYS_MOVE)) {
         p = mremap(from, n, n, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
         if (p == MAP_FAILED) gm_sys_failed(GM_SYS_MOVE);
-        if (p == MAP_FAILED && errno == EINVAL) atomic_store_explicit(&gm_sys_move_off, true, memory_order_relaxed);
     } else {
         munmap(to, n); /* an injected refusal is the kernel's worst: after the drop */
     }

@@ -62,6 +62,8 @@ int gm_sys_decommit(void *v, size_t n, gm_stat *stat) GM_HIDDEN;
  * back may be gone): to is then Reserved and n is subtracted from *stat
  * and gm_os.committed. Keeps errno. */
 int gm_sys_move(void *from, void *to, size_t n, gm_stat *stat) GM_HIDDEN;
+/* Whether gm_sys_move can move pages here (probed once; see os.c). */
+bool gm_sys_moves_work(void) GM_HIDDEN;
 /* Heap address space only: apply the huge-page policy (MADV_NOHUGEPAGE
  * where the kernel would back the heap with huge pages unasked, or with
  * GOMALLOC_THP=0); called on each arena reservation, and by gm_sys_decommit

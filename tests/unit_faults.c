@@ -99,7 +99,8 @@ static void run_phase(const struct phase *a, const struct phase *b)
 }
 
 /* A vector grown by realloc from 1 to 8 MiB with a block allocated behind
- * it at each step, so that it cannot grow in place: its pages move
+ * it at each step, so that it cannot grow in place, and free pages released
+ * before each step, so that its new place is fresh: its pages move
  * (gm_sys_move). */
 static void grow_vector(uint64_t seed)
 {
@@ -108,6 +109,7 @@ static void grow_vector(uint64_t seed)
     void *wall[4] = {NULL};
     if (!tobj_new(&v, &r)) return;
     for (int i = 0; i < 4 && v.p; i++) {
+        gm_scavenge(); /* free pages released: fresh targets, which a move needs */
         tobj_resize(&v, (size_t)1 << (20 + i));
         wall[i] = gm_malloc((size_t)64 << 10); /* NULL allowed: the resize's checks are the test */
     }
